@@ -1,0 +1,167 @@
+/*
+ * kvs.h — the public API of libkvs, an embeddable, crash-safe key/value store.
+ *
+ * One data directory holds one store. A store is reached through an opaque handle with the
+ * lifecycle LMDB made familiar: create → configure → open → use → close.
+ *
+ *     kvs_t *db;
+ *     kvs_options opt;
+ *     kvs_options_init(&opt);            // defaults; change what you need
+ *     opt.sync = KVS_SYNC_ALWAYS;
+ *     if (kvs_create(&db) < 0) ...
+ *     if ((rc = kvs_configure(db, &opt)) < 0) ...
+ *     if ((rc = kvs_open(db, "/var/lib/kvs")) < 0)
+ *         fprintf(stderr, "%s: %s\n", kvs_strerror(rc), kvs_last_error());
+ *     kvs_set(db, "k", 1, "v", 1);
+ *     void *val; size_t len;
+ *     if (kvs_get(db, "k", 1, &val, &len) == 0) { use(val, len); kvs_free(val); }
+ *     kvs_close(db);
+ *
+ * Keys and values are binary-safe byte strings given by pointer and length; an empty key and an
+ * empty value are allowed. Limits: key ≤ KVS_MAX_KEY bytes, value ≤ KVS_MAX_VALUE bytes; larger
+ * ones are rejected with KVS_EKEYTOOBIG / KVS_EVALTOOBIG before anything is written.
+ *
+ * Errors: every function that can fail returns 0 (or a non-negative count) on success and a
+ * negative KVS_E* code on failure. kvs_strerror() names the code; kvs_last_error() gives the
+ * detail of the most recent failure on the calling thread (file, offset, errno text).
+ *
+ * Threads: after kvs_open returns, get/set/remove/stats/compact/sync may be called from any
+ * number of threads on one handle. kvs_configure and kvs_open must not race with anything;
+ * kvs_close must be the last call on a handle.
+ *
+ * Durability (kvs_options.sync): in every mode a write that returned 0 has been handed to the
+ * kernel, so it survives the process being killed. KVS_SYNC_ALWAYS also puts it on disk before
+ * returning (it survives power loss); KVS_SYNC_EVERYSEC syncs at most a second later;
+ * KVS_SYNC_NEVER leaves it to the operating system.
+ */
+#ifndef KVS_H
+#define KVS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVS_VERSION_STRING "0.1.0"
+
+#define KVS_MAX_KEY   (64u * 1024u)          /* 64 KiB */
+#define KVS_MAX_VALUE (512u * 1024u * 1024u) /* 512 MiB */
+
+/* Error codes: all negative; 0 is success. Keep the numbers stable: they are part of the ABI. */
+enum {
+    KVS_OK = 0,
+    KVS_ENOTFOUND = -1,   /* the key does not exist */
+    KVS_EINVAL = -2,      /* a bad argument or option */
+    KVS_ENOMEM = -3,      /* out of memory */
+    KVS_EIO = -4,         /* an I/O error from the operating system */
+    KVS_ECORRUPT = -5,    /* data on disk failed its checksum or is malformed */
+    KVS_EBUSY = -6,       /* the directory is in use by another handle or process */
+    KVS_EKEYTOOBIG = -7,  /* key longer than KVS_MAX_KEY */
+    KVS_EVALTOOBIG = -8,  /* value longer than KVS_MAX_VALUE */
+    KVS_EENGINE = -9,     /* the directory belongs to another engine */
+    KVS_ENOENGINE = -10,  /* no engine of that name */
+    KVS_ESTATE = -11,     /* call not valid in the handle's state (e.g. configure after open) */
+    KVS_EVERSION = -12,   /* on-disk format version this build does not read */
+    KVS_ECLOSED = -13,    /* the store is shutting down */
+};
+
+typedef enum kvs_sync {
+    KVS_SYNC_NEVER = 0,
+    KVS_SYNC_EVERYSEC = 1,
+    KVS_SYNC_ALWAYS = 2,
+} kvs_sync;
+
+typedef struct kvs_options {
+    const char *engine;         /* "kvs" or "lmdb"; NULL: the engine already in the directory,
+                                   else "kvs". The string is copied by kvs_configure. */
+    kvs_sync sync;              /* default KVS_SYNC_EVERYSEC */
+    uint64_t segment_size;      /* kvs engine: rotate the active segment at this many bytes;
+                                   default 8 MiB, range 4 KiB .. 1 GiB */
+    double compact_ratio;       /* kvs engine: a sealed segment whose dead bytes are at least
+                                   this share of it is compacted; default 0.5, range (0, 1] */
+    uint64_t compact_min_bytes; /* kvs engine: compaction starts only once the candidates hold
+                                   this many dead bytes in all; default 1 MiB */
+    int auto_compact;           /* kvs engine: 1 (default) compacts on its own, 0 only when
+                                   kvs_compact is called */
+} kvs_options;
+
+typedef struct kvs_stats {
+    char engine[16];            /* "kvs" or "lmdb" */
+    kvs_sync sync;
+    uint64_t keys;              /* live keys */
+    uint64_t live_bytes;        /* bytes of records that are current */
+    uint64_t dead_bytes;        /* bytes of overwritten or removed records not yet reclaimed */
+    uint64_t disk_bytes;        /* bytes of all data files */
+    uint64_t segments;          /* live segment files */
+    uint64_t compactions;       /* completed compaction runs since open */
+    uint64_t compact_reclaimed; /* bytes reclaimed by them */
+    uint64_t compact_last_usec; /* duration of the last run */
+    uint64_t writes;            /* records written since open */
+    uint64_t syncs;             /* fdatasync calls on data files since open */
+    uint64_t corrupt_reads;     /* reads refused because the record failed its checksum */
+} kvs_stats;
+
+typedef struct kvs kvs_t;
+
+/* Fill *opt with the defaults. Always call it first: fields added later get their defaults. */
+void kvs_options_init(kvs_options *opt);
+
+/* Allocate a closed handle into *out. Free it with kvs_close (open or not). */
+int kvs_create(kvs_t **out);
+
+/* Set the options of a handle that is not open yet (KVS_ESTATE otherwise). */
+int kvs_configure(kvs_t *db, const kvs_options *opt);
+
+/* Open (creating if needed) the store in directory dir. KVS_EBUSY if another handle or process
+ * has it open, KVS_EENGINE if it belongs to another engine. */
+int kvs_open(kvs_t *db, const char *dir);
+
+/* Store value under key, replacing any previous value. */
+int kvs_set(kvs_t *db, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Look key up. On success *val points to a new buffer of *vlen bytes, followed by one NUL byte
+ * that is not counted (so text values can be used as C strings); the caller owns it and frees it
+ * with kvs_free. KVS_ENOTFOUND if the key is absent (then *val is NULL). */
+int kvs_get(kvs_t *db, const void *key, size_t klen, void **val, size_t *vlen);
+
+/* Remove key. KVS_ENOTFOUND if it was not there (nothing is written then). */
+int kvs_remove(kvs_t *db, const void *key, size_t klen);
+
+/* Copy the store's figures into *out. */
+int kvs_stats_get(kvs_t *db, kvs_stats *out);
+
+/* Compact now: rewrite every sealed segment that holds dead bytes. Returns the bytes reclaimed
+ * (≥ 0) or an error. Also runs on its own when auto_compact is set. */
+int64_t kvs_compact(kvs_t *db);
+
+/* Force everything written so far onto disk. */
+int kvs_sync_now(kvs_t *db);
+
+/* Close the store (syncing it) and free the handle, open or not. Returns the first error met
+ * while closing; the handle is freed either way. NULL is allowed. */
+int kvs_close(kvs_t *db);
+
+/* Free a buffer returned by kvs_get. NULL is allowed. */
+void kvs_free(void *p);
+
+/* A static, human-readable name for an error code. */
+const char *kvs_strerror(int err);
+
+/* Detail of the most recent failure on the calling thread ("" if none); valid until the next
+ * libkvs call on this thread. */
+const char *kvs_last_error(void);
+
+/* Logging. libkvs reports what an operator should know (a torn tail truncated, a corrupt record
+ * skipped) through one process-wide handler; by default lines go to stderr at level ≥ WARN. */
+enum { KVS_LOG_DEBUG = 0, KVS_LOG_INFO = 1, KVS_LOG_WARN = 2, KVS_LOG_ERROR = 3, KVS_LOG_OFF = 4 };
+typedef void (*kvs_log_fn)(int level, const char *msg, void *ctx);
+void kvs_log_set_level(int level);
+/* fn NULL restores the stderr handler. msg is only valid during the call. */
+void kvs_log_set_handler(kvs_log_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVS_H */

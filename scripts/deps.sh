@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install the Debian packages kvs needs to build and test, but only those that are missing.
+# `scripts/deps.sh --check` only reports (exit 1 if something is missing).
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config
+  libxxhash-dev liburcu-dev libcmocka-dev
+  python3
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "${1:-}" = "--check" ]; then
+  echo "missing packages: ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "installing: ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,308 @@
+/*
+ * api.c — the public functions of kvs.h: handle lifecycle, argument checks, and dispatch to the
+ * engine chosen for the directory.
+ *
+ * What every engine shares lives here, once:
+ *   - limits on keys and values, checked before any engine sees them;
+ *   - the LOCK file: flock(LOCK_EX | LOCK_NB) held from open to close, so a second handle or
+ *     process gets KVS_EBUSY ("directory in use") instead of two writers on one log;
+ *   - the ENGINE file: the name of the engine that owns the directory, written once when the
+ *     directory is first opened, so that opening it later with another engine is refused
+ *     (KVS_EENGINE) and opening it with no engine named picks the right one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "kvs.h"
+#include "util/err.h"
+#include "util/io.h"
+
+#define ENGINE_FILE "ENGINE"
+#define LOCK_FILE "LOCK"
+#define ENGINE_NAME_MAX 32
+
+enum { DB_CREATED, DB_OPEN };
+
+struct kvs {
+    int state;
+    kvs_options opt;
+    char engine_name[ENGINE_NAME_MAX]; /* opt.engine points here once configured */
+    const kvs_engine_ops *ops;
+    void *impl;
+    int lock_fd;
+};
+
+void kvs_options_init(kvs_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->engine = NULL;
+    opt->sync = KVS_SYNC_EVERYSEC;
+    opt->segment_size = 8u << 20;
+    opt->compact_ratio = 0.5;
+    opt->compact_min_bytes = 1u << 20;
+    opt->auto_compact = 1;
+}
+
+int kvs_create(kvs_t **out)
+{
+    kvs_t *db = calloc(1, sizeof *db);
+
+    *out = NULL;
+    if (!db)
+        return KVS_ENOMEM;
+    kvs_options_init(&db->opt);
+    db->state = DB_CREATED;
+    db->lock_fd = -1;
+    *out = db;
+    return 0;
+}
+
+int kvs_configure(kvs_t *db, const kvs_options *opt)
+{
+    if (!db || !opt)
+        return kvs_seterr(KVS_EINVAL, "kvs_configure: NULL argument");
+    if (db->state != DB_CREATED)
+        return kvs_seterr(KVS_ESTATE, "kvs_configure: the store is already open");
+    if (opt->sync != KVS_SYNC_NEVER && opt->sync != KVS_SYNC_EVERYSEC &&
+        opt->sync != KVS_SYNC_ALWAYS)
+        return kvs_seterr(KVS_EINVAL, "sync mode %d is not never, everysec or always", opt->sync);
+    if (opt->segment_size < 4096 || opt->segment_size > (1ull << 30))
+        return kvs_seterr(KVS_EINVAL, "segment size %llu outside 4 KiB .. 1 GiB",
+                          (unsigned long long)opt->segment_size);
+    if (!(opt->compact_ratio > 0.0 && opt->compact_ratio <= 1.0))
+        return kvs_seterr(KVS_EINVAL, "compaction ratio %g outside (0, 1]", opt->compact_ratio);
+    if (opt->engine) {
+        if (!kvs_engine_find(opt->engine))
+            return kvs_seterr(KVS_ENOENGINE, "unknown engine '%s'", opt->engine);
+        strcpy(db->engine_name, opt->engine); /* fits: it matched a registered name */
+    }
+    db->opt = *opt;
+    db->opt.engine = opt->engine ? db->engine_name : NULL;
+    return 0;
+}
+
+/* Take the directory's LOCK; KVS_EBUSY if someone holds it. */
+static int lock_dir(kvs_t *db, const char *dir)
+{
+    char path[PATH_MAX];
+    int rc;
+
+    if ((rc = io_join(path, sizeof path, dir, LOCK_FILE)) < 0)
+        return rc;
+    db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (db->lock_fd < 0)
+        return kvs_seterr(KVS_EIO, "open %s: %s", path, strerror(errno));
+    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(db->lock_fd);
+        db->lock_fd = -1;
+        if (e == EWOULDBLOCK)
+            return kvs_seterr(KVS_EBUSY, "directory %s is in use by another process", dir);
+        return kvs_seterr(KVS_EIO, "lock %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* Which engine owns dir: from the ENGINE file, else by asking each engine, else none (""). */
+static int dir_engine(const char *dir, char *name, size_t cap)
+{
+    char path[PATH_MAX], *buf;
+    size_t len;
+    int rc;
+
+    name[0] = '\0';
+    if ((rc = io_join(path, sizeof path, dir, ENGINE_FILE)) < 0)
+        return rc;
+    rc = io_read_file(path, ENGINE_NAME_MAX, &buf, &len);
+    if (rc == KVS_ENOTFOUND) {
+        for (const kvs_engine_ops *const *e = kvs_engine_list(); *e; e++)
+            if ((*e)->owns_dir && (*e)->owns_dir(dir)) {
+                snprintf(name, cap, "%s", (*e)->name);
+                break;
+            }
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = '\0';
+    if (len == 0 || len >= cap || !kvs_engine_find(buf)) {
+        rc = kvs_seterr(KVS_ECORRUPT, "%s names an unknown engine '%s'", path, buf);
+        free(buf);
+        return rc;
+    }
+    memcpy(name, buf, len + 1);
+    free(buf);
+    return 0;
+}
+
+static int make_dir(const char *dir)
+{
+    struct stat st;
+
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+            return 0;
+        return kvs_seterr(KVS_EINVAL, "%s is not a directory", dir);
+    }
+    return kvs_seterr(KVS_EIO, "create directory %s: %s", dir, strerror(errno));
+}
+
+int kvs_open(kvs_t *db, const char *dir)
+{
+    char have[ENGINE_NAME_MAX], want[ENGINE_NAME_MAX];
+    int rc;
+
+    kvs_clearerr();
+    if (!db || !dir || !*dir)
+        return kvs_seterr(KVS_EINVAL, "kvs_open: no handle or directory");
+    if (db->state != DB_CREATED)
+        return kvs_seterr(KVS_ESTATE, "kvs_open: the store is already open");
+    if ((rc = make_dir(dir)) < 0 || (rc = lock_dir(db, dir)) < 0)
+        return rc;
+    if ((rc = dir_engine(dir, have, sizeof have)) < 0)
+        goto fail;
+    snprintf(want, sizeof want, "%s", db->opt.engine ? db->opt.engine : have[0] ? have : "kvs");
+    if (have[0] && strcmp(have, want) != 0) {
+        rc = kvs_seterr(KVS_EENGINE, "directory %s holds engine '%s', not '%s'", dir, have, want);
+        goto fail;
+    }
+    db->ops = kvs_engine_find(want);
+    if ((rc = db->ops->open(dir, &db->opt, &db->impl)) < 0)
+        goto fail;
+    if (!have[0]) {
+        char line[ENGINE_NAME_MAX + 1];
+        int n = snprintf(line, sizeof line, "%s\n", want);
+        if ((rc = io_write_file_atomic(dir, ENGINE_FILE, line, (size_t)n)) < 0) {
+            db->ops->close(db->impl);
+            db->impl = NULL;
+            goto fail;
+        }
+    }
+    db->state = DB_OPEN;
+    return 0;
+
+fail:
+    close(db->lock_fd);
+    db->lock_fd = -1;
+    db->ops = NULL;
+    return rc;
+}
+
+static int check_open(const kvs_t *db)
+{
+    if (!db)
+        return kvs_seterr(KVS_EINVAL, "NULL handle");
+    if (db->state != DB_OPEN)
+        return kvs_seterr(KVS_ESTATE, "the store is not open");
+    return 0;
+}
+
+static int check_key(const void *key, size_t klen)
+{
+    if (!key && klen)
+        return kvs_seterr(KVS_EINVAL, "NULL key");
+    if (klen > KVS_MAX_KEY)
+        return kvs_seterr(KVS_EKEYTOOBIG, "key of %zu bytes; the limit is %u", klen, KVS_MAX_KEY);
+    return 0;
+}
+
+int kvs_set(kvs_t *db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    int rc;
+
+    if ((rc = check_open(db)) < 0 || (rc = check_key(key, klen)) < 0)
+        return rc;
+    if (!val && vlen)
+        return kvs_seterr(KVS_EINVAL, "NULL value");
+    if (vlen > KVS_MAX_VALUE)
+        return kvs_seterr(KVS_EVALTOOBIG, "value of %zu bytes; the limit is %u", vlen,
+                          KVS_MAX_VALUE);
+    return db->ops->set(db->impl, key ? key : "", klen, val ? val : "", vlen);
+}
+
+int kvs_get(kvs_t *db, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    int rc;
+
+    if (!val || !vlen)
+        return kvs_seterr(KVS_EINVAL, "kvs_get: NULL output");
+    *val = NULL;
+    *vlen = 0;
+    if ((rc = check_open(db)) < 0 || (rc = check_key(key, klen)) < 0)
+        return rc;
+    return db->ops->get(db->impl, key ? key : "", klen, val, vlen);
+}
+
+int kvs_remove(kvs_t *db, const void *key, size_t klen)
+{
+    int rc;
+
+    if ((rc = check_open(db)) < 0 || (rc = check_key(key, klen)) < 0)
+        return rc;
+    return db->ops->remove(db->impl, key ? key : "", klen);
+}
+
+int kvs_stats_get(kvs_t *db, kvs_stats *out)
+{
+    int rc;
+
+    if (!out)
+        return kvs_seterr(KVS_EINVAL, "kvs_stats_get: NULL output");
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    memset(out, 0, sizeof *out);
+    snprintf(out->engine, sizeof out->engine, "%s", db->ops->name);
+    out->sync = db->opt.sync;
+    return db->ops->stats(db->impl, out);
+}
+
+int64_t kvs_compact(kvs_t *db)
+{
+    int rc;
+
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    return db->ops->compact(db->impl);
+}
+
+int kvs_sync_now(kvs_t *db)
+{
+    int rc;
+
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    return db->ops->sync(db->impl);
+}
+
+int kvs_close(kvs_t *db)
+{
+    int rc = 0;
+
+    if (!db)
+        return 0;
+    if (db->state == DB_OPEN)
+        rc = db->ops->close(db->impl);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);
+    free(db);
+    return rc;
+}
+
+void *kvs_engine_impl(kvs_t *db)
+{
+    return db && db->state == DB_OPEN ? db->impl : NULL;
+}
+
+void kvs_free(void *p)
+{
+    free(p);
+}

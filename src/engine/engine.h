@@ -1,0 +1,45 @@
+/*
+ * engine.h — the engine interface: what every storage engine behind kvs.h provides.
+ *
+ * libkvs's public functions (api.c) own the lifecycle that all engines share — options, the
+ * LOCK file that keeps a second process out, the ENGINE file that records which engine a
+ * directory belongs to — and forward data calls through this table. An engine gets a directory
+ * that is already locked and known to be its own, and must make every call after open safe from
+ * many threads at once.
+ *
+ * Ownership: get returns a malloc'd buffer of vlen + 1 bytes (the last one NUL) that the caller
+ * frees with free(); engines that cannot do that copy.
+ */
+#ifndef KVS_ENGINE_H
+#define KVS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvs.h"
+
+typedef struct kvs_engine_ops {
+    const char *name;
+    int (*open)(const char *dir, const kvs_options *opt, void **out);
+    int (*close)(void *e);
+    int (*get)(void *e, const void *key, size_t klen, void **val, size_t *vlen);
+    int (*set)(void *e, const void *key, size_t klen, const void *val, size_t vlen);
+    int (*remove)(void *e, const void *key, size_t klen);
+    int (*stats)(void *e, kvs_stats *out);
+    int64_t (*compact)(void *e);
+    int (*sync)(void *e);
+    /* Does dir look like this engine's data (for directories made before the ENGINE file)? */
+    int (*owns_dir)(const char *dir);
+} kvs_engine_ops;
+
+/* The registry: NULL if no engine has that name. */
+const kvs_engine_ops *kvs_engine_find(const char *name);
+/* The engines in registration order, NULL-terminated. */
+const kvs_engine_ops *const *kvs_engine_list(void);
+
+/* The engine state behind an open handle (tests and tools inside the project only). */
+void *kvs_engine_impl(kvs_t *db);
+
+extern const kvs_engine_ops kvs_log_engine; /* "kvs": log-structured hash (src/engine/log) */
+
+#endif

@@ -1,0 +1,382 @@
+/*
+ * compact.c — compaction: reclaiming the space of dead records.
+ *
+ * Victims are sealed segments. Their live records are copied, seq unchanged, into new sealed
+ * segments (outputs); then the swap happens in an order where a crash at any point leaves a
+ * store that opens to exactly the same keys and values:
+ *
+ *   1. write the outputs                      crash → outputs are leftovers, deleted at open
+ *   2. fdatasync the outputs and the dir      crash → same
+ *   3. write their hint files                 crash → same
+ *   4. one manifest edit: add outputs, drop victims (synced) — the commit point
+ *                                             crash → victims are leftovers, deleted at open
+ *   5. repoint the index (compare-and-swap per key), take the victims off the segment list,
+ *      wait for an RCU grace period, close and delete the victims
+ *
+ * Which records are live: a set is live if the index still names exactly this record
+ * (segment, offset). A tombstone is needed while a segment outside the victims might still hold
+ * an older record of its key — i.e. while some other live segment has a record older than the
+ * tombstone (min_seq below its seq) — and no newer record of the key exists; otherwise it is
+ * dropped. So a removed key never comes back, however few segments a run compacts.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu-bp.h>
+
+#include "engine/log/hint.h"
+#include "engine/log/logdb.h"
+#include "util/err.h"
+#include "util/io.h"
+#include "util/log.h"
+
+#define OUT_BUF (1u << 20)
+#define MAX_RUN_BYTES (256ull << 20) /* input bytes per automatic run: bounds the pause */
+
+int kvs_test_crash_point = CRASH_NONE;
+
+void log_crash_point(int step)
+{
+    if (kvs_test_crash_point == step)
+        _exit(CRASH_EXIT);
+}
+
+/* A record copied forward, to be repointed once the outputs are committed. */
+typedef struct move {
+    seg *from, *to;
+    uint32_t from_off, to_off, vlen, klen;
+    uint64_t seq;
+    uint8_t flags;
+    unsigned char key[];
+} move;
+
+typedef struct compactor {
+    logdb *db;
+    seg *victim;
+    uint64_t min_outside; /* smallest seq held by a live segment that is not a victim */
+    seg **outs;
+    uint32_t nouts, capouts;
+    unsigned char *buf; /* pending bytes of the last output */
+    size_t used;
+    move **moves;
+    size_t nmoves, capmoves;
+} compactor;
+
+static seg *out_last(compactor *c)
+{
+    return c->nouts ? c->outs[c->nouts - 1] : NULL;
+}
+
+static int out_flush(compactor *c)
+{
+    seg *o = out_last(c);
+    int rc;
+
+    if (!o || !c->used)
+        return 0;
+    rc = io_pwrite_full(o->fd, c->buf, c->used, o->size, o->path);
+    o->size += c->used;
+    c->used = 0;
+    return rc;
+}
+
+/* An output with room for len more bytes. */
+static int out_room(compactor *c, uint64_t len, seg **out)
+{
+    seg *o = out_last(c);
+    int rc;
+
+    if (o && (o->size + c->used + len <= c->db->opt.segment_size ||
+              o->size + c->used == SEG_HDR)) {
+        *out = o;
+        return 0;
+    }
+    if ((rc = out_flush(c)) < 0)
+        return rc;
+    if (c->nouts == c->capouts) {
+        uint32_t cap = c->capouts ? c->capouts * 2 : 4;
+        seg **v = realloc(c->outs, cap * sizeof *v);
+        if (!v)
+            return KVS_ENOMEM;
+        c->outs = v;
+        c->capouts = cap;
+    }
+    if ((rc = seg_create(c->db->dir, c->db->next_id, &o)) < 0)
+        return rc;
+    c->db->next_id++;
+    o->sealed = true;
+    c->outs[c->nouts++] = o;
+    *out = o;
+    return 0;
+}
+
+static bool record_needed(compactor *c, const seg_rec *r)
+{
+    idx_loc loc;
+    int found;
+
+    rcu_read_lock();
+    found = idx_lookup(c->db->idx, r->key, r->klen, &loc) == 0;
+    rcu_read_unlock();
+    if (r->flags & REC_TOMBSTONE)
+        return !found && r->seq > c->min_outside;
+    return found && loc.seg == c->victim && loc.off == r->off;
+}
+
+static int copy_record(void *arg, const seg_rec *r)
+{
+    compactor *c = arg;
+    seg *o;
+    move *m;
+    int rc;
+
+    if (!record_needed(c, r))
+        return 0;
+    if ((rc = out_room(c, r->len, &o)) < 0)
+        return rc;
+    if (c->used + r->len > OUT_BUF && (rc = out_flush(c)) < 0)
+        return rc;
+    const unsigned char *src = r->key - REC_HDR;
+    uint32_t to_off = (uint32_t)(o->size + c->used);
+    if (r->len > OUT_BUF) {
+        if ((rc = io_pwrite_full(o->fd, src, r->len, o->size, o->path)) < 0)
+            return rc;
+        o->size += r->len;
+    } else {
+        memcpy(c->buf + c->used, src, r->len);
+        c->used += r->len;
+    }
+    if (r->seq < o->min_seq)
+        o->min_seq = r->seq;
+    if (r->seq > o->max_seq)
+        o->max_seq = r->seq;
+    if (c->nmoves == c->capmoves) {
+        size_t cap = c->capmoves ? c->capmoves * 2 : 1024;
+        move **v = realloc(c->moves, cap * sizeof *v);
+        if (!v)
+            return KVS_ENOMEM;
+        c->moves = v;
+        c->capmoves = cap;
+    }
+    if (!(m = malloc(sizeof *m + r->klen)))
+        return KVS_ENOMEM;
+    *m = (move){c->victim, o, (uint32_t)r->off, to_off, r->vlen, r->klen, r->seq, r->flags};
+    memcpy(m->key, r->key, r->klen);
+    c->moves[c->nmoves++] = m;
+    return 0;
+}
+
+static void compactor_free(compactor *c, bool destroy_outs)
+{
+    for (uint32_t i = 0; i < c->nouts; i++)
+        destroy_outs ? seg_destroy(c->outs[i]) : (void)0;
+    for (size_t i = 0; i < c->nmoves; i++)
+        free(c->moves[i]);
+    free(c->moves);
+    free(c->outs);
+    free(c->buf);
+}
+
+static bool is_victim(seg *s, seg **victims, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (victims[i] == s)
+            return true;
+    return false;
+}
+
+/* Steps 1-3: write, sync and hint the outputs. */
+static int write_outputs(compactor *c, seg **victims, uint32_t n)
+{
+    seg_scan_result res;
+    int rc;
+
+    for (uint32_t i = 0; i < n; i++) {
+        c->victim = victims[i];
+        if ((rc = seg_scan(victims[i], copy_record, c, &res)) < 0)
+            return rc;
+    }
+    if ((rc = out_flush(c)) < 0)
+        return rc;
+    log_crash_point(CRASH_AFTER_OUTPUT);
+    for (uint32_t i = 0; i < c->nouts; i++)
+        if ((rc = io_fdatasync(c->outs[i]->fd, c->outs[i]->path)) < 0)
+            return rc;
+    if ((rc = io_fsync_dir(c->db->dir)) < 0)
+        return rc;
+    log_crash_point(CRASH_AFTER_SYNC);
+    for (uint32_t i = 0; i < c->nouts; i++)
+        if ((rc = hint_write(c->db->dir, c->outs[i])) < 0)
+            return rc;
+    if ((rc = io_fsync_dir(c->db->dir)) < 0)
+        return rc;
+    log_crash_point(CRASH_AFTER_HINT);
+    return 0;
+}
+
+/* Step 4: the manifest edit that commits the swap. */
+static int commit_swap(compactor *c, seg **victims, uint32_t n)
+{
+    uint32_t *add = malloc((c->nouts + 1) * sizeof *add), *drop = malloc(n * sizeof *drop);
+    int rc = KVS_ENOMEM;
+
+    /* Room in the segment list first, so nothing after the commit point can fail for memory. */
+    while (add && drop && c->db->capsegs < c->db->nsegs + c->nouts) {
+        seg **v = realloc(c->db->segs, (c->db->capsegs * 2 + c->nouts) * sizeof *v);
+        if (!v)
+            goto out;
+        c->db->segs = v;
+        c->db->capsegs = c->db->capsegs * 2 + c->nouts;
+    }
+    if (!add || !drop)
+        goto out;
+    for (uint32_t i = 0; i < c->nouts; i++)
+        add[i] = c->outs[i]->id;
+    for (uint32_t i = 0; i < n; i++)
+        drop[i] = victims[i]->id;
+    rc = man_append(&c->db->man, 0, add, c->nouts, drop, n);
+out:
+    free(add);
+    free(drop);
+    return rc;
+}
+
+/* Step 5: make the outputs live in memory and retire the victims. */
+static void install(compactor *c, seg **victims, uint32_t n)
+{
+    logdb *db = c->db;
+
+    for (uint32_t i = 0; i < c->nouts; i++)
+        log_segs_add(db, c->outs[i]); /* cannot fail: commit_swap made room */
+    for (size_t i = 0; i < c->nmoves; i++) {
+        move *m = c->moves[i];
+        if (m->flags & REC_TOMBSTONE)
+            continue;
+        idx_loc to = {m->to, m->to_off, m->vlen, m->seq, 0};
+        int r;
+        while ((r = idx_repoint(db->idx, m->key, m->klen, m->from, m->from_off, &to)) < 0)
+            usleep(1000); /* out of memory: the victim must not be freed while named; wait */
+        if (r == 1)
+            log_mark_dead(m->to, rec_len(m->klen, m->vlen)); /* a newer write won meanwhile */
+    }
+    for (uint32_t i = 0; i < n; i++)
+        log_segs_remove(db, victims[i]);
+    synchronize_rcu(); /* no reader still holds an entry naming a victim */
+    for (uint32_t i = 0; i < n; i++)
+        seg_destroy(victims[i]);
+    if (io_fsync_dir(db->dir) < 0)
+        LOG_WARN("compaction: %s", kvs_last_error());
+    log_crash_point(CRASH_AFTER_DELETE);
+}
+
+static uint64_t now_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int64_t log_compact_segments(logdb *db, seg **victims, uint32_t n)
+{
+    compactor c = {.db = db, .min_outside = UINT64_MAX};
+    uint64_t t0 = now_usec(), in = 0, out = 0;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!victims[i]->sealed || victims[i] == db->active)
+            return kvs_seterr(KVS_EINVAL, "compaction: %s is not sealed", victims[i]->path);
+    for (uint32_t i = 0; i < db->nsegs; i++)
+        if (!is_victim(db->segs[i], victims, n) && db->segs[i]->min_seq < c.min_outside)
+            c.min_outside = db->segs[i]->min_seq;
+    if (!(c.buf = malloc(OUT_BUF))) {
+        compactor_free(&c, false);
+        return KVS_ENOMEM;
+    }
+    db->compacting = true;
+    if ((rc = write_outputs(&c, victims, n)) < 0 || (rc = commit_swap(&c, victims, n)) < 0) {
+        compactor_free(&c, true);
+        db->compacting = false;
+        return rc;
+    }
+    log_crash_point(CRASH_AFTER_MANIFEST);
+    for (uint32_t i = 0; i < n; i++)
+        in += victims[i]->size;
+    for (uint32_t i = 0; i < c.nouts; i++)
+        out += c.outs[i]->size;
+    install(&c, victims, n);
+    compactor_free(&c, false);
+    db->compacting = false;
+
+    uint64_t usec = now_usec() - t0;
+    __atomic_add_fetch(&db->compactions, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&db->compact_reclaimed, in - out, __ATOMIC_RELAXED);
+    __atomic_store_n(&db->compact_last_usec, usec, __ATOMIC_RELAXED);
+    LOG_INFO("compacted %u segments (%llu bytes) into %u (%llu bytes) in %llu us", n,
+             (unsigned long long)in, c.nouts, (unsigned long long)out, (unsigned long long)usec);
+    if (log_manifest_maybe_reset(db) < 0)
+        LOG_WARN("manifest rewrite failed: %s", kvs_last_error());
+    return (int64_t)(in - out);
+}
+
+static int by_dead_desc(const void *a, const void *b)
+{
+    const seg *x = *(seg *const *)a, *y = *(seg *const *)b;
+    return x->dead < y->dead ? 1 : x->dead > y->dead ? -1 : 0;
+}
+
+/* Sealed segments worth compacting (all with dead bytes if ratio is 0), most garbage first. */
+static uint32_t candidates(logdb *db, double ratio, seg **out, uint64_t *dead)
+{
+    uint32_t n = 0;
+
+    *dead = 0;
+    for (uint32_t i = 0; i < db->nsegs; i++) {
+        seg *s = db->segs[i];
+        uint64_t d = __atomic_load_n(&s->dead, __ATOMIC_RELAXED);
+        if (s == db->active || !s->sealed || d == 0)
+            continue;
+        if ((double)d < ratio * (double)(s->size - SEG_HDR))
+            continue;
+        out[n++] = s;
+        *dead += d;
+    }
+    qsort(out, n, sizeof *out, by_dead_desc);
+    return n;
+}
+
+int64_t log_compact_auto(logdb *db)
+{
+    seg **v;
+    uint64_t dead, bytes = 0;
+    uint32_t n, take = 0;
+    int64_t rc;
+
+    if (!(v = malloc(db->nsegs * sizeof *v)))
+        return KVS_ENOMEM;
+    n = candidates(db, db->opt.compact_ratio, v, &dead);
+    if (n == 0 || dead < db->opt.compact_min_bytes) {
+        free(v);
+        return 0;
+    }
+    while (take < n && (take == 0 || bytes + v[take]->size <= MAX_RUN_BYTES))
+        bytes += v[take++]->size;
+    rc = log_compact_segments(db, v, take);
+    free(v);
+    return rc;
+}
+
+int64_t log_compact_all(logdb *db)
+{
+    seg **v;
+    uint64_t dead;
+    int64_t rc;
+
+    if (!(v = malloc((db->nsegs + 1) * sizeof *v)))
+        return KVS_ENOMEM;
+    rc = log_compact_segments(db, v, candidates(db, 0.0, v, &dead));
+    free(v);
+    return rc;
+}

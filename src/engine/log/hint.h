@@ -1,0 +1,48 @@
+/*
+ * hint.h — hint files: the keys of a sealed segment, so start-up reads keys, not values.
+ *
+ * NNNNNN.hint lists, in file order, every record of sealed segment NNNNNN.log (sets and
+ * tombstones, dead or alive: recovery and tombstone retention reason about what is physically in
+ * the segment). It is written once, after the segment is sealed, through a temporary file and a
+ * rename, and is only an accelerator: when it is missing, or anything in it is off, recovery
+ * scans the segment instead.
+ *
+ * Header (24 bytes), entries, footer (8 bytes). Little-endian.
+ *
+ *   offset  size  field
+ *   ------  ----  ---------------------------------------------------------------
+ *        0     4  magic "KVSH" (0x4853564b)
+ *        4     2  format version (1)
+ *        6     2  reserved, 0
+ *        8     4  segment id
+ *       12     4  entry count
+ *       16     8  size of the segment file the hint describes
+ *
+ *   entry (21 + key_len bytes):
+ *        0     8  seq
+ *        8     4  record offset in the segment
+ *       12     4  val_len
+ *       16     4  key_len
+ *       20     1  flags (as the record's)
+ *       21     k  key
+ *
+ *   footer: 8 bytes, XXH3-64 over all entries followed by the header (the header is known
+ *   last, when the entries are written).
+ */
+#ifndef KVS_LOG_HINT_H
+#define KVS_LOG_HINT_H
+
+#include "engine/log/segment.h"
+
+#define HINT_MAGIC 0x4853564bu
+#define HINT_VERSION 1u
+#define HINT_HDR 24u
+#define HINT_ENTRY 21u
+
+/* Write s's hint file from a scan of s (synced, renamed into place; the caller syncs the dir). */
+int hint_write(const char *dir, const seg *s);
+/* Feed every entry of s's hint to fn (seg_rec with val NULL). KVS_ENOTFOUND if there is no hint,
+ * KVS_ECORRUPT if it is damaged or does not match s; fn is not called then. */
+int hint_load(const char *dir, const seg *s, seg_scan_fn fn, void *ctx);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * recover.c — opening a store: from the files on disk to a ready index.
+ *
+ *   1. Replay the MANIFEST: which segments are live, which is active. A new directory gets a
+ *      manifest naming one empty active segment.
+ *   2. Delete files the manifest does not name (outputs of a compaction that never committed, a
+ *      segment created by a rotation that never committed, its victims after a committed one,
+ *      temporary files).
+ *   3. Load each sealed segment from its hint file; where the hint is missing or damaged, scan
+ *      the segment (verifying every checksum) and write the hint anew.
+ *   4. Scan the active segment; a tail that holds no valid record is a torn append and is
+ *      truncated, with its size logged.
+ *   5. Resolve: for each key the record with the highest seq wins, whichever segment it is in
+ *      (compaction copies records forward keeping their seq); keys whose winner is a tombstone
+ *      are dropped from the index.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/log/hint.h"
+#include "engine/log/logdb.h"
+#include "util/err.h"
+#include "util/io.h"
+#include "util/log.h"
+
+typedef struct load_ctx {
+    logdb *db;
+    seg *s;
+} load_ctx;
+
+/* One record (from a scan or a hint) into the index, keeping the newest per key. */
+static int load_record(void *arg, const seg_rec *r)
+{
+    load_ctx *c = arg;
+    idx_loc loc = {c->s, (uint32_t)r->off, r->vlen, r->seq, r->flags}, old;
+    bool tomb = r->flags & REC_TOMBSTONE;
+    int res;
+
+    if (r->seq < c->s->min_seq)
+        c->s->min_seq = r->seq;
+    if (r->seq > c->s->max_seq)
+        c->s->max_seq = r->seq;
+    if (r->seq > c->db->seq)
+        c->db->seq = r->seq;
+    res = idx_put_newer(c->db->idx, r->key, r->klen, &loc, &old);
+    if (res < 0)
+        return res;
+    /* A tombstone's bytes are dead from the start; a set's once something newer wins. */
+    if (res == 2 || tomb)
+        log_mark_dead(c->s, r->len);
+    if (res == 1 && !(old.flags & REC_TOMBSTONE))
+        log_mark_dead(old.seg, rec_len(r->klen, old.vlen));
+    return 0;
+}
+
+static int load_sealed(logdb *db, seg *s)
+{
+    load_ctx c = {db, s};
+    seg_scan_result res;
+    int rc = hint_load(db->dir, s, load_record, &c);
+
+    if (rc == 0)
+        return 0;
+    if (rc != KVS_ENOTFOUND && rc != KVS_ECORRUPT)
+        return rc;
+    if (rc == KVS_ECORRUPT)
+        LOG_WARN("%s; scanning the segment instead", kvs_last_error());
+    if ((rc = seg_scan(s, load_record, &c, &res)) < 0)
+        return rc;
+    if (res.tail_bytes)
+        LOG_WARN("%s: damaged tail of %llu bytes at offset %llu fails its checksum; not served",
+                 s->path, (unsigned long long)res.tail_bytes, (unsigned long long)res.valid_end);
+    log_mark_dead(s, res.tail_bytes + res.corrupt_bytes);
+    if (hint_write(db->dir, s) < 0)
+        LOG_WARN("%s: cannot rewrite its hint: %s", s->path, kvs_last_error());
+    return 0;
+}
+
+static int load_active(logdb *db, seg *s)
+{
+    load_ctx c = {db, s};
+    seg_scan_result res;
+    int rc;
+
+    if ((rc = seg_scan(s, load_record, &c, &res)) < 0)
+        return rc;
+    log_mark_dead(s, res.corrupt_bytes);
+    if (res.tail_bytes) {
+        LOG_WARN("%s: torn tail: truncating %llu bytes at offset %llu", s->path,
+                 (unsigned long long)res.tail_bytes, (unsigned long long)res.valid_end);
+        if (ftruncate(s->fd, (off_t)res.valid_end) < 0)
+            return kvs_seterr(KVS_EIO, "truncate %s: %s", s->path, strerror(errno));
+        if ((rc = io_fdatasync(s->fd, s->path)) < 0)
+            return rc;
+        s->size = res.valid_end;
+    }
+    return 0;
+}
+
+/* Is name a file of ours that the manifest does not keep? Tracks the highest id seen. */
+static bool is_leftover(const char *name, const man_state *st, uint32_t *max_id)
+{
+    uint32_t id = seg_parse_name(name, "log");
+
+    if (!id)
+        id = seg_parse_name(name, "hint");
+    if (!id)
+        id = seg_parse_name(name, "hint.tmp");
+    if (id && id > *max_id)
+        *max_id = id;
+    if (id)
+        return !man_state_has(st, id) || strstr(name, ".tmp");
+    size_t n = strlen(name);
+    return n > 4 && strcmp(name + n - 4, ".tmp") == 0;
+}
+
+static int remove_leftovers(logdb *db, const man_state *st, uint32_t *max_id)
+{
+    DIR *d = opendir(db->dir);
+    struct dirent *de;
+    char path[PATH_MAX];
+    int removed = 0;
+
+    if (!d)
+        return kvs_seterr(KVS_EIO, "open directory %s: %s", db->dir, strerror(errno));
+    while ((de = readdir(d)) != NULL) {
+        if (!is_leftover(de->d_name, st, max_id))
+            continue;
+        if (io_join(path, sizeof path, db->dir, de->d_name) < 0)
+            continue;
+        LOG_INFO("removing %s: not named by the manifest (an unfinished step)", path);
+        if (unlink(path) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed ? io_fsync_dir(db->dir) : 0;
+}
+
+static bool dir_has_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    bool found = false;
+
+    if (!d)
+        return false;
+    while (!found && (de = readdir(d)) != NULL)
+        found = seg_parse_name(de->d_name, "log") != 0;
+    closedir(d);
+    return found;
+}
+
+static int create_fresh(logdb *db)
+{
+    const uint32_t first = 1;
+    seg *s;
+    int rc;
+
+    if (dir_has_segments(db->dir))
+        return kvs_seterr(KVS_ECORRUPT, "%s holds segment files but no MANIFEST", db->dir);
+    if ((rc = seg_create(db->dir, first, &s)) < 0)
+        return rc;
+    if ((rc = man_reset(db->dir, &db->man, first, &first, 1)) < 0 ||
+        (rc = log_segs_add(db, s)) < 0) {
+        seg_destroy(s);
+        return rc;
+    }
+    db->active = s;
+    db->next_id = first + 1;
+    return 0;
+}
+
+int log_recover(logdb *db)
+{
+    man_state st;
+    uint32_t max_id = 0;
+    int rc = man_open(db->dir, &db->man, &st);
+
+    if (rc == KVS_ENOTFOUND)
+        return create_fresh(db);
+    if (rc < 0)
+        return rc;
+    if ((rc = remove_leftovers(db, &st, &max_id)) < 0)
+        goto out;
+    db->next_id = (st.max_id > max_id ? st.max_id : max_id) + 1;
+    for (uint32_t i = 0; i < st.n; i++) {
+        seg *s;
+        if ((rc = seg_open(db->dir, st.ids[i], st.ids[i] == st.active, &s)) < 0)
+            goto out;
+        if ((rc = log_segs_add(db, s)) < 0) {
+            seg_close(s);
+            goto out;
+        }
+        if (s->id == st.active)
+            db->active = s;
+    }
+    for (uint32_t i = 0; i < db->nsegs; i++)
+        if (db->segs[i] != db->active && (rc = load_sealed(db, db->segs[i])) < 0)
+            goto out;
+    if ((rc = load_active(db, db->active)) < 0)
+        goto out;
+    idx_drop_tombstones(db->idx);
+    rc = log_manifest_maybe_reset(db);
+out:
+    man_state_free(&st);
+    return rc;
+}

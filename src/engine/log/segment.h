@@ -1,0 +1,87 @@
+/*
+ * segment.h — segment files: the append-only logs that hold every record.
+ *
+ * A store is a set of segments named NNNNNN.log (the id in decimal, at least six digits). The
+ * MANIFEST says which are live and which one is active; the active segment takes appends until it
+ * passes the segment size, then it is sealed (made immutable, given a hint file) and a new one
+ * becomes active. Compaction writes sealed segments of its own and retires the ones it replaced.
+ *
+ * File header (16 bytes), then records (record.h) back to back to the end of the file:
+ *
+ *   offset  size  field
+ *   ------  ----  ---------------------------------------------------------------
+ *        0     4  magic "KVSL" (0x4c53564b little-endian)
+ *        4     2  format version (1)
+ *        6     2  reserved, 0
+ *        8     4  segment id (must match the file name)
+ *       12     4  checksum: low 32 bits of XXH3-64 over bytes 0..11
+ *
+ * Lifetime: a struct seg is reached by readers through index entries, under an RCU read lock.
+ * It is freed (its fd closed, its files unlinked) only after it has left the index and the
+ * segment list and an RCU grace period has passed, so a reader never reads a closed or deleted
+ * file (seg_retire).
+ */
+#ifndef KVS_LOG_SEGMENT_H
+#define KVS_LOG_SEGMENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/log/record.h"
+
+#define SEG_MAGIC 0x4c53564bu
+#define SEG_VERSION 1u
+#define SEG_HDR 16u
+#define SEG_NAME_MAX 24
+
+typedef struct seg {
+    uint32_t id;
+    int fd;
+    bool sealed;
+    uint64_t size;     /* bytes in the file that hold valid data (header included) */
+    uint64_t dead;     /* bytes of records superseded, removed, or corrupt */
+    uint64_t min_seq;  /* smallest seq of any record in it; UINT64_MAX when empty */
+    uint64_t max_seq;
+    char path[];       /* dir/NNNNNN.log, for messages and unlink */
+} seg;
+
+/* Name of segment id's file with the given suffix ("log", "hint") into out. */
+void seg_name(char *out, size_t cap, uint32_t id, const char *suffix);
+/* Parse "NNNNNN.suffix"; returns the id, or 0 if name is not such a file. */
+uint32_t seg_parse_name(const char *name, const char *suffix);
+
+/* Create segment id in dir with its header, synced; the directory entry is synced too. */
+int seg_create(const char *dir, uint32_t id, seg **out);
+/* Open an existing segment, checking its header. writable: open for appends (the active one). */
+int seg_open(const char *dir, uint32_t id, bool writable, seg **out);
+/* Close and free without touching the files. */
+void seg_close(seg *s);
+/* Close, unlink the .log and .hint files, free. The caller guarantees no reader can reach s. */
+void seg_destroy(seg *s);
+
+/* One record found by seg_scan. key and val point into the scanned mapping. */
+typedef struct seg_rec {
+    uint64_t off;
+    uint64_t len;
+    uint64_t seq;
+    uint8_t flags;
+    uint32_t klen, vlen;
+    const unsigned char *key, *val;
+} seg_rec;
+
+/* Callback: return 0 to go on, negative to stop the scan with that error. */
+typedef int (*seg_scan_fn)(void *ctx, const seg_rec *r);
+
+typedef struct seg_scan_result {
+    uint64_t valid_end;     /* end of the last valid record (where a torn tail begins) */
+    uint64_t tail_bytes;    /* bytes after valid_end that hold no valid record */
+    uint64_t corrupt_bytes; /* bytes skipped between valid records */
+    uint64_t records;
+} seg_scan_result;
+
+/* Read every valid record of s up to s->size in order, verifying checksums. A damaged region
+ * followed by valid records is skipped and reported (file and offset); damage that runs to the
+ * end is returned as tail_bytes for the caller to judge (torn write on the active segment). */
+int seg_scan(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * err.c — kvs_strerror and the thread-local detail behind kvs_last_error (see err.h).
+ */
+#include "util/err.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "kvs.h"
+
+static _Thread_local char last_error[512];
+
+int kvs_seterr(int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void kvs_clearerr(void)
+{
+    last_error[0] = '\0';
+}
+
+const char *kvs_last_error(void)
+{
+    return last_error;
+}
+
+int kvs_errno(int e)
+{
+    switch (e) {
+    case ENOMEM: return KVS_ENOMEM;
+    case EINVAL: return KVS_EINVAL;
+    case EWOULDBLOCK: return KVS_EBUSY;
+    default: return KVS_EIO;
+    }
+}
+
+const char *kvs_strerror(int err)
+{
+    switch (err) {
+    case KVS_OK: return "success";
+    case KVS_ENOTFOUND: return "key not found";
+    case KVS_EINVAL: return "invalid argument";
+    case KVS_ENOMEM: return "out of memory";
+    case KVS_EIO: return "I/O error";
+    case KVS_ECORRUPT: return "data corrupted (checksum mismatch or malformed file)";
+    case KVS_EBUSY: return "directory in use";
+    case KVS_EKEYTOOBIG: return "key too large (limit 64 KiB)";
+    case KVS_EVALTOOBIG: return "value too large (limit 512 MiB)";
+    case KVS_EENGINE: return "directory belongs to another engine";
+    case KVS_ENOENGINE: return "unknown engine";
+    case KVS_ESTATE: return "operation not valid in this state";
+    case KVS_EVERSION: return "unsupported on-disk format version";
+    case KVS_ECLOSED: return "store is closing";
+    default: return "unknown error";
+    }
+}
