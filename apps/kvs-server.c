@@ -1,0 +1,147 @@
+/*
+ * kvs-server — the Redis-protocol server. Parses its flags into a kvs_server_config and runs it;
+ * everything else is src/server/.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/server.h"
+
+static const char usage[] =
+    "usage: kvs-server [options]\n"
+    "  --addr IP:PORT         listen address, IPv4 or [IPv6] (default " KVS_SERVER_DEFAULT_ADDR ")\n"
+    "  --engine kvs|lmdb      storage engine (default: the directory's, else kvs)\n"
+    "  --dir DIR              data directory (default: the current directory)\n"
+    "  --threads N            loop threads (default: the number of cores)\n"
+    "  --sync always|everysec|never   when writes reach the disk (default everysec)\n"
+    "  --requirepass P        password clients must AUTH with\n"
+    "  --maxclients N         most simultaneous clients (default 10000)\n"
+    "  --log-level debug|info|warning|error   (default info)\n"
+    "  --max-bulk BYTES       largest bulk argument (default 512mb)\n"
+    "  --max-query BYTES      query buffer per client (default 513mb)\n"
+    "  --max-output BYTES     unread output per client before it is cut off (default 64mb)\n"
+    "  -V, --version          print the version\n"
+    "  -h, --help             this text\n";
+
+static int bad(const char *flag, const char *val, const char *why)
+{
+    fprintf(stderr, "kvs-server: %s '%s': %s\n%s", flag, val ? val : "", why, usage);
+    return 2;
+}
+
+/* "123", "64kb", "512mb", "1gb" (case-insensitive) → bytes; -1 if malformed. */
+static long long parse_bytes(const char *s)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    long long mul = 1;
+
+    if (end == s || errno || v < 0)
+        return -1;
+    if (*end) {
+        if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kb") == 0)
+            mul = 1ll << 10;
+        else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mb") == 0)
+            mul = 1ll << 20;
+        else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gb") == 0)
+            mul = 1ll << 30;
+        else
+            return -1;
+    }
+    if (v > (1ll << 40) / mul)
+        return -1;
+    return v * mul;
+}
+
+static long parse_count(const char *s, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return (end == s || *end || errno || v < 1 || v > max) ? -1 : v;
+}
+
+int main(int argc, char **argv)
+{
+    kvs_server_config cfg;
+    long long b;
+    long n;
+
+    kvs_server_config_init(&cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (strcmp(f, "-V") == 0 || strcmp(f, "--version") == 0) {
+            printf("kvs-server %s\n", KVS_VERSION_STRING);
+            return 0;
+        }
+        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strncmp(f, "--", 2) != 0)
+            return bad("argument", f, "unexpected");
+        if (i + 1 == argc)
+            return bad(f, NULL, "needs a value");
+        const char *v = argv[++i];
+        if (strcmp(f, "--addr") == 0) {
+            cfg.addr = v;
+        } else if (strcmp(f, "--engine") == 0) {
+            if (strcmp(v, "kvs") != 0 && strcmp(v, "lmdb") != 0)
+                return bad(f, v, "unknown engine (kvs or lmdb)");
+            cfg.engine = v;
+        } else if (strcmp(f, "--dir") == 0) {
+            cfg.dir = v;
+        } else if (strcmp(f, "--threads") == 0) {
+            if ((n = parse_count(v, 1024)) < 0)
+                return bad(f, v, "expected 1..1024");
+            cfg.threads = (int)n;
+        } else if (strcmp(f, "--sync") == 0) {
+            if (strcmp(v, "always") == 0)
+                cfg.sync = KVS_SYNC_ALWAYS;
+            else if (strcmp(v, "everysec") == 0)
+                cfg.sync = KVS_SYNC_EVERYSEC;
+            else if (strcmp(v, "never") == 0)
+                cfg.sync = KVS_SYNC_NEVER;
+            else
+                return bad(f, v, "expected always, everysec or never");
+        } else if (strcmp(f, "--requirepass") == 0) {
+            if (!*v)
+                return bad(f, v, "must not be empty");
+            cfg.requirepass = v;
+        } else if (strcmp(f, "--maxclients") == 0) {
+            if ((n = parse_count(v, 1000000)) < 0)
+                return bad(f, v, "expected 1..1000000");
+            cfg.maxclients = (uint32_t)n;
+        } else if (strcmp(f, "--log-level") == 0) {
+            if (strcmp(v, "debug") == 0)
+                cfg.log_level = KVS_LOG_DEBUG;
+            else if (strcmp(v, "info") == 0)
+                cfg.log_level = KVS_LOG_INFO;
+            else if (strcmp(v, "warning") == 0 || strcmp(v, "warn") == 0)
+                cfg.log_level = KVS_LOG_WARN;
+            else if (strcmp(v, "error") == 0)
+                cfg.log_level = KVS_LOG_ERROR;
+            else
+                return bad(f, v, "expected debug, info, warning or error");
+        } else if (strcmp(f, "--max-bulk") == 0) {
+            if ((b = parse_bytes(v)) < 1 || b > (512ll << 20))
+                return bad(f, v, "expected 1 .. 512mb");
+            cfg.limits.max_bulk = (uint64_t)b;
+        } else if (strcmp(f, "--max-query") == 0) {
+            if ((b = parse_bytes(v)) < (1ll << 20))
+                return bad(f, v, "expected at least 1mb");
+            cfg.max_query = (uint64_t)b;
+        } else if (strcmp(f, "--max-output") == 0) {
+            if ((b = parse_bytes(v)) < (1ll << 16))
+                return bad(f, v, "expected at least 64kb");
+            cfg.max_output = (uint64_t)b;
+        } else {
+            return bad("option", f, "unknown");
+        }
+    }
+    return kvs_server_run(&cfg);
+}

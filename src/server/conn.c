@@ -1,0 +1,311 @@
+/*
+ * conn.c — one client connection: read, parse, dispatch, write.
+ *
+ * Input: libuv reads straight into the query buffer (alloc_cb hands out its free tail, sized for
+ * the bulk being read when the parser knows it). Every complete command in it is parsed and run
+ * in order; the bytes of finished commands are dropped once per read. Output: replies are encoded
+ * into the connection's obuf and written with one uv_write (a writev) at a time; whatever is
+ * produced while a write is in flight goes out with the next one, so replies always leave in
+ * request order.
+ *
+ * Limits: a query buffer past max_query, or output past max_output that the client is not reading
+ * (more than one reply's worth pending), closes the connection with a log line; a protocol error
+ * is answered with "-ERR Protocol error: ..." and the connection closes after the reply, as in
+ * Redis. No client can make the server hold more than those bounds for it.
+ */
+#include "server/conn.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define READ_CHUNK 65536
+#define STACK_ARGS 16
+
+static void peer_name(conn *c, bool *loopback)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+
+    *loopback = false;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof ip);
+            port = ntohs(a->sin_port);
+            *loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+            snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof ip);
+            port = ntohs(a->sin6_port);
+            *loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+                        (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
+            snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip, port);
+        }
+    }
+}
+
+static void on_close(uv_handle_t *h)
+{
+    conn *c = (conn *)h;
+
+    ochunks_free(c->wchunks);
+    free(c->wbufs);
+    obuf_free(&c->out);
+    resp_parser_free(&c->parser);
+    free(c->q);
+    free(c);
+}
+
+void conn_close(conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    __atomic_sub_fetch(&c->srv->st.clients, 1, __ATOMIC_RELAXED);
+    LOG_DEBUG("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    conn *c = req->data;
+
+    ochunks_free(c->wchunks);
+    c->wchunks = NULL;
+    free(c->wbufs);
+    c->wbufs = NULL;
+    __atomic_add_fetch(&c->srv->st.net_out, c->inflight, __ATOMIC_RELAXED);
+    c->inflight = 0;
+    c->writing = false;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        LOG_DEBUG("connection %llu: write failed: %s", (unsigned long long)c->id,
+                  uv_strerror(status));
+        conn_close(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+void conn_flush(conn *c)
+{
+    size_t n = 0, i = 0;
+
+    if (c->closing || c->writing)
+        return;
+    if (c->out.bytes == 0) {
+        if (c->close_after_flush)
+            conn_close(c);
+        return;
+    }
+    c->inflight = c->out.bytes;
+    c->wchunks = obuf_take(&c->out);
+    for (ochunk *k = c->wchunks; k; k = k->next)
+        n++;
+    c->wbufs = malloc(n * sizeof *c->wbufs);
+    if (!c->wbufs) {
+        conn_close(c);
+        return;
+    }
+    for (ochunk *k = c->wchunks; k; k = k->next)
+        c->wbufs[i++] = uv_buf_init(k->data, (unsigned)k->len);
+    c->wreq.data = c;
+    c->writing = true;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)n, on_write) < 0) {
+        c->writing = false;
+        conn_close(c);
+    }
+}
+
+void conn_close_after_flush(conn *c)
+{
+    c->close_after_flush = true;
+    conn_flush(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    conn *c = (conn *)h;
+    size_t want = READ_CHUNK;
+
+    (void)suggested;
+    if (c->parser.need > c->qlen && c->parser.need - c->qlen > want)
+        want = c->parser.need - c->qlen;
+    if (c->qcap - c->qlen < want) {
+        size_t cap = c->qcap * 2 > c->qlen + want ? c->qcap * 2 : c->qlen + want;
+        char *q = realloc(c->q, cap);
+        if (!q) {
+            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS; the read closes */
+            return;
+        }
+        c->q = q;
+        c->qcap = cap;
+    }
+    *buf = uv_buf_init(c->q + c->qlen, (unsigned)(c->qcap - c->qlen));
+}
+
+/* Run one parsed command, then check what it left in the output. */
+static bool run_command(conn *c, const char *base)
+{
+    const resp_parser *p = &c->parser;
+    const char *sargv[STACK_ARGS], **argv = sargv;
+    size_t slens[STACK_ARGS], *lens = slens;
+    size_t before = c->out.bytes + c->inflight;
+
+    if (p->argc > STACK_ARGS) {
+        argv = malloc(p->argc * sizeof *argv);
+        lens = malloc(p->argc * sizeof *lens);
+        if (!argv || !lens) {
+            free(argv);
+            free(lens);
+            conn_close(c);
+            return false;
+        }
+    }
+    for (size_t i = 0; i < p->argc; i++) {
+        argv[i] = resp_arg_ptr(p, base, i);
+        lens[i] = p->argv[i].len;
+    }
+    __atomic_add_fetch(&c->srv->st.commands, 1, __ATOMIC_RELAXED);
+    cmd_dispatch(c, (int)p->argc, argv, lens);
+    if (argv != sargv) {
+        free(argv);
+        free(lens);
+    }
+    size_t after = c->out.bytes + c->inflight;
+    if (!c->closing && before > 0 && after > c->srv->cfg->max_output) {
+        LOG_WARN("client %s: output buffer past its limit (%zu bytes unread); closing", c->peer,
+                 after);
+        conn_close(c);
+        return false;
+    }
+    return !c->closing;
+}
+
+static void process(conn *c)
+{
+    size_t pos = 0, used;
+
+    while (!c->closing && !c->close_after_flush && pos < c->qlen) {
+        int r = resp_parse(&c->parser, c->q + pos, c->qlen - pos, &used);
+        if (r == RESP_AGAIN)
+            break;
+        if (r == RESP_EPROTO) {
+            LOG_DEBUG("client %s: protocol error: %s", c->peer, c->parser.err);
+            resp_error(&c->out, "ERR Protocol error: %s", c->parser.err);
+            conn_close_after_flush(c);
+            return;
+        }
+        if (c->parser.argc > 0 && !run_command(c, c->q + pos))
+            return;
+        pos += used;
+    }
+    if (c->closing)
+        return;
+    if (pos > 0) {
+        memmove(c->q, c->q + pos, c->qlen - pos);
+        c->qlen -= pos; /* the parser's positions are relative to the command start: still right */
+    }
+    if (c->qlen > c->srv->cfg->max_query) {
+        LOG_WARN("client %s: query buffer past its limit (%zu bytes); closing", c->peer, c->qlen);
+        conn_close(c);
+        return;
+    }
+    if (c->qcap > 4 * READ_CHUNK && c->qlen < READ_CHUNK) { /* give back a big bulk's room */
+        char *q = realloc(c->q, READ_CHUNK);
+        if (q) {
+            c->q = q;
+            c->qcap = READ_CHUNK;
+        }
+    }
+    conn_flush(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *c = (conn *)s;
+
+    (void)buf;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            LOG_DEBUG("client %s: read: %s", c->peer, uv_strerror((int)nread));
+        conn_close(c);
+        return;
+    }
+    c->qlen += (size_t)nread;
+    __atomic_add_fetch(&c->srv->st.net_in, (uint64_t)nread, __ATOMIC_RELAXED);
+    process(c);
+}
+
+/* Refuse a client before it is served: one error line, then close. */
+static void refuse(conn *c, const char *msg)
+{
+    __atomic_add_fetch(&c->srv->st.rejected, 1, __ATOMIC_RELAXED);
+    obuf_add(&c->out, msg, strlen(msg));
+    conn_close_after_flush(c);
+}
+
+void conn_accept(worker *w, int fd)
+{
+    server *s = w->srv;
+    conn *c = calloc(1, sizeof *c);
+    bool loopback;
+
+    if (!c) {
+        close(fd);
+        return;
+    }
+    if (uv_tcp_init(&w->loop, &c->tcp) < 0) {
+        free(c);
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->srv = s;
+    c->id = __atomic_add_fetch(&s->next_conn_id, 1, __ATOMIC_RELAXED);
+    resp_parser_init(&c->parser, &s->cfg->limits);
+    obuf_init(&c->out);
+    c->authed = s->cfg->requirepass == NULL;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    __atomic_add_fetch(&s->st.clients, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->st.connections_received, 1, __ATOMIC_RELAXED);
+    if (uv_tcp_open(&c->tcp, fd) < 0) {
+        close(fd);
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    peer_name(c, &loopback);
+    LOG_DEBUG("accepted connection %llu from %s", (unsigned long long)c->id, c->peer);
+    if (__atomic_load_n(&s->st.clients, __ATOMIC_RELAXED) > s->cfg->maxclients) {
+        refuse(c, "-ERR max number of clients reached\r\n");
+        return;
+    }
+    if (s->protected_mode && !loopback) {
+        refuse(c, "-DENIED kvs is running in protected mode: it is bound to a non-loopback "
+                  "address and no password is set. Connect from loopback, or restart it with "
+                  "--requirepass.\r\n");
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+        conn_close(c);
+}

@@ -1,0 +1,144 @@
+/*
+ * loop.c — the loop threads.
+ *
+ * Each worker runs its own libuv loop. The acceptor (server.c) hands it sockets through a small
+ * queue under a mutex and a uv_async wake-up; the worker adopts them (conn_accept) on its own
+ * thread. Stopping is the same wake-up with the stop flag set: the worker stops reading, lets
+ * each connection write what it has queued (bounded by a timer), closes everything, and its loop
+ * ends when the last handle is closed.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/conn.h"
+#include "util/log.h"
+
+#define STOP_DRAIN_MS 2000
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    worker *w = t->data;
+    while (w->conns)
+        conn_close(w->conns);
+}
+
+static void worker_begin_stop(worker *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    for (conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        conn_close_after_flush(c);
+    }
+    uv_timer_init(&w->loop, &w->stop_timer);
+    w->stop_timer.data = w;
+    uv_timer_start(&w->stop_timer, on_stop_timeout, STOP_DRAIN_MS, 0);
+    uv_unref((uv_handle_t *)&w->stop_timer);
+    uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    worker *w = a->data;
+    int *fds;
+    size_t n;
+    bool stop;
+
+    pthread_mutex_lock(&w->mu);
+    fds = w->fds;
+    n = w->nfds;
+    w->fds = NULL;
+    w->nfds = w->capfds = 0;
+    stop = w->stop;
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (stop)
+            close(fds[i]);
+        else
+            conn_accept(w, fds[i]);
+    }
+    free(fds);
+    if (stop)
+        worker_begin_stop(w);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (w->stopping) {
+        uv_close((uv_handle_t *)&w->stop_timer, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+    }
+    return NULL;
+}
+
+int workers_start(server *s)
+{
+    int n = s->cfg->threads;
+
+    s->workers = calloc((size_t)n, sizeof *s->workers);
+    if (!s->workers)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        worker *w = &s->workers[i];
+        w->srv = s;
+        w->index = i;
+        pthread_mutex_init(&w->mu, NULL);
+        if (uv_loop_init(&w->loop) < 0 || uv_async_init(&w->loop, &w->wake, on_wake) < 0)
+            return -1;
+        w->wake.data = w;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            LOG_ERROR("cannot start loop thread %d", i);
+            return -1;
+        }
+        s->nworkers++;
+    }
+    return 0;
+}
+
+void workers_hand(server *s, int fd)
+{
+    worker *w = &s->workers[s->next_worker++ % (uint32_t)s->nworkers];
+
+    pthread_mutex_lock(&w->mu);
+    if (w->nfds == w->capfds) {
+        size_t cap = w->capfds ? w->capfds * 2 : 16;
+        int *v = realloc(w->fds, cap * sizeof *v);
+        if (!v) {
+            pthread_mutex_unlock(&w->mu);
+            close(fd);
+            return;
+        }
+        w->fds = v;
+        w->capfds = cap;
+    }
+    w->fds[w->nfds++] = fd;
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->wake);
+}
+
+void workers_stop(server *s)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        worker *w = &s->workers[i];
+        pthread_mutex_lock(&w->mu);
+        w->stop = true;
+        pthread_mutex_unlock(&w->mu);
+        uv_async_send(&w->wake);
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        worker *w = &s->workers[i];
+        pthread_join(w->thread, NULL);
+        uv_loop_close(&w->loop);
+        pthread_mutex_destroy(&w->mu);
+        free(w->fds);
+    }
+    free(s->workers);
+    s->workers = NULL;
+    s->nworkers = 0;
+}

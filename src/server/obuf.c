@@ -1,0 +1,191 @@
+/*
+ * obuf.c — output chunks and RESP2 reply encoding (see obuf.h).
+ */
+#include "server/obuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK 16384
+#define OWN_MIN 4096 /* values at least this large are handed over, not copied */
+
+void obuf_init(obuf *b)
+{
+    memset(b, 0, sizeof *b);
+}
+
+void ochunks_free(ochunk *c)
+{
+    while (c) {
+        ochunk *next = c->next;
+        if (c->cap == 0)
+            free(c->data);
+        free(c);
+        c = next;
+    }
+}
+
+void obuf_free(obuf *b)
+{
+    ochunks_free(b->head);
+    obuf_init(b);
+}
+
+static void link_chunk(obuf *b, ochunk *c)
+{
+    c->next = NULL;
+    if (b->tail)
+        b->tail->next = c;
+    else
+        b->head = c;
+    b->tail = c;
+}
+
+int obuf_add(obuf *b, const void *p, size_t n)
+{
+    const char *s = p;
+
+    b->bytes += n;
+    while (n > 0) {
+        ochunk *t = b->tail;
+        if (!t || t->cap == 0 || t->len == t->cap) {
+            size_t cap = n > CHUNK ? n : CHUNK;
+            t = malloc(sizeof *t + cap);
+            if (!t)
+                return -1;
+            t->data = t->inline_data;
+            t->len = 0;
+            t->cap = cap;
+            link_chunk(b, t);
+        }
+        size_t k = t->cap - t->len < n ? t->cap - t->len : n;
+        memcpy(t->data + t->len, s, k);
+        t->len += k;
+        s += k;
+        n -= k;
+    }
+    return 0;
+}
+
+int obuf_add_owned(obuf *b, void *p, size_t n)
+{
+    ochunk *c = malloc(sizeof *c);
+
+    if (!c) {
+        free(p);
+        return -1;
+    }
+    c->data = p;
+    c->len = n;
+    c->cap = 0;
+    link_chunk(b, c);
+    b->bytes += n;
+    return 0;
+}
+
+ochunk *obuf_take(obuf *b)
+{
+    ochunk *c = b->head;
+    obuf_init(b);
+    return c;
+}
+
+static int add_line(obuf *b, char type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int add_line(obuf *b, char type, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+
+    line[0] = type;
+    va_start(ap, fmt);
+    n = vsnprintf(line + 1, sizeof line - 3, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n > sizeof line - 4)
+        n = (int)sizeof line - 4;
+    /* replies are one line: a CR or LF inside (an echoed argument) would split it */
+    for (int i = 1; i <= n; i++)
+        if (line[i] == '\r' || line[i] == '\n')
+            line[i] = ' ';
+    line[n + 1] = '\r';
+    line[n + 2] = '\n';
+    return obuf_add(b, line, (size_t)n + 3);
+}
+
+int resp_ok(obuf *b)
+{
+    b->replies++;
+    return obuf_add(b, "+OK\r\n", 5);
+}
+
+int resp_status(obuf *b, const char *s)
+{
+    b->replies++;
+    return add_line(b, '+', "%s", s);
+}
+
+int resp_error(obuf *b, const char *fmt, ...)
+{
+    char msg[480];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    b->replies++;
+    return add_line(b, '-', "%s", msg);
+}
+
+int resp_int(obuf *b, long long v)
+{
+    b->replies++;
+    return add_line(b, ':', "%lld", v);
+}
+
+int resp_nil(obuf *b)
+{
+    b->replies++;
+    return obuf_add(b, "$-1\r\n", 5);
+}
+
+int resp_array(obuf *b, long long n)
+{
+    b->replies++;
+    return add_line(b, '*', "%lld", n);
+}
+
+static int bulk_header(obuf *b, size_t n)
+{
+    char h[32];
+    int k = snprintf(h, sizeof h, "$%zu\r\n", n);
+    b->replies++;
+    return obuf_add(b, h, (size_t)k);
+}
+
+int resp_bulk(obuf *b, const void *p, size_t n)
+{
+    if (bulk_header(b, n) < 0 || obuf_add(b, p, n) < 0)
+        return -1;
+    return obuf_add(b, "\r\n", 2);
+}
+
+int resp_bulk_owned(obuf *b, void *p, size_t n)
+{
+    if (n < OWN_MIN) {
+        int rc = resp_bulk(b, p, n);
+        free(p);
+        return rc;
+    }
+    if (bulk_header(b, n) < 0) {
+        free(p);
+        return -1;
+    }
+    if (obuf_add_owned(b, p, n) < 0)
+        return -1;
+    return obuf_add(b, "\r\n", 2);
+}

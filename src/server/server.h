@@ -1,0 +1,80 @@
+/*
+ * server.h — kvs-server: the Redis-protocol (RESP2) front of libkvs.
+ *
+ *   server.c    configuration, start-up (engine, listening socket, threads), shutdown, signals
+ *   loop.c      the loop threads: each owns a libuv loop and the connections handed to it
+ *   conn.c      one connection: reading, parsing, dispatching, writing, limits
+ *   commands.c  the command table and every command
+ *   resp.c      the request parser; obuf.c the output queue and reply encoders
+ *
+ * Threads: the main thread runs the acceptor loop (listening socket, signals); N loop threads
+ * each run a loop of their own. The acceptor accepts and hands each new socket to the next loop
+ * thread in turn, so a connection lives its whole life on one thread and its state needs no lock.
+ * The engine handle is shared by all of them (libkvs is thread-safe).
+ */
+#ifndef KVS_SERVER_H
+#define KVS_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "kvs.h"
+#include "server/resp.h"
+
+#define KVS_SERVER_DEFAULT_ADDR "127.0.0.1:4000"
+
+typedef struct kvs_server_config {
+    const char *addr;         /* "IP:PORT" or "[IPv6]:PORT"; port 0 picks a free one */
+    const char *engine;       /* NULL: the directory's, else "kvs" */
+    const char *dir;          /* data directory */
+    int threads;              /* loop threads */
+    kvs_sync sync;
+    const char *requirepass;  /* NULL: no password */
+    uint32_t maxclients;
+    int log_level;            /* KVS_LOG_* */
+    resp_limits limits;       /* bulk, multibulk, inline */
+    uint64_t max_query;       /* query buffer per client (bytes) */
+    uint64_t max_output;      /* output buffer per client (bytes) before it is cut off */
+} kvs_server_config;
+
+void kvs_server_config_init(kvs_server_config *c);
+/* Run until SIGINT/SIGTERM or SHUTDOWN. Returns 0 on a clean stop, non-zero (after logging why)
+ * if the server could not start. */
+int kvs_server_run(const kvs_server_config *cfg);
+
+/* ---- internal: shared by the files of src/server ---- */
+
+typedef struct server server;
+typedef struct worker worker;
+
+struct server_stats {
+    uint64_t connections_received, rejected, commands, net_in, net_out, errors;
+    uint64_t clients; /* connected now */
+};
+
+struct server {
+    const kvs_server_config *cfg;
+    kvs_t *db;
+    worker *workers;
+    int nworkers;
+    bool protected_mode;      /* bound beyond loopback without a password */
+    char bound[128];          /* the address actually listened on */
+    uint64_t start_usec;
+    uint32_t next_worker;
+    uint64_t next_conn_id;    /* atomic */
+    struct server_stats st;   /* atomics */
+    void (*request_shutdown)(server *s);
+};
+
+/* loop.c */
+int workers_start(server *s);
+void workers_hand(server *s, int fd);
+void workers_stop(server *s);
+
+/* conn.c: a new connection on worker w's loop */
+void conn_accept(worker *w, int fd);
+
+uint64_t now_usec(void);
+
+#endif
