@@ -2,7 +2,7 @@
 #
 #   make          Release build; executables in build/bin/
 #   make test     build + the whole suite (CTest), then again under ASan+UBSan (build-asan/)
-#   make run      build and start what exists (for now the embedded CLI on ./data: ARGS="get k")
+#   make run      build and start kvs-server on 127.0.0.1:4000 with its data in ./data
 #   make deps     install the Debian packages the build and the tests need (only what is missing)
 #   make clean
 
@@ -33,10 +33,10 @@ test-asan: deps
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_ARGS) -j $(JOBS)
 
-ARGS ?= set hello world
+ARGS ?=
 run: build
 	@mkdir -p data
-	$(BUILD)/bin/kvs --dir data $(ARGS)
+	$(BUILD)/bin/kvs-server --addr 127.0.0.1:4000 --dir data $(ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -5,7 +5,8 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
-  libxxhash-dev liburcu-dev libcmocka-dev
+  libxxhash-dev liburcu-dev liblmdb-dev libcmocka-dev
+  libuv1-dev
   python3
 )
 

@@ -40,6 +40,7 @@ const kvs_engine_ops *const *kvs_engine_list(void);
 /* The engine state behind an open handle (tests and tools inside the project only). */
 void *kvs_engine_impl(kvs_t *db);
 
-extern const kvs_engine_ops kvs_log_engine; /* "kvs": log-structured hash (src/engine/log) */
+extern const kvs_engine_ops kvs_log_engine;  /* "kvs": log-structured hash (src/engine/log) */
+extern const kvs_engine_ops kvs_lmdb_engine; /* "lmdb": LMDB B+tree (src/engine/lmdb.c) */
 
 #endif

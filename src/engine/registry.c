@@ -7,6 +7,7 @@
 
 static const kvs_engine_ops *const engines[] = {
     &kvs_log_engine,
+    &kvs_lmdb_engine,
     NULL,
 };
 

@@ -145,8 +145,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     size_t want = READ_CHUNK;
 
     (void)suggested;
-    if (c->parser.need > c->qlen && c->parser.need - c->qlen > want)
-        want = c->parser.need - c->qlen;
+    /* A bulk announced as large gets room as its bytes come, doubling: never all of a length
+     * the client merely claims. */
+    if (c->parser.need > c->qlen && c->parser.need - c->qlen > want) {
+        size_t rest = c->parser.need - c->qlen;
+        want = rest < c->qcap ? rest : c->qcap;
+    }
     if (c->qcap - c->qlen < want) {
         size_t cap = c->qcap * 2 > c->qlen + want ? c->qcap * 2 : c->qlen + want;
         char *q = realloc(c->q, cap);
