@@ -7,7 +7,8 @@ PKGS=(
   build-essential cmake pkg-config
   libxxhash-dev liburcu-dev liblmdb-dev libcmocka-dev
   libuv1-dev
-  python3
+  redis-server redis-tools
+  python3 python3-redis iproute2
 )
 
 missing=()
