@@ -64,6 +64,8 @@ static void feed(feeder *f, out *o, const char *data, size_t n)
 {
     size_t pos = 0, used;
 
+    if (n == 0)
+        return;
     if (f->len + n > f->cap) {
         f->cap = (f->len + n) * 2;
         f->buf = realloc(f->buf, f->cap);
