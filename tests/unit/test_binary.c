@@ -10,9 +10,10 @@
  *
  * Each case is a table of pairs (a NULL value meaning "must be absent"), written through the
  * public API and checked twice: on the handle that wrote them, and after kvs_close + kvs_open of
- * the same directory, where the bytes come back from the segment files, hints and recovery
- * rather than from memory. Every successful get is also checked for the NUL byte kvs.h promises
- * after the value.
+ * the same directory, where the bytes come back from the engine's files (the kvs engine's
+ * segments, hints and recovery; the lmdb engine's tagged and hashed keys) rather than from
+ * memory. Every successful get is also checked for the NUL byte kvs.h promises after the value.
+ * CTest runs the cases once per engine (test_binary_kvs, test_binary_lmdb): argv[1] names it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,91 +34,33 @@ typedef struct pair {
 #define ABSENT(k) { k, sizeof k - 1, NULL, 0 }
 #define COUNT(a) (sizeof a / sizeof a[0])
 
-/* ---- fixture: a scratch directory and a store open in it ---- */
-
-typedef struct fixture {
-    char *dir;
-    kvs_t *db;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-
-    assert_non_null(f);
-    f->dir = tu_mkdtemp();
-    f->db = tu_open(f->dir, NULL);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-
-    kvs_close(f->db);
-    tu_rm_rf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
 /* ---- writing and checking tables of pairs ---- */
 
 static void put_pairs(kvs_t *db, const pair *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (p[i].val)
-            assert_int_equal(kvs_set(db, p[i].key, p[i].klen, p[i].val, p[i].vlen), 0);
-}
-
-static void assert_pair(kvs_t *db, const pair *p)
-{
-    void *val = &val; /* anything but NULL, so that an absent key must clear it */
-    size_t len;
-    int rc = kvs_get(db, p->key, p->klen, &val, &len);
-
-    if (!p->val) {
-        assert_int_equal(rc, KVS_ENOTFOUND);
-        assert_null(val);
-        return;
-    }
-    assert_int_equal(rc, 0);
-    assert_non_null(val);
-    assert_int_equal(len, p->vlen);
-    if (memcmp(val, p->val, len) != 0)
-        fail_msg("value of a %zu-byte key differs from what was set", p->klen);
-    assert_int_equal(((unsigned char *)val)[len], 0);
-    kvs_free(val);
+            tu_set_bin(db, p[i].key, p[i].klen, p[i].val, p[i].vlen);
 }
 
 static void assert_pairs(kvs_t *db, const pair *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        assert_pair(db, &p[i]);
-}
-
-static void reopen(fixture *f)
-{
-    assert_int_equal(kvs_close(f->db), 0);
-    f->db = tu_open(f->dir, NULL);
+        tu_assert_bin(db, p[i].key, p[i].klen, p[i].val, p[i].vlen);
 }
 
 /* Write the pairs, check them, reopen the directory, check them again. */
-static void roundtrip(fixture *f, const pair *p, size_t n)
+static void roundtrip(tu_fixture *f, const pair *p, size_t n)
 {
     put_pairs(f->db, p, n);
     assert_pairs(f->db, p, n);
-    reopen(f);
+    tu_fx_reopen(f);
     assert_pairs(f->db, p, n);
 }
 
 static void assert_key_count(kvs_t *db, uint64_t want)
 {
-    kvs_stats st;
-
-    assert_int_equal(kvs_stats_get(db, &st), 0);
-    assert_int_equal(st.keys, want);
+    assert_int_equal(tu_stats(db).keys, want);
 }
 
 /* ---- the cases ---- */
@@ -129,12 +72,14 @@ static void test_control_bytes(void **state)
         PAIR("\r\n", "\n\r"),
         PAIR("\xff", "\xff\xff\0\xff"),
         PAIR("line\nbreak", "\r\n\r\n"),
+        PAIR("\r\n\xff\x00\xff", "\n\n\r\0x"), /* "\r\n" is another key */
         ABSENT("a"), /* "a\0b\r\n\xff" cut at its NUL */
         ABSENT("a\0b"),
+        ABSENT("\r\n\xff"),
     };
 
     roundtrip(*state, p, COUNT(p));
-    assert_key_count(((fixture *)*state)->db, 4);
+    assert_key_count(((tu_fixture *)*state)->db, 5);
 }
 
 static void test_keys_differ_after_nul(void **state)
@@ -144,16 +89,17 @@ static void test_keys_differ_after_nul(void **state)
         PAIR("x\0b", "second"),
         PAIR("x", "third"),
         PAIR("x\0", "fourth"),
+        PAIR("x\0\0", "\xff\xfe\0\0"), /* a value that ends in NULs */
         ABSENT("x\0c"),
     };
 
     roundtrip(*state, p, COUNT(p));
-    assert_key_count(((fixture *)*state)->db, 4);
+    assert_key_count(((tu_fixture *)*state)->db, 5);
 }
 
 static void test_empty_value(void **state)
 {
-    fixture *f = *state;
+    tu_fixture *f = *state;
     static const pair p[] = {
         PAIR("empty", ""),
         PAIR("emptied", ""), /* had a value first */
@@ -171,9 +117,17 @@ static void test_empty_key(void **state)
         PAIR("", "value of the empty key"),
         PAIR("\0", "value of the one-NUL key"),
     };
+    tu_fixture *f = *state;
 
-    roundtrip(*state, p, COUNT(p));
-    assert_key_count(((fixture *)*state)->db, 2);
+    tu_assert_bin(f->db, "", 0, NULL, 0);
+    roundtrip(f, p, COUNT(p));
+    assert_key_count(f->db, 2);
+    /* the empty key is removed like any other */
+    assert_int_equal(kvs_remove(f->db, "", 0), 0);
+    tu_assert_bin(f->db, "", 0, NULL, 0);
+    assert_int_equal(kvs_remove(f->db, "", 0), KVS_ENOTFOUND);
+    tu_assert_bin(f->db, p[1].key, p[1].klen, p[1].val, p[1].vlen);
+    assert_key_count(f->db, 1);
 }
 
 #define BIG (16u << 20)
@@ -195,14 +149,16 @@ static unsigned char *random_bytes(size_t n, uint64_t seed)
 
 static void test_big_value(void **state)
 {
-    unsigned char *big = random_bytes(BIG, 0x9e3779b97f4a7c15ull);
+    unsigned char *big = random_bytes(BIG, 0x9e3779b97f4a7c15ull), *lk = tu_filled(1000, 4);
     pair p[] = {
         {"big", 3, big, BIG},
+        {lk, 1000, big, BIG}, /* behind a long key (lmdb: a hashed one, the key before it) */
         PAIR("small", "after the big one"),
     };
 
     roundtrip(*state, p, COUNT(p));
     free(big);
+    free(lk);
 }
 
 static void test_all_single_byte_keys(void **state)
@@ -216,18 +172,19 @@ static void test_all_single_byte_keys(void **state)
         p[b] = (pair){&keys[b], 1, vals[b], (size_t)b + 1}; /* byte b, b + 1 times */
     }
     roundtrip(*state, p, COUNT(p));
-    assert_key_count(((fixture *)*state)->db, 256);
+    assert_key_count(((tu_fixture *)*state)->db, 256);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const char *group = tu_engine_from_args(argc, argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_control_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keys_differ_after_nul, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_big_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_all_single_byte_keys, setup, teardown),
+        TU_CASE_OPEN(test_control_bytes),
+        TU_CASE_OPEN(test_keys_differ_after_nul),
+        TU_CASE_OPEN(test_empty_value),
+        TU_CASE_OPEN(test_empty_key),
+        TU_CASE_OPEN(test_big_value),
+        TU_CASE_OPEN(test_all_single_byte_keys),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name(group, tests, NULL, NULL);
 }

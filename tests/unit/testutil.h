@@ -1,6 +1,7 @@
 /*
- * testutil.h — helpers shared by the unit tests: scratch directories, file surgery, opening a
- * store with chosen options, and capturing what libkvs logs.
+ * testutil.h — helpers shared by the unit tests: scratch directories, file surgery, the engine
+ * under test, opening a store with chosen options, a fixture that holds one open store, writing
+ * and checking keys, and capturing what libkvs logs.
  */
 #ifndef KVS_TESTUTIL_H
 #define KVS_TESTUTIL_H
@@ -27,8 +28,64 @@ int64_t tu_file_size(const char *path);
 kvs_t *tu_open(const char *dir, const kvs_options *opt);
 /* Open and return the error code instead (the handle is closed on failure). */
 int tu_try_open(const char *dir, const kvs_options *opt, kvs_t **out);
+/* Close *db (asserting success) and open dir again with opt into *db. */
+void tu_reopen(kvs_t **db, const char *dir, const kvs_options *opt);
+
+/* ---- the engine under test ----
+ * The engine-parameterized tests (test_engine, test_binary) run once per engine: CTest passes
+ * the name as argv[1]. Every open they do names tu_engine. */
+
+extern const char *tu_engine; /* "kvs" unless tu_engine_from_args or a test sets another */
+/* Take the engine from argv[1] ("kvs" if absent); exits 2 on a name that is no engine. Returns
+ * a name for the cmocka group: "<program> [<engine>]". */
+const char *tu_engine_from_args(int argc, char **argv);
+/* The engine that is not tu_engine. */
+const char *tu_other_engine(void);
+/* Skip the running test (cmocka skip) unless tu_engine is name. */
+void tu_require_engine(const char *name);
+/* kvs_options_init, then engine = tu_engine. */
+void tu_options(kvs_options *opt);
+
+/* ---- fixture: a scratch directory, the options to open it with, and the open handle ---- */
+
+typedef struct tu_fixture {
+    char *dir;
+    kvs_options opt; /* tu_options */
+    kvs_t *db;       /* NULL until tu_fx_open */
+} tu_fixture;
+
+int tu_setup(void **state);      /* directory and options; not open */
+int tu_setup_open(void **state); /* and open */
+int tu_teardown(void **state);
+/* A cmocka case on a fresh fixture: with the store open, or left for the test to open. */
+#define TU_CASE_OPEN(test) cmocka_unit_test_setup_teardown(test, tu_setup_open, tu_teardown)
+#define TU_CASE_CLOSED(test) cmocka_unit_test_setup_teardown(test, tu_setup, tu_teardown)
+void tu_fx_open(tu_fixture *f);
+/* Close, then open the same directory with f->opt but naming no engine: the directory's ENGINE
+ * file must pick tu_engine (asserted). */
+void tu_fx_reopen(tu_fixture *f);
+/* Run check on the handle that wrote, then again after tu_fx_reopen, where the answers come from
+ * what the engine reads back from its files. */
+void tu_check_twice(tu_fixture *f, void (*check)(kvs_t *db));
+
+/* ---- writing and checking ---- */
+
+kvs_stats tu_stats(kvs_t *db);
+/* Set a string key to a string value; asserts success. */
+void tu_set(kvs_t *db, const char *key, const char *val);
+/* Set a byte key to a byte value; fails the test with the error detail. */
+void tu_set_bin(kvs_t *db, const void *key, size_t klen, const void *val, size_t vlen);
+/* Assert key holds exactly want/wlen, followed by the NUL kvs.h promises; want NULL: the key is
+ * absent, and get says so the documented way (KVS_ENOTFOUND, *val set to NULL). */
+void tu_assert_bin(kvs_t *db, const void *key, size_t klen, const void *want, size_t wlen);
 /* Assert key holds exactly the NUL-terminated string want (or is absent if want is NULL). */
 void tu_assert_value(kvs_t *db, const char *key, const char *want);
+/* n bytes of a pattern that differs with seed; the caller frees. */
+unsigned char *tu_filled(size_t n, unsigned seed);
+/* Keys key-000000 .. of n, each with its own value: tu_put_keys sets them and returns the first
+ * error (no asserts, so a forked child may use it); tu_assert_keys checks them all. */
+int tu_put_keys(kvs_t *db, int n);
+void tu_assert_keys(kvs_t *db, int n);
 
 /* Log capture: everything libkvs logs at ≥ level is appended to a buffer. */
 void tu_log_capture(int level);
