@@ -101,7 +101,21 @@ typedef struct kvs_stats {
     uint64_t writes;            /* records written since open */
     uint64_t syncs;             /* fdatasync calls on data files since open */
     uint64_t corrupt_reads;     /* reads refused because the record failed its checksum */
+    int compacting;             /* 1 while a compaction runs */
+    uint64_t compact_done_bytes;  /* of the running compaction: input bytes scanned so far */
+    uint64_t compact_todo_bytes;  /* ... and in all */
 } kvs_stats;
+
+/* One write of a batch (kvs_write). */
+enum { KVS_OP_SET = 0, KVS_OP_REMOVE = 1 };
+typedef struct kvs_op {
+    int type;            /* KVS_OP_SET or KVS_OP_REMOVE */
+    const void *key;
+    size_t klen;
+    const void *val;     /* KVS_OP_SET only */
+    size_t vlen;
+    int rc;              /* out: 0, KVS_ENOTFOUND (a remove of a missing key), or an error */
+} kvs_op;
 
 typedef struct kvs kvs_t;
 
@@ -129,6 +143,17 @@ int kvs_get(kvs_t *db, const void *key, size_t klen, void **val, size_t *vlen);
 /* Remove key. KVS_ENOTFOUND if it was not there (nothing is written then). */
 int kvs_remove(kvs_t *db, const void *key, size_t klen);
 
+/* Apply n writes in order, committed together: one append and, with KVS_SYNC_ALWAYS, one sync
+ * for all of them (and for whatever other threads commit at the same moment: group commit).
+ * Each op's rc says how it went; the return value is 0 if every op succeeded, else the first
+ * failure (KVS_ENOTFOUND included). Not atomic: after a crash a prefix of the batch may remain. */
+int kvs_write(kvs_t *db, kvs_op *ops, size_t n);
+
+/* Another reference to an open handle, for another thread or owner; each reference is given
+ * back with kvs_close, and the store really closes (stopping its threads, syncing) when the
+ * last one is. Returns db. */
+kvs_t *kvs_ref(kvs_t *db);
+
 /* Copy the store's figures into *out. */
 int kvs_stats_get(kvs_t *db, kvs_stats *out);
 
@@ -139,8 +164,9 @@ int64_t kvs_compact(kvs_t *db);
 /* Force everything written so far onto disk. */
 int kvs_sync_now(kvs_t *db);
 
-/* Close the store (syncing it) and free the handle, open or not. Returns the first error met
- * while closing; the handle is freed either way. NULL is allowed. */
+/* Give back a reference (kvs_create and kvs_ref each make one). The last one closes the store
+ * (stopping its background threads, syncing) and frees the handle, open or not. Returns the
+ * first error met while closing; the handle is freed either way. NULL is allowed. */
 int kvs_close(kvs_t *db);
 
 /* Free a buffer returned by kvs_get. NULL is allowed. */

@@ -6,6 +6,8 @@
  *   - limits on keys and values, checked before any engine sees them;
  *   - the LOCK file: flock(LOCK_EX | LOCK_NB) held from open to close, so a second handle or
  *     process gets KVS_EBUSY ("directory in use") instead of two writers on one log;
+ *   - the reference count: a handle shared by threads or owners is closed by the last
+ *     kvs_close (the "drop guard": background threads stop exactly once, after every user);
  *   - the ENGINE file: the name of the engine that owns the directory, written once when the
  *     directory is first opened, so that opening it later with another engine is refused
  *     (KVS_EENGINE) and opening it with no engine named picks the right one.
@@ -33,6 +35,7 @@ enum { DB_CREATED, DB_OPEN };
 
 struct kvs {
     int state;
+    int refs; /* atomic: kvs_create and kvs_ref add one, kvs_close takes one */
     kvs_options opt;
     char engine_name[ENGINE_NAME_MAX]; /* opt.engine points here once configured */
     const kvs_engine_ops *ops;
@@ -61,6 +64,7 @@ int kvs_create(kvs_t **out)
     kvs_options_init(&db->opt);
     db->state = DB_CREATED;
     db->lock_fd = -1;
+    db->refs = 1;
     *out = db;
     return 0;
 }
@@ -215,18 +219,55 @@ static int check_key(const void *key, size_t klen)
     return 0;
 }
 
-int kvs_set(kvs_t *db, const void *key, size_t klen, const void *val, size_t vlen)
+static int check_value(const void *val, size_t vlen)
 {
-    int rc;
-
-    if ((rc = check_open(db)) < 0 || (rc = check_key(key, klen)) < 0)
-        return rc;
     if (!val && vlen)
         return kvs_seterr(KVS_EINVAL, "NULL value");
     if (vlen > KVS_MAX_VALUE)
         return kvs_seterr(KVS_EVALTOOBIG, "value of %zu bytes; the limit is %u", vlen,
                           KVS_MAX_VALUE);
-    return db->ops->set(db->impl, key ? key : "", klen, val ? val : "", vlen);
+    return 0;
+}
+
+int kvs_set(kvs_t *db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    kvs_op op = {KVS_OP_SET, key, klen, val, vlen, 0};
+    return kvs_write(db, &op, 1);
+}
+
+int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
+{
+    int rc;
+
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    if (!ops && n)
+        return kvs_seterr(KVS_EINVAL, "kvs_write: NULL ops");
+    for (size_t i = 0; i < n; i++) {
+        kvs_op *op = &ops[i];
+        if (op->type != KVS_OP_SET && op->type != KVS_OP_REMOVE)
+            return kvs_seterr(KVS_EINVAL, "kvs_write: op %zu has unknown type %d", i, op->type);
+        if ((rc = check_key(op->key, op->klen)) < 0 ||
+            (op->type == KVS_OP_SET && (rc = check_value(op->val, op->vlen)) < 0))
+            return rc;
+        if (!op->key)
+            op->key = "";
+        if (op->type == KVS_OP_SET && !op->val)
+            op->val = "";
+        if (op->type == KVS_OP_REMOVE)
+            op->vlen = 0;
+    }
+    if (db->ops->write)
+        return db->ops->write(db->impl, ops, n);
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        kvs_op *op = &ops[i];
+        op->rc = op->type == KVS_OP_SET ? db->ops->set(db->impl, op->key, op->klen, op->val, op->vlen)
+                                        : db->ops->remove(db->impl, op->key, op->klen);
+        if (op->rc < 0 && first == 0)
+            first = op->rc;
+    }
+    return first;
 }
 
 int kvs_get(kvs_t *db, const void *key, size_t klen, void **val, size_t *vlen)
@@ -244,11 +285,8 @@ int kvs_get(kvs_t *db, const void *key, size_t klen, void **val, size_t *vlen)
 
 int kvs_remove(kvs_t *db, const void *key, size_t klen)
 {
-    int rc;
-
-    if ((rc = check_open(db)) < 0 || (rc = check_key(key, klen)) < 0)
-        return rc;
-    return db->ops->remove(db->impl, key ? key : "", klen);
+    kvs_op op = {KVS_OP_REMOVE, key, klen, NULL, 0, 0};
+    return kvs_write(db, &op, 1);
 }
 
 int kvs_stats_get(kvs_t *db, kvs_stats *out)
@@ -283,11 +321,21 @@ int kvs_sync_now(kvs_t *db)
     return db->ops->sync(db->impl);
 }
 
+kvs_t *kvs_ref(kvs_t *db)
+{
+    if (db)
+        __atomic_add_fetch(&db->refs, 1, __ATOMIC_RELAXED);
+    return db;
+}
+
 int kvs_close(kvs_t *db)
 {
     int rc = 0;
 
     if (!db)
+        return 0;
+    /* acq_rel: the last closer sees every other user's writes to the handle */
+    if (__atomic_sub_fetch(&db->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return 0;
     if (db->state == DB_OPEN)
         rc = db->ops->close(db->impl);

@@ -25,6 +25,8 @@ typedef struct kvs_engine_ops {
     int (*get)(void *e, const void *key, size_t klen, void **val, size_t *vlen);
     int (*set)(void *e, const void *key, size_t klen, const void *val, size_t vlen);
     int (*remove)(void *e, const void *key, size_t klen);
+    /* A batch of checked writes in order; optional (api.c falls back to set/remove). */
+    int (*write)(void *e, kvs_op *ops, size_t n);
     int (*stats)(void *e, kvs_stats *out);
     int64_t (*compact)(void *e);
     int (*sync)(void *e);

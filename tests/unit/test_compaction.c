@@ -110,9 +110,7 @@ static seg *segment_by_index(kvs_t *db, uint32_t i)
 static void compact_one(kvs_t *db, seg *s)
 {
     logdb *ldb = kvs_engine_impl(db);
-    pthread_mutex_lock(&ldb->wmu);
     int64_t r = log_compact_segments(ldb, &s, 1);
-    pthread_mutex_unlock(&ldb->wmu);
     if (r < 0)
         fail_msg("compaction: %s", kvs_last_error());
 }

@@ -132,8 +132,8 @@ static int crash_child(const char *dir, int point, int partial)
         for (uint32_t i = 0; i < ldb->nsegs && n < 256; i += 2)
             if (ldb->segs[i] != ldb->active)
                 v[n++] = ldb->segs[i];
-        r = log_compact_segments(ldb, v, n);
         pthread_mutex_unlock(&ldb->wmu);
+        r = log_compact_segments(ldb, v, n);
     } else {
         r = kvs_compact(db);
     }

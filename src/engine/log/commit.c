@@ -1,8 +1,9 @@
 /*
  * commit.c — the write path: appending records, rotating the active segment, syncing.
  *
- * One writer at a time (wmu) appends a record at the active segment's end with one pwritev of
- * header, key and value, then publishes it in the index. The order matters: the record is in the
+ * Writers queue (group commit, below); the leader appends the records of the whole batch at the
+ * active segment's end with one pwritev of headers, keys and values, then publishes them in the
+ * index. The order matters: the record is in the
  * kernel before the index names it, so a reader can only find data that a crash would keep, and a
  * write is acknowledged only after both. With KVS_SYNC_ALWAYS the fdatasync also comes before the
  * acknowledgement; with EVERYSEC a background thread syncs once a second; with NEVER the kernel
@@ -14,6 +15,7 @@
  * segment without a hint, scanned at open).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -79,8 +81,13 @@ int log_manifest_maybe_reset(logdb *db)
     return rc;
 }
 
+unsigned kvs_test_sync_delay_us = 0;
+
 static int sync_active(logdb *db)
 {
+    __atomic_add_fetch(&db->syncs_started, 1, __ATOMIC_RELAXED);
+    if (kvs_test_sync_delay_us)
+        usleep(kvs_test_sync_delay_us);
     int rc = io_fdatasync(db->active->fd, db->active->path);
     if (rc == 0) {
         db->dirty = false;
@@ -89,7 +96,8 @@ static int sync_active(logdb *db)
     return rc;
 }
 
-/* Seal the active segment and start the next one (under wmu). */
+/* Seal the active segment and start the next one (under wmu). The sealed segment's hint file
+ * is written by the maintenance thread, not here: a writer never waits for a scan. */
 static int rotate(logdb *db)
 {
     seg *old = db->active, *s;
@@ -106,92 +114,234 @@ static int rotate(logdb *db)
     }
     db->next_id++;
     old->sealed = true;
+    old->needs_hint = true;
     __atomic_store_n(&db->active, s, __ATOMIC_RELEASE);
-    if ((rc = hint_write(db->dir, old)) < 0 || (rc = io_fsync_dir(db->dir)) < 0)
-        LOG_WARN("%s: no hint file written (%s); the segment will be scanned at open",
-                 old->path, kvs_last_error());
     if ((rc = log_manifest_maybe_reset(db)) < 0)
         LOG_WARN("manifest rewrite failed: %s", kvs_last_error());
+    log_maint_kick(db);
     return 0;
 }
 
 /* The index half of a write: publish the new record, account what it replaced. */
-static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, uint8_t flags,
-                   const void *key, uint32_t klen, uint32_t vlen)
+static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, const kvs_op *op)
 {
-    idx_loc loc = {s, (uint32_t)off, vlen, seq, 0}, old;
+    bool tomb = op->type == KVS_OP_REMOVE;
+    idx_loc loc = {s, (uint32_t)off, (uint32_t)op->vlen, seq, 0}, old;
     int r;
 
-    if (flags & REC_TOMBSTONE) {
-        log_mark_dead(s, rec_len(klen, 0));
-        r = idx_del(db->idx, key, klen, &old);
-        if (r == 0)
-            log_mark_dead(old.seg, rec_len(klen, old.vlen));
+    if (tomb) {
+        log_mark_dead(s, rec_len((uint32_t)op->klen, 0));
+        if (idx_del(db->idx, op->key, op->klen, &old) == 0)
+            log_mark_dead(old.seg, rec_len((uint32_t)op->klen, old.vlen));
         return 0;
     }
-    r = idx_put(db->idx, key, klen, &loc, &old);
+    r = idx_put(db->idx, op->key, op->klen, &loc, &old);
     if (r < 0)
         return kvs_seterr(r, "index update failed for a write already in the log");
     if (r == 1)
-        log_mark_dead(old.seg, rec_len(klen, old.vlen));
+        log_mark_dead(old.seg, rec_len((uint32_t)op->klen, old.vlen));
     return 0;
 }
 
-int log_append(logdb *db, uint8_t flags, const void *key, uint32_t klen, const void *val,
-               uint32_t vlen)
-{
-    unsigned char hdr[REC_HDR];
-    uint64_t len = rec_len(klen, vlen), seq, off;
-    idx_loc cur;
-    seg *s;
-    int rc;
+/*
+ * Group commit. A batch is every write queued while the previous batch was being committed.
+ * Its records are appended with as few pwritev calls as the batch allows — one, unless it must
+ * rotate or a remove has to see the effect of earlier writes in the batch — and with
+ * KVS_SYNC_ALWAYS one fdatasync covers all of them. Only then is any writer in it told.
+ */
+typedef struct pending {
+    struct iovec *iov;
+    unsigned char (*hdr)[REC_HDR];
+    kvs_op **ops;
+    uint64_t *seqs, *offs;
+    size_t n, cap;
+    uint64_t bytes;
+} pending;
 
-    pthread_mutex_lock(&db->wmu);
-    if (db->stopping) {
-        rc = kvs_seterr(KVS_ECLOSED, "the store is closing");
-        goto out;
+static int pending_reserve(pending *p, size_t n)
+{
+    if (n <= p->cap)
+        return 0;
+    size_t cap = n > 2 * p->cap ? n : 2 * p->cap;
+    struct iovec *iov = realloc(p->iov, 3 * cap * sizeof *iov);
+    if (iov)
+        p->iov = iov;
+    void *hdr = realloc(p->hdr, cap * REC_HDR);
+    if (hdr)
+        p->hdr = hdr;
+    kvs_op **ops = realloc(p->ops, cap * sizeof *ops);
+    if (ops)
+        p->ops = ops;
+    uint64_t *seqs = realloc(p->seqs, cap * sizeof *seqs);
+    if (seqs)
+        p->seqs = seqs;
+    uint64_t *offs = realloc(p->offs, cap * sizeof *offs);
+    if (offs)
+        p->offs = offs;
+    if (!iov || !hdr || !ops || !seqs || !offs)
+        return KVS_ENOMEM;
+    p->cap = cap;
+    return 0;
+}
+
+static void pending_free(pending *p)
+{
+    free(p->iov);
+    free(p->hdr);
+    free(p->ops);
+    free(p->seqs);
+    free(p->offs);
+}
+
+/* Write the pending records with one pwritev, then publish them (under wmu). */
+static int flush_pending(logdb *db, pending *p)
+{
+    seg *s = db->active;
+    uint64_t off = s->size;
+    int rc = 0;
+
+    if (p->n == 0)
+        return 0;
+    /* iovecs are built here, not as ops are added: the header array may move as it grows */
+    for (size_t i = 0; i < p->n; i++) {
+        const kvs_op *op = p->ops[i];
+        p->iov[3 * i] = (struct iovec){p->hdr[i], REC_HDR};
+        p->iov[3 * i + 1] = (struct iovec){(void *)op->key, op->klen};
+        p->iov[3 * i + 2] = (struct iovec){(void *)op->val, op->type == KVS_OP_SET ? op->vlen : 0};
     }
-    if (flags & REC_TOMBSTONE) {
-        rcu_read_lock();
-        rc = idx_lookup(db->idx, key, klen, &cur);
-        rcu_read_unlock();
-        if (rc < 0)
-            goto out;
-    }
-    if (db->active->size > SEG_HDR && db->active->size + len > db->opt.segment_size &&
-        (rc = rotate(db)) < 0)
-        goto out;
-    s = db->active;
-    seq = db->seq + 1;
-    off = s->size;
-    rec_encode(hdr, seq, flags, key, klen, val, vlen);
-    struct iovec iov[3] = {{hdr, REC_HDR}, {(void *)key, klen}, {(void *)val, vlen}};
-    if ((rc = io_pwritev_full(s->fd, iov, 3, off, s->path)) < 0) {
+    if ((rc = io_pwritev_full(s->fd, p->iov, (int)(3 * p->n), off, s->path)) < 0) {
         /* Later appends overwrite from off anyway; truncating keeps the file clean meanwhile. */
         if (ftruncate(s->fd, (off_t)off) < 0)
             LOG_WARN("%s: cannot cut a failed append at %llu: %s", s->path,
                      (unsigned long long)off, strerror(errno));
-        goto out;
+        for (size_t i = 0; i < p->n; i++)
+            p->ops[i]->rc = rc;
+        p->n = 0;
+        p->bytes = 0;
+        return rc;
     }
-    db->seq = seq;
-    __atomic_store_n(&s->size, off + len, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->size, off + p->bytes, __ATOMIC_RELEASE);
     if (s->min_seq == UINT64_MAX)
-        s->min_seq = seq;
-    s->max_seq = seq;
+        s->min_seq = p->seqs[0];
+    s->max_seq = p->seqs[p->n - 1];
     db->dirty = true;
-    __atomic_add_fetch(&db->writes, 1, __ATOMIC_RELAXED);
-    if ((rc = publish(db, s, off, seq, flags, key, klen, vlen)) < 0)
-        goto out;
-    if (db->opt.sync == KVS_SYNC_ALWAYS && (rc = sync_active(db)) < 0)
-        goto out;
-    if (db->opt.auto_compact && !db->compacting) {
-        int64_t r = log_compact_auto(db);
+    __atomic_add_fetch(&db->writes, p->n, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < p->n; i++) {
+        int r = publish(db, s, p->offs[i], p->seqs[i], p->ops[i]);
+        p->ops[i]->rc = r;
         if (r < 0)
-            LOG_WARN("compaction failed: %s", kvs_last_error());
+            rc = r;
     }
-out:
-    pthread_mutex_unlock(&db->wmu);
+    p->n = 0;
+    p->bytes = 0;
     return rc;
+}
+
+/* Queue one operation's record, flushing first where order or rotation requires it. */
+static int add_op(logdb *db, pending *p, kvs_op *op)
+{
+    uint32_t klen = (uint32_t)op->klen, vlen = op->type == KVS_OP_SET ? (uint32_t)op->vlen : 0;
+    uint64_t len = rec_len(klen, vlen);
+    uint8_t flags = op->type == KVS_OP_REMOVE ? REC_TOMBSTONE : 0;
+    int rc;
+
+    if (flags & REC_TOMBSTONE) {
+        idx_loc cur;
+        /* a remove must see the writes queued before it in this batch */
+        if ((rc = flush_pending(db, p)) < 0)
+            return rc;
+        rcu_read_lock();
+        rc = idx_lookup(db->idx, op->key, klen, &cur);
+        rcu_read_unlock();
+        if (rc < 0) {
+            op->rc = rc;
+            return 0;
+        }
+    }
+    seg *s = db->active;
+    if (s->size + p->bytes > SEG_HDR && s->size + p->bytes + len > db->opt.segment_size) {
+        if ((rc = flush_pending(db, p)) < 0 || (rc = rotate(db)) < 0)
+            return rc;
+    }
+    if ((rc = pending_reserve(p, p->n + 1)) < 0)
+        return rc;
+    size_t i = p->n++;
+    p->ops[i] = op;
+    p->seqs[i] = ++db->seq;
+    p->offs[i] = db->active->size + p->bytes;
+    rec_encode(p->hdr[i], p->seqs[i], flags, op->key, klen, op->val, vlen);
+    p->bytes += len;
+    return 0;
+}
+
+/* Commit a batch of requests (the leader, under wmu). */
+static void commit_batch(logdb *db, commit_req *batch)
+{
+    pending p = {0};
+    int rc = 0;
+
+    pthread_mutex_lock(&db->wmu);
+    if (db->stopping)
+        rc = kvs_seterr(KVS_ECLOSED, "the store is closing");
+    for (commit_req *r = batch; r && rc == 0; r = r->next)
+        for (size_t i = 0; i < r->n && rc == 0; i++) {
+            r->ops[i].rc = 0;
+            rc = add_op(db, &p, &r->ops[i]);
+        }
+    if (rc == 0)
+        rc = flush_pending(db, &p);
+    if (rc == 0 && db->opt.sync == KVS_SYNC_ALWAYS && db->dirty)
+        rc = sync_active(db);
+    log_maint_check(db);
+    pthread_mutex_unlock(&db->wmu);
+    pending_free(&p);
+    /* A failure fails every operation not already failed on its own (a missing key). */
+    for (commit_req *r = batch; r; r = r->next) {
+        r->rc = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            if (rc < 0 && r->ops[i].rc != KVS_ENOTFOUND)
+                r->ops[i].rc = rc;
+            if (r->ops[i].rc < 0 && r->rc == 0)
+                r->rc = r->ops[i].rc;
+        }
+    }
+}
+
+int log_write(logdb *db, kvs_op *ops, size_t n)
+{
+    commit_req req = {ops, n, 0, false, NULL};
+    char err[256] = "";
+
+    pthread_mutex_lock(&db->qmu);
+    if (db->qtail)
+        db->qtail->next = &req;
+    else
+        db->qhead = &req;
+    db->qtail = &req;
+    while (!req.done) {
+        if (db->leader) {
+            pthread_cond_wait(&db->qcv, &db->qmu);
+            continue;
+        }
+        /* Lead: take every queued request as one batch. */
+        commit_req *batch = db->qhead;
+        db->qhead = db->qtail = NULL;
+        db->leader = true;
+        pthread_mutex_unlock(&db->qmu);
+        commit_batch(db, batch);
+        snprintf(err, sizeof err, "%s", kvs_last_error());
+        pthread_mutex_lock(&db->qmu);
+        for (commit_req *r = batch, *next; r; r = next) {
+            next = r->next;
+            r->done = true; /* after this the waiter may return: r is gone */
+        }
+        db->leader = false;
+        pthread_cond_broadcast(&db->qcv);
+    }
+    pthread_mutex_unlock(&db->qmu);
+    if (req.rc < 0 && req.rc != KVS_ENOTFOUND)
+        kvs_seterr(req.rc, "%s", err[0] ? err : kvs_strerror(req.rc));
+    return req.rc;
 }
 
 int log_sync(logdb *db)
@@ -199,11 +349,37 @@ int log_sync(logdb *db)
     int rc;
 
     pthread_mutex_lock(&db->wmu);
-    rc = sync_active(db);
+    rc = db->dirty ? sync_active(db) : 0;
     pthread_mutex_unlock(&db->wmu);
     return rc;
 }
 
+void log_maint_kick(logdb *db)
+{
+    db->maint_kicked = true;
+    pthread_cond_signal(&db->maint_cv);
+}
+
+void log_maint_check(logdb *db)
+{
+    if (db->opt.auto_compact && log_compact_due(db))
+        log_maint_kick(db);
+}
+
+/* Wait on cv under wmu until the deadline, a stop, or (if flag) *flag; advances the deadline
+ * by a second when it passes. Returns false once stopping. */
+static bool tick_wait(logdb *db, pthread_cond_t *cv, struct timespec *next, bool *flag)
+{
+    while (!db->stopping && !(flag && *flag)) {
+        if (pthread_cond_timedwait(cv, &db->wmu, next) == ETIMEDOUT) {
+            next->tv_sec += 1;
+            break;
+        }
+    }
+    return !db->stopping;
+}
+
+/* everysec: sync the active segment once a second if anything was written. */
 static void *syncer_main(void *arg)
 {
     logdb *db = arg;
@@ -211,12 +387,9 @@ static void *syncer_main(void *arg)
 
     pthread_mutex_lock(&db->wmu);
     clock_gettime(CLOCK_MONOTONIC, &next);
-    while (!db->stopping) {
-        next.tv_sec += 1;
-        while (!db->stopping &&
-               pthread_cond_timedwait(&db->stop_cv, &db->wmu, &next) != ETIMEDOUT)
-            ;
-        if (db->stopping || !db->dirty)
+    next.tv_sec += 1;
+    while (tick_wait(db, &db->stop_cv, &next, NULL)) {
+        if (!db->dirty)
             continue;
         /* Sync outside wmu so writers go on; the read section keeps the segment (and its fd)
          * from being retired meanwhile. */
@@ -238,7 +411,30 @@ static void *syncer_main(void *arg)
     return NULL;
 }
 
-int log_syncer_start(logdb *db)
+/* Hint files and automatic compaction, off the write path: woken by rotation and by commits
+ * that leave compaction due, and once a second anyway. */
+static void *maint_main(void *arg)
+{
+    logdb *db = arg;
+    struct timespec next;
+
+    pthread_mutex_lock(&db->wmu);
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    next.tv_sec += 1;
+    while (tick_wait(db, &db->maint_cv, &next, &db->maint_kicked)) {
+        db->maint_kicked = false;
+        bool due = db->opt.auto_compact && log_compact_due(db);
+        pthread_mutex_unlock(&db->wmu);
+        log_write_pending_hints(db);
+        if (due && log_compact_auto(db) < 0)
+            LOG_WARN("compaction failed: %s", kvs_last_error());
+        pthread_mutex_lock(&db->wmu);
+    }
+    pthread_mutex_unlock(&db->wmu);
+    return NULL;
+}
+
+int log_threads_start(logdb *db)
 {
     pthread_condattr_t ca;
     int e;
@@ -246,7 +442,11 @@ int log_syncer_start(logdb *db)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&db->stop_cv, &ca);
+    pthread_cond_init(&db->maint_cv, &ca);
     pthread_condattr_destroy(&ca);
+    if ((e = pthread_create(&db->maint, NULL, maint_main, db)) != 0)
+        return kvs_seterr(KVS_ENOMEM, "cannot start the maintenance thread: %s", strerror(e));
+    db->maint_running = true;
     if (db->opt.sync != KVS_SYNC_EVERYSEC)
         return 0;
     if ((e = pthread_create(&db->syncer, NULL, syncer_main, db)) != 0)
@@ -255,13 +455,16 @@ int log_syncer_start(logdb *db)
     return 0;
 }
 
-void log_syncer_stop(logdb *db)
+void log_threads_stop(logdb *db)
 {
     pthread_mutex_lock(&db->wmu);
     db->stopping = true;
     pthread_cond_broadcast(&db->stop_cv);
+    pthread_cond_broadcast(&db->maint_cv);
     pthread_mutex_unlock(&db->wmu);
     if (db->syncer_running)
         pthread_join(db->syncer, NULL);
-    db->syncer_running = false;
+    if (db->maint_running)
+        pthread_join(db->maint, NULL);
+    db->syncer_running = db->maint_running = false;
 }

@@ -1,6 +1,10 @@
 /*
  * compact.c — compaction: reclaiming the space of dead records.
  *
+ * It runs on the maintenance thread (or the caller of kvs_compact) under cmu, and holds wmu
+ * only for short steps — choosing victims, taking segment ids, the commit — so reads and writes
+ * go on while it scans and copies.
+ *
  * Victims are sealed segments. Their live records are copied, seq unchanged, into new sealed
  * segments (outputs); then the swap happens in an order where a crash at any point leaves a
  * store that opens to exactly the same keys and values:
@@ -102,9 +106,11 @@ static int out_room(compactor *c, uint64_t len, seg **out)
         c->outs = v;
         c->capouts = cap;
     }
-    if ((rc = seg_create(c->db->dir, c->db->next_id, &o)) < 0)
+    pthread_mutex_lock(&c->db->wmu);
+    uint32_t id = c->db->next_id++;
+    pthread_mutex_unlock(&c->db->wmu);
+    if ((rc = seg_create(c->db->dir, id, &o)) < 0)
         return rc;
-    c->db->next_id++;
     o->sealed = true;
     c->outs[c->nouts++] = o;
     *out = o;
@@ -196,6 +202,7 @@ static int write_outputs(compactor *c, seg **victims, uint32_t n)
         c->victim = victims[i];
         if ((rc = seg_scan(victims[i], copy_record, c, &res)) < 0)
             return rc;
+        __atomic_add_fetch(&c->db->compact_done, victims[i]->size, __ATOMIC_RELAXED);
     }
     if ((rc = out_flush(c)) < 0)
         return rc;
@@ -242,13 +249,13 @@ out:
     return rc;
 }
 
-/* Step 5: make the outputs live in memory and retire the victims. */
+/* Step 5: point the index at the copies, then retire the victims. Repointing needs no lock:
+ * each swap is a compare-and-swap against the exact record copied, so a write that lands
+ * meanwhile wins and the copy is counted dead. */
 static void install(compactor *c, seg **victims, uint32_t n)
 {
     logdb *db = c->db;
 
-    for (uint32_t i = 0; i < c->nouts; i++)
-        log_segs_add(db, c->outs[i]); /* cannot fail: commit_swap made room */
     for (size_t i = 0; i < c->nmoves; i++) {
         move *m = c->moves[i];
         if (m->flags & REC_TOMBSTONE)
@@ -258,10 +265,12 @@ static void install(compactor *c, seg **victims, uint32_t n)
         while ((r = idx_repoint(db->idx, m->key, m->klen, m->from, m->from_off, &to)) < 0)
             usleep(1000); /* out of memory: the victim must not be freed while named; wait */
         if (r == 1)
-            log_mark_dead(m->to, rec_len(m->klen, m->vlen)); /* a newer write won meanwhile */
+            log_mark_dead(m->to, rec_len(m->klen, m->vlen));
     }
+    pthread_mutex_lock(&db->wmu);
     for (uint32_t i = 0; i < n; i++)
         log_segs_remove(db, victims[i]);
+    pthread_mutex_unlock(&db->wmu);
     synchronize_rcu(); /* no reader still holds an entry naming a victim */
     for (uint32_t i = 0; i < n; i++)
         seg_destroy(victims[i]);
@@ -277,48 +286,86 @@ static uint64_t now_usec(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int64_t log_compact_segments(logdb *db, seg **victims, uint32_t n)
+static bool is_live(logdb *db, seg *s)
+{
+    for (uint32_t i = 0; i < db->nsegs; i++)
+        if (db->segs[i] == s)
+            return true;
+    return false;
+}
+
+/* Compact victims; cmu held, wmu not. */
+static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
 {
     compactor c = {.db = db, .min_outside = UINT64_MAX};
     uint64_t t0 = now_usec(), in = 0, out = 0;
-    int rc;
+    int rc = 0;
 
     if (n == 0)
         return 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (!victims[i]->sealed || victims[i] == db->active)
-            return kvs_seterr(KVS_EINVAL, "compaction: %s is not sealed", victims[i]->path);
+    pthread_mutex_lock(&db->wmu);
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        if (!is_live(db, victims[i]) || !victims[i]->sealed || victims[i] == db->active)
+            rc = kvs_seterr(KVS_EINVAL, "compaction: segment %u is not a sealed live one",
+                            victims[i]->id);
     for (uint32_t i = 0; i < db->nsegs; i++)
         if (!is_victim(db->segs[i], victims, n) && db->segs[i]->min_seq < c.min_outside)
             c.min_outside = db->segs[i]->min_seq;
-    if (!(c.buf = malloc(OUT_BUF))) {
-        compactor_free(&c, false);
-        return KVS_ENOMEM;
-    }
-    db->compacting = true;
-    if ((rc = write_outputs(&c, victims, n)) < 0 || (rc = commit_swap(&c, victims, n)) < 0) {
-        compactor_free(&c, true);
-        db->compacting = false;
-        return rc;
-    }
-    log_crash_point(CRASH_AFTER_MANIFEST);
     for (uint32_t i = 0; i < n; i++)
         in += victims[i]->size;
+    db->compacting = rc == 0;
+    db->compact_done = 0;
+    db->compact_todo = in;
+    pthread_mutex_unlock(&db->wmu);
+    if (rc < 0)
+        return rc;
+    if (!(c.buf = malloc(OUT_BUF))) {
+        rc = KVS_ENOMEM;
+        goto fail;
+    }
+    if ((rc = write_outputs(&c, victims, n)) < 0)
+        goto fail;
+    pthread_mutex_lock(&db->wmu);
+    if ((rc = commit_swap(&c, victims, n)) == 0)
+        for (uint32_t i = 0; i < c.nouts; i++)
+            log_segs_add(db, c.outs[i]); /* cannot fail: commit_swap made room */
+    pthread_mutex_unlock(&db->wmu);
+    if (rc < 0)
+        goto fail;
+    log_crash_point(CRASH_AFTER_MANIFEST);
     for (uint32_t i = 0; i < c.nouts; i++)
         out += c.outs[i]->size;
-    install(&c, victims, n);
-    compactor_free(&c, false);
-    db->compacting = false;
-
-    uint64_t usec = now_usec() - t0;
+    /* counted at the commit point, before the old files go (a watcher of the directory sees
+     * the run counted by the time it sees the space come back) */
     __atomic_add_fetch(&db->compactions, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&db->compact_reclaimed, in - out, __ATOMIC_RELAXED);
+    install(&c, victims, n);
+    compactor_free(&c, false);
+
+    uint64_t usec = now_usec() - t0;
     __atomic_store_n(&db->compact_last_usec, usec, __ATOMIC_RELAXED);
     LOG_INFO("compacted %u segments (%llu bytes) into %u (%llu bytes) in %llu us", n,
              (unsigned long long)in, c.nouts, (unsigned long long)out, (unsigned long long)usec);
+    pthread_mutex_lock(&db->wmu);
+    db->compacting = 0;
     if (log_manifest_maybe_reset(db) < 0)
         LOG_WARN("manifest rewrite failed: %s", kvs_last_error());
+    pthread_mutex_unlock(&db->wmu);
     return (int64_t)(in - out);
+fail:
+    compactor_free(&c, true);
+    pthread_mutex_lock(&db->wmu);
+    db->compacting = 0;
+    pthread_mutex_unlock(&db->wmu);
+    return rc;
+}
+
+int64_t log_compact_segments(logdb *db, seg **victims, uint32_t n)
+{
+    pthread_mutex_lock(&db->cmu);
+    int64_t rc = compact_locked(db, victims, n);
+    pthread_mutex_unlock(&db->cmu);
+    return rc;
 }
 
 static int by_dead_desc(const void *a, const void *b)
@@ -327,7 +374,8 @@ static int by_dead_desc(const void *a, const void *b)
     return x->dead < y->dead ? 1 : x->dead > y->dead ? -1 : 0;
 }
 
-/* Sealed segments worth compacting (all with dead bytes if ratio is 0), most garbage first. */
+/* Sealed segments worth compacting (all with dead bytes if ratio is 0), most garbage first;
+ * with out NULL only the sum. Under wmu. */
 static uint32_t candidates(logdb *db, double ratio, seg **out, uint64_t *dead)
 {
     uint32_t n = 0;
@@ -340,43 +388,82 @@ static uint32_t candidates(logdb *db, double ratio, seg **out, uint64_t *dead)
             continue;
         if ((double)d < ratio * (double)(s->size - SEG_HDR))
             continue;
-        out[n++] = s;
+        if (out)
+            out[n] = s;
+        n++;
         *dead += d;
     }
-    qsort(out, n, sizeof *out, by_dead_desc);
+    if (out)
+        qsort(out, n, sizeof *out, by_dead_desc);
     return n;
+}
+
+bool log_compact_due(logdb *db)
+{
+    uint64_t dead;
+    return candidates(db, db->opt.compact_ratio, NULL, &dead) > 0 &&
+           dead >= db->opt.compact_min_bytes;
+}
+
+/* Choose victims by ratio and compact them; max_bytes bounds one run (0: no bound). */
+static int64_t compact_chosen(logdb *db, double ratio, uint64_t min_dead, uint64_t max_bytes)
+{
+    seg **v = NULL;
+    uint64_t dead, bytes = 0;
+    uint32_t n = 0, take = 0;
+    int64_t rc = 0;
+
+    pthread_mutex_lock(&db->cmu);
+    pthread_mutex_lock(&db->wmu);
+    if ((v = malloc((db->nsegs + 1) * sizeof *v)) != NULL)
+        n = candidates(db, ratio, v, &dead);
+    pthread_mutex_unlock(&db->wmu);
+    if (!v) {
+        rc = KVS_ENOMEM;
+    } else if (n > 0 && dead >= min_dead) {
+        while (take < n && (take == 0 || max_bytes == 0 || bytes + v[take]->size <= max_bytes))
+            bytes += v[take++]->size;
+        rc = compact_locked(db, v, take);
+    }
+    pthread_mutex_unlock(&db->cmu);
+    free(v);
+    return rc;
 }
 
 int64_t log_compact_auto(logdb *db)
 {
-    seg **v;
-    uint64_t dead, bytes = 0;
-    uint32_t n, take = 0;
-    int64_t rc;
-
-    if (!(v = malloc(db->nsegs * sizeof *v)))
-        return KVS_ENOMEM;
-    n = candidates(db, db->opt.compact_ratio, v, &dead);
-    if (n == 0 || dead < db->opt.compact_min_bytes) {
-        free(v);
-        return 0;
-    }
-    while (take < n && (take == 0 || bytes + v[take]->size <= MAX_RUN_BYTES))
-        bytes += v[take++]->size;
-    rc = log_compact_segments(db, v, take);
-    free(v);
-    return rc;
+    return compact_chosen(db, db->opt.compact_ratio, db->opt.compact_min_bytes, MAX_RUN_BYTES);
 }
 
 int64_t log_compact_all(logdb *db)
 {
-    seg **v;
-    uint64_t dead;
-    int64_t rc;
+    return compact_chosen(db, 0.0, 1, 0);
+}
 
-    if (!(v = malloc((db->nsegs + 1) * sizeof *v)))
-        return KVS_ENOMEM;
-    rc = log_compact_segments(db, v, candidates(db, 0.0, v, &dead));
+void log_write_pending_hints(logdb *db)
+{
+    seg **v;
+    uint32_t n = 0;
+
+    pthread_mutex_lock(&db->cmu);
+    pthread_mutex_lock(&db->wmu);
+    v = malloc((db->nsegs + 1) * sizeof *v);
+    for (uint32_t i = 0; v && i < db->nsegs; i++)
+        if (db->segs[i]->needs_hint)
+            v[n++] = db->segs[i];
+    pthread_mutex_unlock(&db->wmu);
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = hint_write(db->dir, v[i]);
+        if (rc < 0)
+            LOG_WARN("%s: no hint file written (%s); the segment will be scanned at open",
+                     v[i]->path, kvs_last_error());
+    }
+    if (n && io_fsync_dir(db->dir) < 0)
+        LOG_WARN("hint files: %s", kvs_last_error());
+    pthread_mutex_lock(&db->wmu);
+    for (uint32_t i = 0; i < n; i++)
+        v[i]->needs_hint = false; /* a failed one is not retried until the next open */
+    pthread_mutex_unlock(&db->wmu);
+    pthread_mutex_unlock(&db->cmu);
     free(v);
-    return rc;
 }

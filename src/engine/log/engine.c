@@ -29,6 +29,9 @@ static void log_free(logdb *db)
     free(db->segs);
     man_close(&db->man);
     pthread_mutex_destroy(&db->wmu);
+    pthread_mutex_destroy(&db->qmu);
+    pthread_mutex_destroy(&db->cmu);
+    pthread_cond_destroy(&db->qcv);
     free(db);
 }
 
@@ -43,18 +46,22 @@ static int log_open(const char *dir, const kvs_options *opt, void **out)
     db->man.fd = -1;
     db->opt = *opt;
     pthread_mutex_init(&db->wmu, NULL);
+    pthread_mutex_init(&db->qmu, NULL);
+    pthread_mutex_init(&db->cmu, NULL);
+    pthread_cond_init(&db->qcv, NULL);
     if (snprintf(db->dir, sizeof db->dir, "%s", dir) >= (int)sizeof db->dir) {
         rc = kvs_seterr(KVS_EINVAL, "directory path too long");
         goto fail;
     }
     if ((rc = idx_new(&db->idx)) < 0 || (rc = log_recover(db)) < 0 ||
-        (rc = log_syncer_start(db)) < 0)
+        (rc = log_threads_start(db)) < 0)
         goto fail;
     LOG_INFO("opened %s: %llu keys in %u segments", dir, (unsigned long long)idx_count(db->idx),
              db->nsegs);
     *out = db;
     return 0;
 fail:
+    log_threads_stop(db);
     log_free(db);
     return rc;
 }
@@ -64,7 +71,8 @@ static int log_close(void *e)
     logdb *db = e;
     int rc = 0;
 
-    log_syncer_stop(db);
+    log_threads_stop(db);
+    log_write_pending_hints(db); /* so the next open reads keys, not segments */
     pthread_mutex_lock(&db->wmu);
     if (db->dirty)
         rc = io_fdatasync(db->active->fd, db->active->path);
@@ -129,12 +137,19 @@ out:
 
 static int log_set(void *e, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    return log_append(e, 0, key, (uint32_t)klen, val, (uint32_t)vlen);
+    kvs_op op = {KVS_OP_SET, key, klen, val, vlen, 0};
+    return log_write(e, &op, 1);
 }
 
 static int log_remove(void *e, const void *key, size_t klen)
 {
-    return log_append(e, REC_TOMBSTONE, key, (uint32_t)klen, NULL, 0);
+    kvs_op op = {KVS_OP_REMOVE, key, klen, NULL, 0, 0};
+    return log_write(e, &op, 1);
+}
+
+static int log_write_op(void *e, kvs_op *ops, size_t n)
+{
+    return log_write(e, ops, n);
 }
 
 static int log_stats(void *e, kvs_stats *out)
@@ -148,6 +163,9 @@ static int log_stats(void *e, kvs_stats *out)
         dead += __atomic_load_n(&db->segs[i]->dead, __ATOMIC_RELAXED);
     }
     out->segments = db->nsegs;
+    out->compacting = db->compacting;
+    out->compact_done_bytes = __atomic_load_n(&db->compact_done, __ATOMIC_RELAXED);
+    out->compact_todo_bytes = db->compact_todo;
     out->live_bytes = total - (uint64_t)db->nsegs * SEG_HDR - dead;
     pthread_mutex_unlock(&db->wmu);
     out->keys = idx_count(db->idx);
@@ -167,9 +185,8 @@ static int64_t log_compact(void *e)
     logdb *db = e;
     int64_t rc;
 
-    pthread_mutex_lock(&db->wmu);
     rc = log_compact_all(db);
-    pthread_mutex_unlock(&db->wmu);
+    log_write_pending_hints(db);
     return rc;
 }
 
@@ -193,6 +210,7 @@ const kvs_engine_ops kvs_log_engine = {
     .get = log_get,
     .set = log_set,
     .remove = log_remove,
+    .write = log_write_op,
     .stats = log_stats,
     .compact = log_compact,
     .sync = log_sync_op,

@@ -8,9 +8,18 @@
  *   commit.c    the write path, rotation,    compact.c  compaction
  *               syncing                      engine.c   the engine table, get, stats, close
  *
- * Concurrency: readers (log_get) take no lock: an RCU read section around index lookup and
- * pread. Everything that changes state — appends, rotation, compaction, the segment list, the
- * manifest — happens under wmu. Figures that readers and stats look at without wmu are atomics.
+ * Threads and locks:
+ *   - readers (log_get) take no lock: an RCU read section around index lookup and pread;
+ *   - writers queue on qmu; one of them at a time leads, committing everyone's queued writes
+ *     as one batch (group commit, commit.c) under wmu;
+ *   - wmu guards what changes the store's shape — appends, rotation, the segment list, the
+ *     manifest — and is held only for short steps;
+ *   - cmu serializes compaction and hint writing, which do their long work (scanning, copying,
+ *     syncing) without wmu, so reads and writes go on throughout;
+ *   - two background threads: the syncer (everysec) and the maintenance thread (hint files of
+ *     sealed segments, automatic compaction), both stopped by log_threads_stop;
+ *   - lock order: cmu, then wmu; qmu is never held with either.
+ * Figures that readers and stats look at without wmu are atomics.
  */
 #ifndef KVS_LOG_LOGDB_H
 #define KVS_LOG_LOGDB_H
@@ -25,6 +34,15 @@
 #include "engine/log/segment.h"
 #include "kvs.h"
 
+/* A writer's request in the commit queue (commit.c). */
+typedef struct commit_req {
+    kvs_op *ops;
+    size_t n;
+    int rc;
+    bool done;
+    struct commit_req *next;
+} commit_req;
+
 typedef struct logdb {
     char dir[PATH_MAX];
     kvs_options opt;
@@ -38,24 +56,40 @@ typedef struct logdb {
     uint64_t seq;      /* last sequence number handed out */
     manifest man;
     bool dirty;        /* appended since the last sync (under wmu) */
-    bool compacting;   /* guards against re-entry from the write path */
 
-    /* everysec: a thread that syncs the active segment once a second */
-    pthread_t syncer;
-    bool syncer_running;
+    /* group commit */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    commit_req *qhead, *qtail;
+    bool leader;
+
+    /* background threads (their flags under wmu) */
+    pthread_t syncer, maint;
+    bool syncer_running, maint_running;
     bool stopping;
-    pthread_cond_t stop_cv;
+    bool maint_kicked;
+    pthread_cond_t stop_cv;  /* wakes the syncer */
+    pthread_cond_t maint_cv; /* wakes the maintenance thread */
+    pthread_mutex_t cmu;     /* one compaction or hint writer at a time */
 
     /* figures (atomics) */
-    uint64_t writes, syncs, compactions, compact_reclaimed, compact_last_usec, corrupt_reads;
+    uint64_t writes, syncs, syncs_started, compactions, compact_reclaimed, compact_last_usec,
+        corrupt_reads;
+    int compacting;
+    uint64_t compact_done, compact_todo;
 } logdb;
 
 /* commit.c */
-int log_append(logdb *db, uint8_t flags, const void *key, uint32_t klen, const void *val,
-               uint32_t vlen);
+/* Commit ops (checked by api.c) through the group-commit queue; each op's rc is set. */
+int log_write(logdb *db, kvs_op *ops, size_t n);
 int log_sync(logdb *db);
-int log_syncer_start(logdb *db);
-void log_syncer_stop(logdb *db);
+/* Start / stop the syncer and maintenance threads. */
+int log_threads_start(logdb *db);
+void log_threads_stop(logdb *db);
+/* Wake the maintenance thread (under wmu). */
+void log_maint_kick(logdb *db);
+/* Wake it if compaction looks due (under wmu; cheap). */
+void log_maint_check(logdb *db);
 /* Add s to the live list (under wmu). */
 int log_segs_add(logdb *db, seg *s);
 /* Remove s from the live list (under wmu); does not free it. */
@@ -68,13 +102,17 @@ int log_manifest_maybe_reset(logdb *db);
 /* recover.c */
 int log_recover(logdb *db);
 
-/* compact.c */
-/* Compact if the thresholds say so (under wmu). Returns bytes reclaimed or an error. */
+/* compact.c — none of these may be called with wmu or cmu held; they take them as needed. */
+/* Compact if the thresholds say so. Returns bytes reclaimed or an error. */
 int64_t log_compact_auto(logdb *db);
-/* Compact exactly these segments (under wmu). */
+/* Compact exactly these (sealed, live) segments. */
 int64_t log_compact_segments(logdb *db, seg **victims, uint32_t n);
-/* Compact every sealed segment with dead bytes (under wmu). */
+/* Compact every sealed segment with dead bytes. */
 int64_t log_compact_all(logdb *db);
+/* Is compaction due by the thresholds? (under wmu) */
+bool log_compact_due(logdb *db);
+/* Write the hint files of sealed segments that lack one. */
+void log_write_pending_hints(logdb *db);
 
 /* Test hook: when set to step N (compact.c's CRASH_* list), compaction calls _exit(CRASH_EXIT)
  * right after that step, to simulate a crash there. */
@@ -89,5 +127,7 @@ enum {
     CRASH_AFTER_DELETE = 5,   /* old files deleted */
 };
 void log_crash_point(int step);
+/* Test hook: sleep this long before each fdatasync of the active segment (0: off). */
+extern unsigned kvs_test_sync_delay_us;
 
 #endif
