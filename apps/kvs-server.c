@@ -23,6 +23,10 @@ static const char usage[] =
     "  --max-bulk BYTES       largest bulk argument (default 512mb)\n"
     "  --max-query BYTES      query buffer per client (default 513mb)\n"
     "  --max-output BYTES     unread output per client before it is cut off (default 64mb)\n"
+    "  --pool naive|shared|uv thread pool for engine work that can block (default shared)\n"
+    "  --pool-threads N       its threads (default 16)\n"
+    "  --offload auto|always|never   commit writes on the pool: auto = with --sync always\n"
+    "                         or the lmdb engine (default auto)\n"
     "  -V, --version          print the version\n"
     "  -h, --help             this text\n";
 
@@ -139,6 +143,23 @@ int main(int argc, char **argv)
             if ((b = parse_bytes(v)) < (1ll << 16))
                 return bad(f, v, "expected at least 64kb");
             cfg.max_output = (uint64_t)b;
+        } else if (strcmp(f, "--pool") == 0) {
+            if (strcmp(v, "naive") != 0 && strcmp(v, "shared") != 0 && strcmp(v, "uv") != 0)
+                return bad(f, v, "expected naive, shared or uv");
+            cfg.pool = v;
+        } else if (strcmp(f, "--pool-threads") == 0) {
+            if ((n = parse_count(v, 1024)) < 0)
+                return bad(f, v, "expected 1..1024");
+            cfg.pool_threads = (unsigned)n;
+        } else if (strcmp(f, "--offload") == 0) {
+            if (strcmp(v, "auto") == 0)
+                cfg.offload = -1;
+            else if (strcmp(v, "always") == 0)
+                cfg.offload = 1;
+            else if (strcmp(v, "never") == 0)
+                cfg.offload = 0;
+            else
+                return bad(f, v, "expected auto, always or never");
         } else {
             return bad("option", f, "unknown");
         }

@@ -445,6 +445,82 @@ static const command commands[] = {
     {NULL, 0, false, NULL},
 };
 
+/* ---- write batches (see conn.h) ---- */
+
+static bool batch_grow(batch *b, size_t ops)
+{
+    if (b->nops + ops > b->capops) {
+        size_t cap = (b->nops + ops) * 2;
+        kvs_op *v = realloc(b->ops, cap * sizeof *v);
+        if (!v)
+            return false;
+        b->ops = v;
+        b->capops = cap;
+    }
+    if (b->ncmds == b->capcmds) {
+        size_t cap = b->capcmds ? b->capcmds * 2 : 16;
+        batch_cmd *v = realloc(b->cmds, cap * sizeof *v);
+        if (!v)
+            return false;
+        b->cmds = v;
+        b->capcmds = cap;
+    }
+    return true;
+}
+
+int cmd_batch_add(conn *c, int argc, const char **argv, const size_t *lens)
+{
+    batch *b = &c->batch;
+    int kind;
+    size_t n;
+
+    if (argc == 3 && arg_is(argv[0], lens[0], "set"))
+        kind = BATCH_SET, n = 1;
+    else if (argc >= 3 && argc % 2 == 1 && arg_is(argv[0], lens[0], "mset"))
+        kind = BATCH_MSET, n = (size_t)(argc - 1) / 2;
+    else if (argc >= 2 && arg_is(argv[0], lens[0], "del"))
+        kind = BATCH_DEL, n = (size_t)argc - 1;
+    else
+        return 0;
+    if (!batch_grow(b, n))
+        return 0; /* out of memory: run it alone, the ordinary way */
+    b->cmds[b->ncmds++] = (batch_cmd){kind, b->nops, n};
+    for (size_t i = 0; i < n; i++) {
+        kvs_op *op = &b->ops[b->nops++];
+        if (kind == BATCH_DEL)
+            *op = (kvs_op){KVS_OP_REMOVE, argv[1 + i], lens[1 + i], NULL, 0, 0};
+        else
+            *op = (kvs_op){KVS_OP_SET, argv[1 + 2 * i], lens[1 + 2 * i], argv[2 + 2 * i],
+                           lens[2 + 2 * i], 0};
+    }
+    return 1;
+}
+
+void cmd_batch_reply(conn *c)
+{
+    const batch *b = &c->batch;
+
+    for (size_t k = 0; k < b->ncmds; k++) {
+        const batch_cmd *bc = &b->cmds[k];
+        long long removed = 0;
+        int err = 0;
+        for (size_t i = bc->first; i < bc->first + bc->n; i++) {
+            int rc = b->ops[i].rc;
+            if (rc == 0)
+                removed++;
+            else if (!(bc->kind == BATCH_DEL && rc == KVS_ENOTFOUND) && err == 0)
+                err = rc;
+        }
+        if (err)
+            engine_error(c, bc->kind == BATCH_SET ? "SET" : bc->kind == BATCH_MSET ? "MSET" : "DEL",
+                         err);
+        else if (bc->kind == BATCH_DEL)
+            resp_int(&c->out, removed);
+        else
+            resp_ok(&c->out);
+    }
+}
+
 static const command *lookup(const char *name, size_t n)
 {
     for (const command *k = commands; k->name; k++)

@@ -53,16 +53,25 @@ static void peer_name(conn *c, bool *loopback)
     }
 }
 
-static void on_close(uv_handle_t *h)
+static void conn_free(conn *c)
 {
-    conn *c = (conn *)h;
-
     ochunks_free(c->wchunks);
     free(c->wbufs);
     obuf_free(&c->out);
     resp_parser_free(&c->parser);
+    free(c->batch.ops);
+    free(c->batch.cmds);
     free(c->q);
     free(c);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    conn *c = (conn *)h;
+
+    c->handle_closed = true;
+    if (!c->job_running) /* else the job's completion frees it */
+        conn_free(c);
 }
 
 void conn_close(conn *c)
@@ -139,6 +148,8 @@ void conn_close_after_flush(conn *c)
     conn_flush(c);
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     conn *c = (conn *)h;
@@ -202,29 +213,122 @@ static bool run_command(conn *c, const char *base)
     return !c->closing;
 }
 
+static void batch_clear(batch *b)
+{
+    b->nops = b->ncmds = 0;
+    b->rc = 0;
+}
+
+/* On a pool thread: commit a connection's batch. */
+static void job_run(void *arg)
+{
+    job *j = arg;
+    conn *c = j->c;
+    worker *w = c->w;
+
+    c->batch.rc = kvs_write(c->srv->db, c->batch.ops, c->batch.nops);
+    pthread_mutex_lock(&w->mu);
+    j->next = w->done;
+    w->done = j;
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->jobs_async);
+}
+
+static void process(conn *c);
+
+/* Commit the gathered writes: inline, or on the pool (then c waits for job_done).
+ * Returns false if c must not go on parsing now. */
+static bool run_batch(conn *c)
+{
+    if (c->batch.ncmds == 0)
+        return true;
+    kvs_pool *pool = server_pool(c->srv);
+    if (pool) {
+        c->job.c = c;
+        c->job_running = true;
+        c->w->jobs_pending++;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        if (kvs_pool_spawn(pool, job_run, &c->job) == 0)
+            return false;
+        c->job_running = false; /* the pool refused: commit here after all */
+        c->w->jobs_pending--;
+    }
+    c->batch.rc = kvs_write(c->srv->db, c->batch.ops, c->batch.nops);
+    cmd_batch_reply(c);
+    batch_clear(&c->batch);
+    return true;
+}
+
+/* On the loop thread: a batch is back from the pool. */
+void conn_job_done(conn *c)
+{
+    c->job_running = false;
+    c->w->jobs_pending--;
+    if (c->handle_closed) {
+        conn_free(c);
+        return;
+    }
+    cmd_batch_reply(c);
+    batch_clear(&c->batch);
+    if (c->closing)
+        return;
+    if (!c->w->stopping && !c->close_after_flush &&
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+        conn_close(c);
+        return;
+    }
+    process(c);
+}
+
+/* Parse and run every complete command in the buffer, in order. */
 static void process(conn *c)
 {
-    size_t pos = 0, used;
+    size_t used;
 
-    while (!c->closing && !c->close_after_flush && pos < c->qlen) {
-        int r = resp_parse(&c->parser, c->q + pos, c->qlen - pos, &used);
+    while (!c->closing && !c->close_after_flush && !c->job_running && c->qpos < c->qlen) {
+        int r = resp_parse(&c->parser, c->q + c->qpos, c->qlen - c->qpos, &used);
         if (r == RESP_AGAIN)
             break;
         if (r == RESP_EPROTO) {
+            if (!run_batch(c))
+                break; /* the error is found again, in order, once the batch is back */
             LOG_DEBUG("client %s: protocol error: %s", c->peer, c->parser.err);
             resp_error(&c->out, "ERR Protocol error: %s", c->parser.err);
             conn_close_after_flush(c);
             return;
         }
-        if (c->parser.argc > 0 && !run_command(c, c->q + pos))
-            return;
-        pos += used;
+        if (c->parser.argc > 0) {
+            const char *sargv[STACK_ARGS];
+            size_t slens[STACK_ARGS];
+            bool added = false;
+            if (c->authed && c->parser.argc <= STACK_ARGS) {
+                for (size_t i = 0; i < c->parser.argc; i++) {
+                    sargv[i] = resp_arg_ptr(&c->parser, c->q + c->qpos, i);
+                    slens[i] = c->parser.argv[i].len;
+                }
+                added = cmd_batch_add(c, (int)c->parser.argc, sargv, slens) == 1;
+            }
+            if (added) {
+                __atomic_add_fetch(&c->srv->st.commands, 1, __ATOMIC_RELAXED);
+            } else {
+                if (!run_batch(c))
+                    break; /* this command runs after the batch: parsed again then */
+                if (!run_command(c, c->q + c->qpos))
+                    return;
+            }
+        }
+        c->qpos += used;
     }
+    if (c->closing || c->job_running)
+        return;
+    if (!run_batch(c))
+        return;
     if (c->closing)
         return;
-    if (pos > 0) {
-        memmove(c->q, c->q + pos, c->qlen - pos);
-        c->qlen -= pos; /* the parser's positions are relative to the command start: still right */
+    if (c->qpos > 0) { /* drop finished commands; parser positions are relative: still right */
+        memmove(c->q, c->q + c->qpos, c->qlen - c->qpos);
+        c->qlen -= c->qpos;
+        c->qpos = 0;
     }
     if (c->qlen > c->srv->cfg->max_query) {
         LOG_WARN("client %s: query buffer past its limit (%zu bytes); closing", c->peer, c->qlen);

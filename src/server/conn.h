@@ -12,11 +12,40 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "pool/pool.h"
 #include "server/obuf.h"
 #include "server/resp.h"
 #include "server/server.h"
 
 typedef struct conn conn;
+
+/*
+ * Writes that arrive back to back on a connection (SET, MSET, DEL) are gathered into one batch
+ * and committed with one kvs_write — one append and, with --sync always, one fdatasync for the
+ * lot (and for every other connection committing at the same moment). Each command in the batch
+ * keeps its own reply, emitted in order once the batch is done. When the commit can block
+ * (--sync always, or the LMDB engine) the batch runs on the engine pool and the connection
+ * waits — reading nothing, running nothing — until it is back, so replies stay in request order
+ * and a later command sees every earlier write.
+ */
+enum { BATCH_SET, BATCH_MSET, BATCH_DEL };
+typedef struct batch_cmd {
+    int kind;
+    size_t first, n; /* its ops */
+} batch_cmd;
+
+typedef struct batch {
+    kvs_op *ops;
+    size_t nops, capops;
+    batch_cmd *cmds;
+    size_t ncmds, capcmds;
+    int rc;          /* kvs_write's result */
+} batch;
+
+typedef struct job {
+    conn *c;
+    struct job *next;
+} job;
 
 struct worker {
     server *srv;
@@ -29,6 +58,9 @@ struct worker {
     int *fds;              /* sockets handed over, not yet adopted (under mu) */
     size_t nfds, capfds;
     bool stop;             /* under mu */
+    job *done;             /* batches back from the pool (under mu) */
+    uv_async_t jobs_async; /* wakes the loop for them */
+    size_t jobs_pending;   /* loop thread only */
     bool stopping;         /* loop thread only */
     conn *conns;           /* every open connection of this loop */
 };
@@ -39,8 +71,12 @@ struct conn {
     server *srv;
     uint64_t id;
     char peer[64];
-    char *q;               /* query buffer: unparsed input starts at q[0] */
-    size_t qlen, qcap;
+    char *q;               /* query buffer: unparsed input starts at q[qpos] */
+    size_t qlen, qcap, qpos;
+    batch batch;           /* writes gathered, not yet committed; args point into q */
+    job job;
+    bool job_running;      /* batch is on the pool: no reading, no parsing */
+    bool handle_closed;    /* uv_close done; freed when no job runs */
     resp_parser parser;
     obuf out;              /* replies not yet handed to the socket */
     uv_write_t wreq;
@@ -61,5 +97,11 @@ void conn_flush(conn *c);
 
 /* commands.c */
 void cmd_dispatch(conn *c, int argc, const char **argv, const size_t *lens);
+/* Add a write command to c's batch: 1 if it was one (and is now queued), 0 if not a write. */
+int cmd_batch_add(conn *c, int argc, const char **argv, const size_t *lens);
+/* Emit the replies of a committed batch, in order. */
+void cmd_batch_reply(conn *c);
+/* loop.c: pool for blocking engine work (NULL: commit on the loop thread) */
+kvs_pool *server_pool(server *s);
 
 #endif

@@ -3,9 +3,10 @@
  *
  * Each worker runs its own libuv loop. The acceptor (server.c) hands it sockets through a small
  * queue under a mutex and a uv_async wake-up; the worker adopts them (conn_accept) on its own
- * thread. Stopping is the same wake-up with the stop flag set: the worker stops reading, lets
- * each connection write what it has queued (bounded by a timer), closes everything, and its loop
- * ends when the last handle is closed.
+ * thread. Batches a connection sent to the engine pool come back through a second wake-up
+ * (jobs_async). Stopping is the first wake-up with the stop flag set: the worker stops reading,
+ * waits for its batches still on the pool, lets each connection write what it has queued
+ * (bounded by a timer), closes everything, and its loop ends when the last handle is closed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,37 @@ static void on_stop_timeout(uv_timer_t *t)
         conn_close(w->conns);
 }
 
+kvs_pool *server_pool(server *s)
+{
+    return s->pool;
+}
+
+void conn_job_done(conn *c);
+
+/* The jobs handle closes once stopping and nothing is on the pool: then the loop can end. */
+static void maybe_close_jobs(worker *w)
+{
+    if (w->stopping && w->jobs_pending == 0 && !uv_is_closing((uv_handle_t *)&w->jobs_async))
+        uv_close((uv_handle_t *)&w->jobs_async, NULL);
+}
+
+static void on_jobs(uv_async_t *a)
+{
+    worker *w = a->data;
+    job *done;
+
+    pthread_mutex_lock(&w->mu);
+    done = w->done;
+    w->done = NULL;
+    pthread_mutex_unlock(&w->mu);
+    while (done) {
+        job *next = done->next; /* done may be freed with its connection */
+        conn_job_done(done->c);
+        done = next;
+    }
+    maybe_close_jobs(w);
+}
+
 static void worker_begin_stop(worker *w)
 {
     if (w->stopping)
@@ -38,6 +70,7 @@ static void worker_begin_stop(worker *w)
     uv_timer_start(&w->stop_timer, on_stop_timeout, STOP_DRAIN_MS, 0);
     uv_unref((uv_handle_t *)&w->stop_timer);
     uv_close((uv_handle_t *)&w->wake, NULL);
+    maybe_close_jobs(w);
 }
 
 static void on_wake(uv_async_t *a)
@@ -89,9 +122,11 @@ int workers_start(server *s)
         w->srv = s;
         w->index = i;
         pthread_mutex_init(&w->mu, NULL);
-        if (uv_loop_init(&w->loop) < 0 || uv_async_init(&w->loop, &w->wake, on_wake) < 0)
+        if (uv_loop_init(&w->loop) < 0 || uv_async_init(&w->loop, &w->wake, on_wake) < 0 ||
+            uv_async_init(&w->loop, &w->jobs_async, on_jobs) < 0)
             return -1;
         w->wake.data = w;
+        w->jobs_async.data = w;
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             LOG_ERROR("cannot start loop thread %d", i);
             return -1;

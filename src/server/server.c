@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "pool/pool.h"
 #include "server/conn.h"
 #include "util/log.h"
 
@@ -53,6 +54,9 @@ void kvs_server_config_init(kvs_server_config *c)
     resp_limits_default(&c->limits);
     c->max_query = c->limits.max_bulk + (1u << 20);
     c->max_output = 64u << 20;
+    c->pool = "shared";
+    c->pool_threads = 16;
+    c->offload = -1;
 }
 
 typedef struct acceptor {
@@ -220,6 +224,31 @@ static int open_engine(acceptor *a)
     return 0;
 }
 
+/* Writes that can block (an fdatasync per commit, or LMDB's commit) go to a pool, so that no
+ * loop thread waits on the disk; others are committed on the loop thread, where they cost
+ * less than a hand-off. */
+static int start_pool(acceptor *a)
+{
+    const kvs_server_config *cfg = a->s.cfg;
+    kvs_stats st;
+    int rc;
+
+    kvs_stats_get(a->s.db, &st);
+    bool offload = cfg->offload == 1 ||
+                   (cfg->offload == -1 &&
+                    (cfg->sync == KVS_SYNC_ALWAYS || strcmp(st.engine, "lmdb") == 0));
+    if (!offload)
+        return 0;
+    if ((rc = kvs_pool_new(cfg->pool, cfg->pool_threads, &a->s.pool)) < 0) {
+        LOG_ERROR("cannot start the %s engine pool of %u threads: %s", cfg->pool,
+                  cfg->pool_threads, kvs_last_error());
+        return -1;
+    }
+    LOG_INFO("blocking engine work runs on the %s pool (%u threads)", cfg->pool,
+             cfg->pool_threads);
+    return 0;
+}
+
 int kvs_server_run(const kvs_server_config *cfg)
 {
     acceptor *a = calloc(1, sizeof *a);
@@ -245,6 +274,8 @@ int kvs_server_run(const kvs_server_config *cfg)
     a->poll.data = a->sigint.data = a->sigterm.data = a->shutdown.data = a;
     uv_signal_start(&a->sigint, on_signal, SIGINT);
     uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+    if (start_pool(a) < 0)
+        goto out_loop;
     if (workers_start(&a->s) < 0) {
         LOG_ERROR("cannot start the loop threads");
         begin_shutdown(a);
@@ -265,6 +296,8 @@ int kvs_server_run(const kvs_server_config *cfg)
     workers_stop(&a->s);
     status = 0;
 out_loop:
+    if (a->s.pool)
+        kvs_pool_free(a->s.pool);
     uv_loop_close(&a->loop);
 out:
     if (a->fd >= 0)

@@ -36,6 +36,9 @@ typedef struct kvs_server_config {
     resp_limits limits;       /* bulk, multibulk, inline */
     uint64_t max_query;       /* query buffer per client (bytes) */
     uint64_t max_output;      /* output buffer per client (bytes) before it is cut off */
+    const char *pool;         /* engine pool: "naive", "shared" (default) or "uv" */
+    unsigned pool_threads;    /* its threads (default 16) */
+    int offload;              /* -1: auto (sync always, or lmdb), 0: never, 1: always */
 } kvs_server_config;
 
 void kvs_server_config_init(kvs_server_config *c);
@@ -65,6 +68,7 @@ struct server {
     uint64_t next_conn_id;    /* atomic */
     struct server_stats st;   /* atomics */
     void (*request_shutdown)(server *s);
+    struct kvs_pool *pool;    /* blocking engine work; NULL when commits run inline */
 };
 
 /* loop.c */
