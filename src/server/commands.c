@@ -415,13 +415,16 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
     if (want_section(sel, n, "engine"))
         tprintf(&t, "# Engine\r\nengine:%s\r\nsync:%s\r\nkeys:%llu\r\nlive_bytes:%llu\r\n"
                     "dead_bytes:%llu\r\ndisk_bytes:%llu\r\nsegments:%llu\r\ncompactions:%llu\r\n"
-                    "compact_reclaimed_bytes:%llu\r\ncompact_last_usec:%llu\r\nwrites:%llu\r\n"
-                    "syncs:%llu\r\ncorrupt_reads:%llu\r\n\r\n",
+                    "compact_reclaimed_bytes:%llu\r\ncompact_last_usec:%llu\r\n"
+                    "compacting:%d\r\ncompact_done_bytes:%llu\r\ncompact_todo_bytes:%llu\r\n"
+                    "writes:%llu\r\nsyncs:%llu\r\ncorrupt_reads:%llu\r\n\r\n",
                 st.engine, sync, (unsigned long long)st.keys, (unsigned long long)st.live_bytes,
                 (unsigned long long)st.dead_bytes, (unsigned long long)st.disk_bytes,
                 (unsigned long long)st.segments, (unsigned long long)st.compactions,
                 (unsigned long long)st.compact_reclaimed,
-                (unsigned long long)st.compact_last_usec, (unsigned long long)st.writes,
+                (unsigned long long)st.compact_last_usec, st.compacting,
+                (unsigned long long)st.compact_done_bytes, (unsigned long long)st.compact_todo_bytes,
+                (unsigned long long)st.writes,
                 (unsigned long long)st.syncs, (unsigned long long)st.corrupt_reads);
     if (want_section(sel, n, "keyspace")) {
         tprintf(&t, "# Keyspace\r\n");
