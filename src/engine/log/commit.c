@@ -122,24 +122,27 @@ static int rotate(logdb *db)
     return 0;
 }
 
-/* The index half of a write: publish the new record, account what it replaced. */
+/* The index half of a write: publish the new record, account what it replaced. The replaced
+ * record's segment may be a compaction victim: the read section keeps it from being freed
+ * until its dead bytes are counted. */
 static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, const kvs_op *op)
 {
     bool tomb = op->type == KVS_OP_REMOVE;
     idx_loc loc = {s, (uint32_t)off, (uint32_t)op->vlen, seq, 0}, old;
     int r;
 
+    rcu_read_lock();
     if (tomb) {
         log_mark_dead(s, rec_len((uint32_t)op->klen, 0));
-        if (idx_del(db->idx, op->key, op->klen, &old) == 0)
-            log_mark_dead(old.seg, rec_len((uint32_t)op->klen, old.vlen));
-        return 0;
+        r = idx_del(db->idx, op->key, op->klen, &old) == 0 ? 1 : 0;
+    } else {
+        r = idx_put(db->idx, op->key, op->klen, &loc, &old);
     }
-    r = idx_put(db->idx, op->key, op->klen, &loc, &old);
-    if (r < 0)
-        return kvs_seterr(r, "index update failed for a write already in the log");
     if (r == 1)
         log_mark_dead(old.seg, rec_len((uint32_t)op->klen, old.vlen));
+    rcu_read_unlock();
+    if (r < 0)
+        return kvs_seterr(r, "index update failed for a write already in the log");
     return 0;
 }
 
