@@ -182,18 +182,21 @@ static void shared_teardown(shared_pool *p)
 static int shared_create(unsigned n, kvs_pool **out)
 {
     shared_pool *p = calloc(1, sizeof *p);
+    int inited = 0; /* how many of mu and work are initialized */
     int rc = 0;
 
     if (!p || !(p->slots = calloc(n, sizeof *p->slots))) {
-        free(p);
-        return kvs_seterr(KVS_ENOMEM, "pool: out of memory for a shared-queue pool of %u", n);
+        rc = kvs_seterr(KVS_ENOMEM, "pool: out of memory for a shared-queue pool of %u", n);
+        goto fail;
     }
     if (pthread_mutex_init(&p->mu, NULL) != 0)
-        goto fail_mu;
+        goto fail;
+    inited = 1;
     if (pthread_cond_init(&p->work, NULL) != 0)
-        goto fail_work;
+        goto fail;
+    inited = 2;
     if (pthread_cond_init(&p->idle, NULL) != 0)
-        goto fail_idle;
+        goto fail;
     p->base.ops = &pool_shared_ops;
     p->n = n;
 
@@ -205,20 +208,23 @@ static int shared_create(unsigned n, kvs_pool **out)
     }
     pthread_mutex_unlock(&p->mu);
     if (rc < 0) {
-        shared_teardown(p); /* keeps the detail slot_start set */
+        shared_teardown(p); /* joins the workers started; keeps the detail slot_start set */
         return rc;
     }
     *out = &p->base;
     return 0;
 
-fail_idle:
-    pthread_cond_destroy(&p->work);
-fail_work:
-    pthread_mutex_destroy(&p->mu);
-fail_mu:
-    free(p->slots);
+fail:
+    if (rc == 0)
+        rc = kvs_seterr(KVS_ENOMEM, "pool: cannot initialize the shared-queue pool's lock");
+    if (inited > 1)
+        pthread_cond_destroy(&p->work);
+    if (inited > 0)
+        pthread_mutex_destroy(&p->mu);
+    if (p)
+        free(p->slots);
     free(p);
-    return kvs_seterr(KVS_ENOMEM, "pool: cannot initialize the shared-queue pool's lock");
+    return rc;
 }
 
 /* With mu held: start workers in slots whose worker died unreplaced. Best effort. */

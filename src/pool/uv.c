@@ -220,37 +220,40 @@ out:
 static int uvp_create(unsigned n, kvs_pool **out)
 {
     uvp_pool *p = calloc(1, sizeof *p);
-    int rc;
+    int stage = 0; /* 1: mu, 2: and idle, 3: and the loop are initialized */
+    int rc = 0;
 
     if (!p)
         return kvs_seterr(KVS_ENOMEM, "pool: out of memory for a uv pool");
     p->base.ops = &pool_uv_ops;
     p->n = n;
-    if (pthread_mutex_init(&p->mu, NULL) != 0) {
-        rc = kvs_seterr(KVS_ENOMEM, "pool: cannot initialize the uv pool's lock");
-        goto fail_mu;
-    }
-    if (pthread_cond_init(&p->idle, NULL) != 0) {
-        rc = kvs_seterr(KVS_ENOMEM, "pool: cannot initialize the uv pool's lock");
-        goto fail_cond;
-    }
+    if (pthread_mutex_init(&p->mu, NULL) != 0)
+        goto fail;
+    stage = 1;
+    if (pthread_cond_init(&p->idle, NULL) != 0)
+        goto fail;
+    stage = 2;
     if ((rc = uvp_loop_setup(p)) < 0)
-        goto fail_loop;
-    if ((rc = pool_thread_create(&p->dispatcher, 0, uvp_dispatcher, p, "uv dispatcher")) < 0) {
-        /* Finish the probe and close the wake-up here, then the loop can close. */
-        uv_close((uv_handle_t *)&p->wake, NULL);
-        uv_run(&p->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&p->loop);
-        goto fail_loop;
-    }
+        goto fail;
+    stage = 3;
+    if ((rc = pool_thread_create(&p->dispatcher, 0, uvp_dispatcher, p, "uv dispatcher")) < 0)
+        goto fail;
     *out = &p->base;
     return 0;
 
-fail_loop:
-    pthread_cond_destroy(&p->idle);
-fail_cond:
-    pthread_mutex_destroy(&p->mu);
-fail_mu:
+fail:
+    if (rc == 0)
+        rc = kvs_seterr(KVS_ENOMEM, "pool: cannot initialize the uv pool's lock");
+    if (stage > 2) {
+        /* Finish the probe and close the wake-up on this thread; then the loop can close. */
+        uv_close((uv_handle_t *)&p->wake, NULL);
+        uv_run(&p->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&p->loop);
+    }
+    if (stage > 1)
+        pthread_cond_destroy(&p->idle);
+    if (stage > 0)
+        pthread_mutex_destroy(&p->mu);
     free(p);
     return rc;
 }
