@@ -98,14 +98,15 @@ static int sync_active(logdb *db)
 
 /* Seal the active segment and start the next one (under wmu). The sealed segment's hint file
  * is written by the maintenance thread, not here: a writer never waits for a scan. */
-static int rotate(logdb *db)
+static int rotate(logdb *db, uint64_t need)
 {
     seg *old = db->active, *s;
+    uint64_t cap = db->opt.segment_size > SEG_HDR + need ? db->opt.segment_size : SEG_HDR + need;
     int rc;
 
     if ((rc = sync_active(db)) < 0)
         return rc;
-    if ((rc = seg_create(db->dir, db->next_id, &s)) < 0)
+    if ((rc = seg_create(db->dir, db->next_id, cap, &s)) < 0)
         return rc;
     if ((rc = man_append(&db->man, s->id, &s->id, 1, NULL, 0)) < 0 ||
         (rc = log_segs_add(db, s)) < 0) {
@@ -113,7 +114,8 @@ static int rotate(logdb *db)
         return rc;
     }
     db->next_id++;
-    old->sealed = true;
+    if (seg_seal(old) < 0)
+        LOG_WARN("%s", kvs_last_error()); /* only the preallocated tail stays */
     old->needs_hint = true;
     __atomic_store_n(&db->active, s, __ATOMIC_RELEASE);
     if ((rc = log_manifest_maybe_reset(db)) < 0)
@@ -152,51 +154,75 @@ static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, const kvs_op *
  * rotate or a remove has to see the effect of earlier writes in the batch — and with
  * KVS_SYNC_ALWAYS one fdatasync covers all of them. Only then is any writer in it told.
  */
+#define PENDING_INLINE 16 /* most batches fit here: no allocation on the write path */
+
 typedef struct pending {
-    struct iovec *iov;
     unsigned char (*hdr)[REC_HDR];
     kvs_op **ops;
     uint64_t *seqs, *offs;
     size_t n, cap;
     uint64_t bytes;
+    unsigned char inline_hdr[PENDING_INLINE][REC_HDR];
+    kvs_op *inline_ops[PENDING_INLINE];
+    uint64_t inline_seqs[PENDING_INLINE], inline_offs[PENDING_INLINE];
 } pending;
+
+static void pending_init(pending *p)
+{
+    p->hdr = p->inline_hdr;
+    p->ops = p->inline_ops;
+    p->seqs = p->inline_seqs;
+    p->offs = p->inline_offs;
+    p->n = p->bytes = 0;
+    p->cap = PENDING_INLINE;
+}
+
+/* Move to a heap copy of cap entries (only ever growing). */
+static void *regrow(void *cur, void *inl, size_t used, size_t size)
+{
+    void *v = cur == inl ? malloc(size) : realloc(cur, size);
+    if (v && cur == inl)
+        memcpy(v, inl, used);
+    return v;
+}
 
 static int pending_reserve(pending *p, size_t n)
 {
     if (n <= p->cap)
         return 0;
     size_t cap = n > 2 * p->cap ? n : 2 * p->cap;
-    struct iovec *iov = realloc(p->iov, 3 * cap * sizeof *iov);
-    if (iov)
-        p->iov = iov;
-    void *hdr = realloc(p->hdr, cap * REC_HDR);
+    void *hdr = regrow(p->hdr, p->inline_hdr, p->n * REC_HDR, cap * REC_HDR);
     if (hdr)
         p->hdr = hdr;
-    kvs_op **ops = realloc(p->ops, cap * sizeof *ops);
+    void *ops = regrow(p->ops, p->inline_ops, p->n * sizeof *p->ops, cap * sizeof *p->ops);
     if (ops)
         p->ops = ops;
-    uint64_t *seqs = realloc(p->seqs, cap * sizeof *seqs);
+    void *seqs = regrow(p->seqs, p->inline_seqs, p->n * 8, cap * 8);
     if (seqs)
         p->seqs = seqs;
-    uint64_t *offs = realloc(p->offs, cap * sizeof *offs);
+    void *offs = regrow(p->offs, p->inline_offs, p->n * 8, cap * 8);
     if (offs)
         p->offs = offs;
-    if (!iov || !hdr || !ops || !seqs || !offs)
-        return KVS_ENOMEM;
+    if (!hdr || !ops || !seqs || !offs)
+        return KVS_ENOMEM; /* p stays consistent: every array still holds cap entries */
     p->cap = cap;
     return 0;
 }
 
 static void pending_free(pending *p)
 {
-    free(p->iov);
-    free(p->hdr);
-    free(p->ops);
-    free(p->seqs);
-    free(p->offs);
+    if (p->hdr != p->inline_hdr)
+        free(p->hdr);
+    if (p->ops != p->inline_ops)
+        free(p->ops);
+    if (p->seqs != p->inline_seqs)
+        free(p->seqs);
+    if (p->offs != p->inline_offs)
+        free(p->offs);
 }
 
-/* Write the pending records with one pwritev, then publish them (under wmu). */
+/* Copy the pending records into the active segment's mapping, then publish them (under wmu).
+ * Once copied they are in the page cache: a killed process loses none of them. */
 static int flush_pending(logdb *db, pending *p)
 {
     seg *s = db->active;
@@ -205,23 +231,21 @@ static int flush_pending(logdb *db, pending *p)
 
     if (p->n == 0)
         return 0;
-    /* iovecs are built here, not as ops are added: the header array may move as it grows */
-    for (size_t i = 0; i < p->n; i++) {
-        const kvs_op *op = p->ops[i];
-        p->iov[3 * i] = (struct iovec){p->hdr[i], REC_HDR};
-        p->iov[3 * i + 1] = (struct iovec){(void *)op->key, op->klen};
-        p->iov[3 * i + 2] = (struct iovec){(void *)op->val, op->type == KVS_OP_SET ? op->vlen : 0};
-    }
-    if ((rc = io_pwritev_full(s->fd, p->iov, (int)(3 * p->n), off, s->path)) < 0) {
-        /* Later appends overwrite from off anyway; truncating keeps the file clean meanwhile. */
-        if (ftruncate(s->fd, (off_t)off) < 0)
-            LOG_WARN("%s: cannot cut a failed append at %llu: %s", s->path,
-                     (unsigned long long)off, strerror(errno));
+    if ((rc = seg_reserve(s, off + p->bytes)) < 0) {
         for (size_t i = 0; i < p->n; i++)
             p->ops[i]->rc = rc;
         p->n = 0;
         p->bytes = 0;
         return rc;
+    }
+    unsigned char *dst = s->map + off;
+    for (size_t i = 0; i < p->n; i++) {
+        const kvs_op *op = p->ops[i];
+        size_t vlen = op->type == KVS_OP_SET ? op->vlen : 0;
+        memcpy(dst, p->hdr[i], REC_HDR);
+        memcpy(dst + REC_HDR, op->key, op->klen);
+        memcpy(dst + REC_HDR + op->klen, op->val, vlen);
+        dst += REC_HDR + op->klen + vlen;
     }
     __atomic_store_n(&s->size, off + p->bytes, __ATOMIC_RELEASE);
     if (s->min_seq == UINT64_MAX)
@@ -262,8 +286,9 @@ static int add_op(logdb *db, pending *p, kvs_op *op)
         }
     }
     seg *s = db->active;
-    if (s->size + p->bytes > SEG_HDR && s->size + p->bytes + len > db->opt.segment_size) {
-        if ((rc = flush_pending(db, p)) < 0 || (rc = rotate(db)) < 0)
+    uint64_t end = s->size + p->bytes + len;
+    if ((s->size + p->bytes > SEG_HDR && end > db->opt.segment_size) || end > s->map_len) {
+        if ((rc = flush_pending(db, p)) < 0 || (rc = rotate(db, len)) < 0)
             return rc;
     }
     if ((rc = pending_reserve(p, p->n + 1)) < 0)
@@ -280,9 +305,10 @@ static int add_op(logdb *db, pending *p, kvs_op *op)
 /* Commit a batch of requests (the leader, under wmu). */
 static void commit_batch(logdb *db, commit_req *batch)
 {
-    pending p = {0};
+    pending p;
     int rc = 0;
 
+    pending_init(&p);
     pthread_mutex_lock(&db->wmu);
     if (db->stopping)
         rc = kvs_seterr(KVS_ECLOSED, "the store is closing");

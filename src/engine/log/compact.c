@@ -109,7 +109,7 @@ static int out_room(compactor *c, uint64_t len, seg **out)
     pthread_mutex_lock(&c->db->wmu);
     uint32_t id = c->db->next_id++;
     pthread_mutex_unlock(&c->db->wmu);
-    if ((rc = seg_create(c->db->dir, id, &o)) < 0)
+    if ((rc = seg_create(c->db->dir, id, 0, &o)) < 0)
         return rc;
     o->sealed = true;
     c->outs[c->nouts++] = o;
@@ -208,7 +208,8 @@ static int write_outputs(compactor *c, seg **victims, uint32_t n)
         return rc;
     log_crash_point(CRASH_AFTER_OUTPUT);
     for (uint32_t i = 0; i < c->nouts; i++)
-        if ((rc = io_fdatasync(c->outs[i]->fd, c->outs[i]->path)) < 0)
+        if ((rc = io_fdatasync(c->outs[i]->fd, c->outs[i]->path)) < 0 ||
+            (rc = seg_map(c->outs[i])) < 0)
             return rc;
     if ((rc = io_fsync_dir(c->db->dir)) < 0)
         return rc;

@@ -7,10 +7,12 @@
  * checksum, and that it is the key asked for — before handing the value out. A record that fails
  * is reported (file and offset) and never served.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <urcu-bp.h>
 
 #include "engine/engine.h"
@@ -19,7 +21,6 @@
 #include "util/io.h"
 #include "util/log.h"
 
-#define KEY_STACK 512
 
 static void log_free(logdb *db)
 {
@@ -74,8 +75,12 @@ static int log_close(void *e)
     log_threads_stop(db);
     log_write_pending_hints(db); /* so the next open reads keys, not segments */
     pthread_mutex_lock(&db->wmu);
+    seg *a = db->active;
     if (db->dirty)
-        rc = io_fdatasync(db->active->fd, db->active->path);
+        rc = io_fdatasync(a->fd, a->path);
+    /* leave the file as long as its data: the room given ahead is not kept */
+    if (a->alloc > a->size && ftruncate(a->fd, (off_t)a->size) < 0 && rc == 0)
+        rc = kvs_seterr(KVS_EIO, "truncate %s: %s", a->path, strerror(errno));
     pthread_mutex_unlock(&db->wmu);
     log_free(db);
     return rc;
@@ -94,28 +99,18 @@ static bool record_ok(const unsigned char *hk, const void *key, uint32_t klen, c
 static int log_get(void *e, const void *key, size_t klen, void **val, size_t *vlen)
 {
     logdb *db = e;
-    unsigned char stackbuf[REC_HDR + KEY_STACK], *hk = stackbuf;
     unsigned char *v = NULL;
     idx_loc loc;
     int rc;
 
-    if (klen > KEY_STACK && !(hk = malloc(REC_HDR + klen)))
-        return KVS_ENOMEM;
     rcu_read_lock();
     if ((rc = idx_lookup(db->idx, key, klen, &loc)) < 0)
         goto out;
-    if (!(v = malloc((size_t)loc.vlen + 1))) {
-        rc = KVS_ENOMEM;
-        goto out;
-    }
-    struct iovec iov[2] = {{hk, REC_HDR + klen}, {v, loc.vlen}};
-    ssize_t n = io_preadv_full(loc.seg->fd, iov, 2, loc.off, loc.seg->path);
-    if (n < 0) {
-        rc = (int)n;
-        goto out;
-    }
-    if ((uint64_t)n != rec_len((uint32_t)klen, loc.vlen) ||
-        !record_ok(hk, key, (uint32_t)klen, v, loc.vlen)) {
+    /* The record is read where it lies, in the segment's mapping: no system call. */
+    const unsigned char *rec = loc.seg->map + loc.off;
+    uint64_t len = rec_len((uint32_t)klen, loc.vlen);
+    if (loc.off + len > loc.seg->map_len ||
+        !record_ok(rec, key, (uint32_t)klen, rec + REC_HDR + klen, loc.vlen)) {
         __atomic_add_fetch(&db->corrupt_reads, 1, __ATOMIC_RELAXED);
         LOG_ERROR("%s: record at offset %u fails its checksum; not served", loc.seg->path,
                   loc.off);
@@ -123,15 +118,16 @@ static int log_get(void *e, const void *key, size_t klen, void **val, size_t *vl
                         loc.seg->path, loc.off);
         goto out;
     }
+    if (!(v = malloc((size_t)loc.vlen + 1))) {
+        rc = KVS_ENOMEM;
+        goto out;
+    }
+    memcpy(v, rec + REC_HDR + klen, loc.vlen);
     v[loc.vlen] = '\0';
     *val = v;
     *vlen = loc.vlen;
-    v = NULL;
 out:
     rcu_read_unlock();
-    free(v);
-    if (hk != stackbuf)
-        free(hk);
     return rc;
 }
 

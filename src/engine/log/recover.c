@@ -80,6 +80,14 @@ static int load_sealed(logdb *db, seg *s)
     return 0;
 }
 
+static bool all_zero(const seg *s, uint64_t from)
+{
+    for (uint64_t i = from; i < s->size; i++)
+        if (s->map[i])
+            return false;
+    return true;
+}
+
 static int load_active(logdb *db, seg *s)
 {
     load_ctx c = {db, s};
@@ -90,15 +98,21 @@ static int load_active(logdb *db, seg *s)
         return rc;
     log_mark_dead(s, res.corrupt_bytes);
     if (res.tail_bytes) {
-        LOG_WARN("%s: torn tail: truncating %llu bytes at offset %llu", s->path,
-                 (unsigned long long)res.tail_bytes, (unsigned long long)res.valid_end);
+        /* Zeros are room the file was given ahead of writes that never came; anything else is
+         * a write torn by a crash. */
+        if (all_zero(s, res.valid_end))
+            LOG_DEBUG("%s: dropping %llu preallocated bytes", s->path,
+                      (unsigned long long)res.tail_bytes);
+        else
+            LOG_WARN("%s: torn tail: truncating %llu bytes at offset %llu", s->path,
+                     (unsigned long long)res.tail_bytes, (unsigned long long)res.valid_end);
         if (ftruncate(s->fd, (off_t)res.valid_end) < 0)
             return kvs_seterr(KVS_EIO, "truncate %s: %s", s->path, strerror(errno));
         if ((rc = io_fdatasync(s->fd, s->path)) < 0)
             return rc;
         s->size = res.valid_end;
     }
-    return 0;
+    return seg_make_writable(s, db->opt.segment_size);
 }
 
 /* Is name a file of ours that the manifest does not keep? Tracks the highest id seen. */
@@ -162,7 +176,7 @@ static int create_fresh(logdb *db)
 
     if (dir_has_segments(db->dir))
         return kvs_seterr(KVS_ECORRUPT, "%s holds segment files but no MANIFEST", db->dir);
-    if ((rc = seg_create(db->dir, first, &s)) < 0)
+    if ((rc = seg_create(db->dir, first, db->opt.segment_size, &s)) < 0)
         return rc;
     if ((rc = man_reset(db->dir, &db->man, first, &first, 1)) < 0 ||
         (rc = log_segs_add(db, s)) < 0) {

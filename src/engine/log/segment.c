@@ -70,7 +70,70 @@ static void seg_header(unsigned char h[SEG_HDR], uint32_t id)
     le_put32(h + 12, cksum32(h, 12));
 }
 
-int seg_create(const char *dir, uint32_t id, seg **out)
+#define SEG_GROW (1u << 20) /* the active file grows ahead of the writes in steps this big */
+
+int seg_reserve(seg *s, uint64_t end)
+{
+    if (end <= s->alloc)
+        return 0;
+    if (end > s->map_len)
+        return kvs_seterr(KVS_EINVAL, "%s: %llu bytes is past the capacity mapped", s->path,
+                          (unsigned long long)end);
+    uint64_t want = (end + SEG_GROW - 1) / SEG_GROW * SEG_GROW;
+    if (want > s->map_len)
+        want = s->map_len;
+    int e = posix_fallocate(s->fd, (off_t)s->alloc, (off_t)(want - s->alloc));
+    if (e != 0)
+        return kvs_seterr(KVS_EIO, "%s: cannot grow to %llu bytes: %s", s->path,
+                          (unsigned long long)want, strerror(e));
+    s->alloc = want;
+    return 0;
+}
+
+int seg_make_writable(seg *s, uint64_t cap)
+{
+    if (cap < s->size)
+        cap = s->size;
+    if (s->map)
+        munmap(s->map, s->map_len);
+    s->map = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+    if (s->map == MAP_FAILED) {
+        s->map = NULL;
+        return kvs_seterr(KVS_EIO, "mmap %s: %s", s->path, strerror(errno));
+    }
+    s->map_len = cap;
+    s->alloc = s->size;
+    s->writable = true;
+    s->sealed = false;
+    return 0;
+}
+
+int seg_map(seg *s)
+{
+    if (s->size == 0)
+        return 0;
+    s->map = mmap(NULL, s->size, PROT_READ, MAP_SHARED, s->fd, 0);
+    if (s->map == MAP_FAILED) {
+        s->map = NULL;
+        return kvs_seterr(KVS_EIO, "mmap %s: %s", s->path, strerror(errno));
+    }
+    s->map_len = s->size;
+    return 0;
+}
+
+int seg_seal(seg *s)
+{
+    if (s->alloc > s->size && ftruncate(s->fd, (off_t)s->size) < 0)
+        return kvs_seterr(KVS_EIO, "truncate %s: %s", s->path, strerror(errno));
+    s->alloc = s->size;
+    s->sealed = true;
+    /* The mapping stays (readers may be in it); its pages leave this process's resident set. */
+    if (s->map)
+        madvise(s->map, s->map_len, MADV_DONTNEED);
+    return 0;
+}
+
+int seg_create(const char *dir, uint32_t id, uint64_t cap, seg **out)
 {
     unsigned char h[SEG_HDR];
     seg *s = seg_alloc(dir, id);
@@ -85,14 +148,17 @@ int seg_create(const char *dir, uint32_t id, seg **out)
         goto fail;
     }
     seg_header(h, id);
-    if ((rc = io_pwrite_full(s->fd, h, SEG_HDR, 0, s->path)) < 0 ||
-        (rc = io_fdatasync(s->fd, s->path)) < 0 || (rc = io_fsync_dir(dir)) < 0) {
-        unlink(s->path);
-        goto fail;
-    }
-    s->size = SEG_HDR;
+    if ((rc = io_pwrite_full(s->fd, h, SEG_HDR, 0, s->path)) < 0)
+        goto fail_unlink;
+    s->size = s->alloc = SEG_HDR;
+    if (cap && ((rc = seg_make_writable(s, cap)) < 0 || (rc = seg_reserve(s, SEG_HDR + 1)) < 0))
+        goto fail_unlink;
+    if ((rc = io_fdatasync(s->fd, s->path)) < 0 || (rc = io_fsync_dir(dir)) < 0)
+        goto fail_unlink;
     *out = s;
     return 0;
+fail_unlink:
+    unlink(s->path);
 fail:
     seg_close(s);
     return rc;
@@ -136,8 +202,10 @@ int seg_open(const char *dir, uint32_t id, bool writable, seg **out)
         rc = kvs_seterr(KVS_ECORRUPT, "%s: header says segment %u", s->path, le_get32(h + 8));
         goto fail;
     }
-    s->size = (uint64_t)size;
+    s->size = s->alloc = (uint64_t)size;
     s->sealed = !writable;
+    if ((rc = seg_map(s)) < 0)
+        goto fail;
     *out = s;
     return 0;
 fail:
@@ -149,6 +217,8 @@ void seg_close(seg *s)
 {
     if (!s)
         return;
+    if (s->map)
+        munmap(s->map, s->map_len);
     if (s->fd >= 0)
         close(s->fd);
     free(s);

@@ -16,6 +16,16 @@
  *        8     4  segment id (must match the file name)
  *       12     4  checksum: low 32 bits of XXH3-64 over bytes 0..11
  *
+ * Memory: every live segment is mapped (MAP_SHARED). Readers copy values straight out of the
+ * mapping — no system call per read. The active segment is mapped writable over its whole
+ * capacity and appends are memcpy into the mapping: the bytes are then in the kernel's page
+ * cache, which survives the process being killed, and fdatasync writes them to disk like any
+ * other dirty page. The file grows ahead of the writes in fallocated steps (so a full disk is an
+ * error from fallocate, never a SIGBUS), and is cut back to its data when sealed or closed;
+ * recovery drops a tail of zeros silently and reports any other tail as torn. A sealed
+ * segment's pages are released from the process (MADV_DONTNEED) so that what it wrote does not
+ * stay counted in its resident memory; reads fault back in what they touch.
+ *
  * Lifetime: a struct seg is reached by readers through index entries, under an RCU read lock.
  * It is freed (its fd closed, its files unlinked) only after it has left the index and the
  * segment list and an RCU grace period has passed, so a reader never reads a closed or deleted
@@ -43,7 +53,11 @@ typedef struct seg {
     uint64_t dead;     /* bytes of records superseded, removed, or corrupt */
     uint64_t min_seq;  /* smallest seq of any record in it; UINT64_MAX when empty */
     uint64_t max_seq;
-    char path[];       /* dir/NNNNNN.log, for messages and unlink */
+    unsigned char *map; /* the file mapped; NULL only while a compaction output is written */
+    uint64_t map_len;   /* bytes mapped: the capacity of the active segment, else its size */
+    uint64_t alloc;     /* bytes the file holds on disk (active: ahead of size) */
+    bool writable;      /* mapped for appends */
+    char path[];        /* dir/NNNNNN.log, for messages and unlink */
 } seg;
 
 /* Name of segment id's file with the given suffix ("log", "hint") into out. */
@@ -51,10 +65,20 @@ void seg_name(char *out, size_t cap, uint32_t id, const char *suffix);
 /* Parse "NNNNNN.suffix"; returns the id, or 0 if name is not such a file. */
 uint32_t seg_parse_name(const char *name, const char *suffix);
 
-/* Create segment id in dir with its header, synced; the directory entry is synced too. */
-int seg_create(const char *dir, uint32_t id, seg **out);
-/* Open an existing segment, checking its header. writable: open for appends (the active one). */
+/* Create segment id in dir with its header, synced; the directory entry is synced too. cap > 0:
+ * it becomes an active segment mapped for appends of up to cap bytes in all; cap == 0: a file
+ * written with pwrite (a compaction output), mapped by seg_map once complete. */
+int seg_create(const char *dir, uint32_t id, uint64_t cap, seg **out);
+/* Open an existing segment, checking its header, and map it. writable: the active one. */
 int seg_open(const char *dir, uint32_t id, bool writable, seg **out);
+/* Map a complete segment for reading (a compaction output). */
+int seg_map(seg *s);
+/* Make the opened active segment appendable with capacity cap (after recovery). */
+int seg_make_writable(seg *s, uint64_t cap);
+/* Make sure the file holds [0, end) so that appends up to end can go into the mapping. */
+int seg_reserve(seg *s, uint64_t end);
+/* The active segment is done: cut the file back to its data and release its pages. */
+int seg_seal(seg *s);
 /* Close and free without touching the files. */
 void seg_close(seg *s);
 /* Close, unlink the .log and .hint files, free. The caller guarantees no reader can reach s. */
