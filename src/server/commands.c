@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "server/conn.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 typedef void (*cmd_fn)(conn *c, int argc, const char **argv, const size_t *lens);
@@ -381,7 +382,7 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
         return (void)resp_error(&c->out, "ERR out of memory");
     if (kvs_stats_get(s->db, &st) < 0)
         memset(&st, 0, sizeof st);
-    uint64_t up = (now_usec() - s->start_usec) / 1000000;
+    uint64_t up = (clock_usec() - s->start_usec) / 1000000;
     const char *sync = st.sync == KVS_SYNC_ALWAYS ? "always"
                        : st.sync == KVS_SYNC_NEVER ? "never" : "everysec";
     if (want_section(sel, n, "server")) {

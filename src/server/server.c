@@ -29,16 +29,10 @@
 
 #include "pool/pool.h"
 #include "server/conn.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define BACKLOG 511
-
-uint64_t now_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 void kvs_server_config_init(kvs_server_config *c)
 {
@@ -261,7 +255,7 @@ int kvs_server_run(const kvs_server_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     a->fd = -1;
     a->s.cfg = cfg;
-    a->s.start_usec = now_usec();
+    a->s.start_usec = clock_usec();
     a->s.request_shutdown = request_shutdown;
     if (open_engine(a) < 0 || listen_on(a, cfg->addr) < 0)
         goto out;

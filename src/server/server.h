@@ -79,6 +79,4 @@ void workers_stop(server *s);
 /* conn.c: a new connection on worker w's loop */
 void conn_accept(worker *w, int fd);
 
-uint64_t now_usec(void);
-
 #endif

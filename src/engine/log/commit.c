@@ -24,6 +24,7 @@
 
 #include "engine/log/hint.h"
 #include "engine/log/logdb.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/io.h"
 #include "util/log.h"
@@ -321,6 +322,8 @@ static void commit_batch(logdb *db, commit_req *batch)
         rc = flush_pending(db, &p);
     if (rc == 0 && db->opt.sync == KVS_SYNC_ALWAYS && db->dirty)
         rc = sync_active(db);
+    db->last_write_usec = clock_usec();
+    db->idle_done = false;
     log_maint_check(db);
     pthread_mutex_unlock(&db->wmu);
     pending_free(&p);
@@ -440,6 +443,24 @@ static void *syncer_main(void *arg)
     return NULL;
 }
 
+#define IDLE_USEC 2000000 /* no writes for this long: the store is idle */
+
+/* Idle clean-up (under wmu, returns with it held): once writes have stopped for a while, seal
+ * the active segment if it holds garbage — only sealed segments can be compacted — and let the
+ * caller compact everything that holds dead bytes, whatever the ratio, so an idle store shrinks
+ * to about its live data. Runs once per idle period. */
+static bool idle_cleanup_due(logdb *db)
+{
+    if (!db->opt.auto_compact || db->idle_done || db->last_write_usec == 0 ||
+        clock_usec() - db->last_write_usec < IDLE_USEC)
+        return false;
+    db->idle_done = true;
+    seg *a = db->active;
+    if (__atomic_load_n(&a->dead, __ATOMIC_RELAXED) > 0 && rotate(db, 0) < 0)
+        LOG_WARN("idle rotation failed: %s", kvs_last_error());
+    return true;
+}
+
 /* Hint files and automatic compaction, off the write path: woken by rotation and by commits
  * that leave compaction due, and once a second anyway. */
 static void *maint_main(void *arg)
@@ -452,10 +473,11 @@ static void *maint_main(void *arg)
     next.tv_sec += 1;
     while (tick_wait(db, &db->maint_cv, &next, &db->maint_kicked)) {
         db->maint_kicked = false;
+        bool idle = idle_cleanup_due(db);
         bool due = db->opt.auto_compact && log_compact_due(db);
         pthread_mutex_unlock(&db->wmu);
         log_write_pending_hints(db);
-        if (due && log_compact_auto(db) < 0)
+        if ((idle ? log_compact_all(db) : due ? log_compact_auto(db) : 0) < 0)
             LOG_WARN("compaction failed: %s", kvs_last_error());
         pthread_mutex_lock(&db->wmu);
     }

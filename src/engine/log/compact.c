@@ -31,6 +31,7 @@
 
 #include "engine/log/hint.h"
 #include "engine/log/logdb.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/io.h"
 #include "util/log.h"
@@ -280,13 +281,6 @@ static void install(compactor *c, seg **victims, uint32_t n)
     log_crash_point(CRASH_AFTER_DELETE);
 }
 
-static uint64_t now_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static bool is_live(logdb *db, seg *s)
 {
     for (uint32_t i = 0; i < db->nsegs; i++)
@@ -299,7 +293,7 @@ static bool is_live(logdb *db, seg *s)
 static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
 {
     compactor c = {.db = db, .min_outside = UINT64_MAX};
-    uint64_t t0 = now_usec(), in = 0, out = 0;
+    uint64_t t0 = clock_usec(), in = 0, out = 0;
     int rc = 0;
 
     if (n == 0)
@@ -343,7 +337,7 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
     install(&c, victims, n);
     compactor_free(&c, false);
 
-    uint64_t usec = now_usec() - t0;
+    uint64_t usec = clock_usec() - t0;
     __atomic_store_n(&db->compact_last_usec, usec, __ATOMIC_RELAXED);
     LOG_INFO("compacted %u segments (%llu bytes) into %u (%llu bytes) in %llu us", n,
              (unsigned long long)in, c.nouts, (unsigned long long)out, (unsigned long long)usec);

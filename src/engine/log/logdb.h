@@ -68,6 +68,8 @@ typedef struct logdb {
     bool syncer_running, maint_running;
     bool stopping;
     bool maint_kicked;
+    uint64_t last_write_usec; /* when the last batch committed (under wmu) */
+    bool idle_done;           /* the idle clean-up ran since the last write (under wmu) */
     pthread_cond_t stop_cv;  /* wakes the syncer */
     pthread_cond_t maint_cv; /* wakes the maintenance thread */
     pthread_mutex_t cmu;     /* one compaction or hint writer at a time */

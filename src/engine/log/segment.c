@@ -70,7 +70,7 @@ static void seg_header(unsigned char h[SEG_HDR], uint32_t id)
     le_put32(h + 12, cksum32(h, 12));
 }
 
-#define SEG_GROW (1u << 20) /* the active file grows ahead of the writes in steps this big */
+#define SEG_GROW (256u << 10) /* the active file grows ahead of the writes in steps this big */
 
 int seg_reserve(seg *s, uint64_t end)
 {
