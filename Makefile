@@ -3,6 +3,8 @@
 #   make          Release build; executables in build/bin/
 #   make test     build + the whole suite (CTest), then again under ASan+UBSan (build-asan/)
 #   make run      build and start kvs-server on 127.0.0.1:4000 with its data in ./data
+#   make bench    build, then bench/run.sh: kvs-server vs redis-server, and the thread pools
+#                 (CSVs, text and PNG charts in bench/results/; see BENCHMARKS.md)
 #   make deps     install the Debian packages the build and the tests need (only what is missing)
 #   make clean
 
@@ -11,7 +13,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all build test test-release test-asan run deps clean
+.PHONY: all build test test-release test-asan run bench deps clean
 
 all: build
 
@@ -37,6 +39,9 @@ ARGS ?=
 run: build
 	@mkdir -p data
 	$(BUILD)/bin/kvs-server --addr 127.0.0.1:4000 --dir data $(ARGS)
+
+bench: build
+	bench/run.sh $(BUILD)/bin/kvs-server
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -13,80 +13,20 @@ Usage: server_bench.py --kvs-server build/bin/kvs-server [--rounds 3] [--request
 Only loopback; ports are picked free at run time; every server started is stopped by PID.
 """
 import argparse
-import csv
-import os
-import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
-REDIS_FSYNC = {"always": "always", "everysec": "everysec", "never": "no"}
+from benchlib import REDIS_FSYNC, Server, redis_benchmark, write_csv
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ping(port, proc, timeout=15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not answer PING")
-
-
-class Server:
-    def __init__(self, kind, args):
-        self.kind, self.args = kind, args
-        self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
-        self.port = free_port()
-        if kind == "kvs":
-            cmd = [args.kvs_server, "--addr", f"127.0.0.1:{self.port}", "--dir", self.dir,
-                   "--sync", args.sync, "--engine", args.engine, "--log-level", "warning"]
-        else:
-            cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--appendonly", "yes", "--appendfsync", REDIS_FSYNC[args.sync],
-                   "--save", "", "--dir", self.dir, "--daemonize", "no",
-                   "--loglevel", "warning"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_ping(self.port, self.proc)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def start(kind, args):
+    return Server(kind, kvs_server=args.kvs_server, sync=args.sync, engine=args.engine)
 
 
 def run_benchmark(port, test, pipeline, args):
-    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(args.clients),
-           "-n", str(args.requests), "-P", str(pipeline), "-t", test, "-d", str(args.value_size),
-           "-r", str(args.keyspace), "--csv"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if out.returncode != 0:
-        raise RuntimeError(f"redis-benchmark failed: {out.stderr.strip()}")
-    for row in csv.reader(out.stdout.splitlines()):
-        if row and row[0].upper() == test.upper():
-            return {"rps": float(row[1]), "p50_ms": float(row[4]), "p99_ms": float(row[6])}
-    raise RuntimeError(f"no {test} line in redis-benchmark output: {out.stdout!r}")
+    return redis_benchmark(port, test, args.requests, clients=args.clients, pipeline=pipeline,
+                           value_size=args.value_size, keyspace=args.keyspace)
 
 
 def main():
@@ -112,7 +52,7 @@ def main():
     for rnd in range(args.rounds):
         order = ["kvs", "redis"] if rnd % 2 == 0 else ["redis", "kvs"]
         for kind in order:
-            srv = Server(kind, args)
+            srv = start(kind, args)
             try:
                 for p in pipelines:
                     for t in tests:
@@ -126,11 +66,7 @@ def main():
                 srv.stop()
 
     if args.csv:
-        os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
-        with open(args.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(args.csv, rows)
 
     print(f"\nmedian of {args.rounds} rounds, {args.clients} clients, {args.value_size}-byte "
           f"values, sync {args.sync} (redis: appendonly yes, appendfsync "

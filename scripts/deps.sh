@@ -6,9 +6,9 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libxxhash-dev liburcu-dev liblmdb-dev libcmocka-dev
-  libuv1-dev
+  libuv1-dev librocksdb-dev
   redis-server redis-tools
-  python3 python3-redis iproute2
+  python3 python3-redis iproute2 gnuplot-nox
 )
 
 missing=()

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# bench/run.sh — every kvs-server benchmark, results into bench/results/ (what `make bench` runs).
+#
+#   bench/run.sh [KVS_SERVER]        default build/bin/kvs-server
+#
+# 1. server_bench.py, kvs-server --sync everysec vs redis-server appendfsync everysec
+# 2. server_bench.py, kvs-server --sync always   vs redis-server appendfsync always
+# 3. pool_bench.py, the thread pools (naive, shared, uv) × engines × thread counts, with charts
+#
+# Knobs (environment): OUT (bench/results), ROUNDS (3), EVERYSEC_REQUESTS (200000),
+# ALWAYS_REQUESTS (50000: an fsync per write batch makes P=1 slow), POOL_REQUESTS (20000),
+# POOL_ROUNDS (5). Everything runs on 127.0.0.1 with free ports; all servers are stopped by PID.
+# Exits non-zero if any benchmark failed, after running the others.
+set -uo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+KVS_SERVER="${1:-build/bin/kvs-server}"
+OUT="${OUT:-$here/results}"
+ROUNDS="${ROUNDS:-3}"
+EVERYSEC_REQUESTS="${EVERYSEC_REQUESTS:-200000}"
+ALWAYS_REQUESTS="${ALWAYS_REQUESTS:-50000}"
+POOL_REQUESTS="${POOL_REQUESTS:-20000}"
+POOL_ROUNDS="${POOL_ROUNDS:-5}"
+
+if [ ! -x "$KVS_SERVER" ]; then
+  echo "bench/run.sh: $KVS_SERVER is not an executable (make build first)" >&2
+  exit 2
+fi
+for tool in python3 redis-server redis-benchmark gnuplot; do
+  command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool missing (make deps)" >&2; exit 2; }
+done
+mkdir -p "$OUT"
+
+start=$(date +%s)
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "nproc: $(nproc)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "kernel: $(uname -r)"
+  echo "redis: $(redis-server --version)"
+  rev="$(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo '?')"
+  git -C "$here/.." diff --quiet HEAD -- src apps include CMakeLists.txt cmake 2>/dev/null ||
+    rev="$rev, with uncommitted changes to the sources"
+  echo "kvs: $("$KVS_SERVER" -V) ($rev)"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$OUT/machine.txt"
+cat "$OUT/machine.txt"
+
+failed=()
+run() { # name, command...: run, tee its output to $OUT/name.txt, remember a failure
+  local name="$1"; shift
+  echo; echo "== $name: $*"
+  local t0=$(date +%s)
+  if ! "$@" 2>&1 | tee "$OUT/$name.txt"; then
+    failed+=("$name")
+  fi
+  echo "== $name: $(( $(date +%s) - t0 )) s"
+}
+
+for sync in everysec always; do
+  if [ "$sync" = always ]; then n="$ALWAYS_REQUESTS"; else n="$EVERYSEC_REQUESTS"; fi
+  run "server_$sync" python3 "$here/server_bench.py" --kvs-server "$KVS_SERVER" \
+    --sync "$sync" --rounds "$ROUNDS" --requests "$n" --csv "$OUT/server_$sync.csv"
+done
+run pools python3 "$here/pool_bench.py" --kvs-server "$KVS_SERVER" \
+  --requests "$POOL_REQUESTS" --rounds "$POOL_ROUNDS" --out-dir "$OUT" --charts
+
+elapsed=$(( $(date +%s) - start ))
+{
+  echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "elapsed: ${elapsed} s"
+} | tee -a "$OUT/machine.txt"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "bench/run.sh: failed: ${failed[*]}" >&2
+  exit 1
+fi
+echo "results in $OUT"
