@@ -140,6 +140,13 @@ int kvs_set(kvs_t *db, const void *key, size_t klen, const void *val, size_t vle
  * with kvs_free. KVS_ENOTFOUND if the key is absent (then *val is NULL). */
 int kvs_get(kvs_t *db, const void *key, size_t klen, void **val, size_t *vlen);
 
+/* Look key up and hand its value to fn(ctx, val, vlen) where it lies, without a copy by
+ * libkvs. val is valid only during the call: fn copies what it needs, and must not call libkvs
+ * on this store. Returns fn's return value (which should be 0 or a KVS_E* code), or
+ * KVS_ENOTFOUND (fn not called). kvs_get is kvs_read with a copying fn. */
+typedef int (*kvs_value_fn)(void *ctx, const void *val, size_t vlen);
+int kvs_read(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void *ctx);
+
 /* Remove key. KVS_ENOTFOUND if it was not there (nothing is written then). */
 int kvs_remove(kvs_t *db, const void *key, size_t klen);
 

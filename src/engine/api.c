@@ -270,17 +270,45 @@ int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
     return first;
 }
 
+typedef struct copy_out {
+    void **val;
+    size_t *vlen;
+} copy_out;
+
+static int copy_value(void *ctx, const void *val, size_t vlen)
+{
+    copy_out *o = ctx;
+    char *v = malloc(vlen + 1);
+
+    if (!v)
+        return kvs_seterr(KVS_ENOMEM, "no memory for a value of %zu bytes", vlen);
+    memcpy(v, val, vlen);
+    v[vlen] = '\0';
+    *o->val = v;
+    *o->vlen = vlen;
+    return 0;
+}
+
 int kvs_get(kvs_t *db, const void *key, size_t klen, void **val, size_t *vlen)
 {
-    int rc;
+    copy_out o = {val, vlen};
 
     if (!val || !vlen)
         return kvs_seterr(KVS_EINVAL, "kvs_get: NULL output");
     *val = NULL;
     *vlen = 0;
+    return kvs_read(db, key, klen, copy_value, &o);
+}
+
+int kvs_read(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void *ctx)
+{
+    int rc;
+
+    if (!fn)
+        return kvs_seterr(KVS_EINVAL, "kvs_read: NULL callback");
     if ((rc = check_open(db)) < 0 || (rc = check_key(key, klen)) < 0)
         return rc;
-    return db->ops->get(db->impl, key ? key : "", klen, val, vlen);
+    return db->ops->read(db->impl, key ? key : "", klen, fn, ctx);
 }
 
 int kvs_remove(kvs_t *db, const void *key, size_t klen)

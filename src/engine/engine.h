@@ -7,8 +7,8 @@
  * that is already locked and known to be its own, and must make every call after open safe from
  * many threads at once.
  *
- * Ownership: get returns a malloc'd buffer of vlen + 1 bytes (the last one NUL) that the caller
- * frees with free(); engines that cannot do that copy.
+ * Reads hand the value to a callback while it is pinned (an RCU read section, an LMDB read
+ * transaction), so the engine never allocates for a read; kvs_get's copy is made in api.c.
  */
 #ifndef KVS_ENGINE_H
 #define KVS_ENGINE_H
@@ -22,7 +22,8 @@ typedef struct kvs_engine_ops {
     const char *name;
     int (*open)(const char *dir, const kvs_options *opt, void **out);
     int (*close)(void *e);
-    int (*get)(void *e, const void *key, size_t klen, void **val, size_t *vlen);
+    /* Call fn with the value where it lies (see kvs_read); KVS_ENOTFOUND if absent. */
+    int (*read)(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx);
     int (*set)(void *e, const void *key, size_t klen, const void *val, size_t vlen);
     int (*remove)(void *e, const void *key, size_t klen);
     /* A batch of checked writes in order; optional (api.c falls back to set/remove). */

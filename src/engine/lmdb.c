@@ -434,14 +434,13 @@ static int lm_close(void *e)
 /* ---- data calls ---- */
 
 /* Ownership: *val is a new malloc'd buffer of *vlen + 1 bytes (NUL last); the caller frees it. */
-static int lm_get(void *e, const void *key, size_t klen, void **val, size_t *vlen)
+static int lm_read(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx)
 {
     lmdb_db *db = e;
     MDB_txn *txn = NULL;
     MDB_val data;
     lm_key k;
     const unsigned char *p;
-    unsigned char *v;
     size_t n;
     int rc;
 
@@ -457,14 +456,7 @@ static int lm_get(void *e, const void *key, size_t klen, void **val, size_t *vle
     }
     if ((rc = lm_unwrap(db, &k, key, klen, &data, &p, &n)) < 0)
         goto out;
-    if (!(v = malloc(n + 1))) {
-        rc = kvs_seterr(KVS_ENOMEM, "no memory for a value of %zu bytes", n);
-        goto out;
-    }
-    memcpy(v, p, n);
-    v[n] = '\0';
-    *val = v;
-    *vlen = n;
+    rc = fn(ctx, p, n); /* the value is valid until the transaction ends */
 out:
     if (txn)
         mdb_txn_abort(txn);
@@ -629,7 +621,7 @@ const kvs_engine_ops kvs_lmdb_engine = {
     .name = "lmdb",
     .open = lm_open,
     .close = lm_close,
-    .get = lm_get,
+    .read = lm_read,
     .set = lm_set,
     .remove = lm_remove,
     .stats = lm_stats,

@@ -6,7 +6,7 @@
  * only do their work. Errors use Redis's words, which clients match on: "-ERR unknown command",
  * "-ERR wrong number of arguments for '...' command", "-NOAUTH", "-WRONGPASS".
  *
- * Values go from the engine to the socket without a copy when large (resp_bulk_owned).
+ * Values go from where the engine holds them straight into the reply (kvs_read): one copy.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,18 +55,21 @@ static void cmd_echo(conn *c, int argc, const char **argv, const size_t *lens)
     resp_bulk(&c->out, argv[1], lens[1]);
 }
 
+/* kvs_read callback: the value straight from the store into the reply. */
+static int reply_bulk(void *ctx, const void *val, size_t vlen)
+{
+    conn *c = ctx;
+    return resp_bulk(&c->out, val, vlen) < 0 ? KVS_ENOMEM : 0;
+}
+
 static void cmd_get(conn *c, int argc, const char **argv, const size_t *lens)
 {
-    void *val;
-    size_t len;
-    int rc = kvs_get(c->srv->db, argv[1], lens[1], &val, &len);
+    int rc = kvs_read(c->srv->db, argv[1], lens[1], reply_bulk, c);
 
     if (rc == KVS_ENOTFOUND)
         resp_nil(&c->out);
     else if (rc < 0)
         engine_error(c, "GET", rc);
-    else
-        resp_bulk_owned(&c->out, val, len);
 }
 
 static void cmd_set(conn *c, int argc, const char **argv, const size_t *lens)
@@ -103,15 +106,16 @@ static void cmd_mset(conn *c, int argc, const char **argv, const size_t *lens)
 static void cmd_mget(conn *c, int argc, const char **argv, const size_t *lens)
 {
     resp_array(&c->out, argc - 1);
-    for (int i = 1; i < argc; i++) {
-        void *val;
-        size_t len;
-        int rc = kvs_get(c->srv->db, argv[i], lens[i], &val, &len);
-        if (rc == 0)
-            resp_bulk_owned(&c->out, val, len);
-        else
+    for (int i = 1; i < argc; i++)
+        if (kvs_read(c->srv->db, argv[i], lens[i], reply_bulk, c) < 0)
             resp_nil(&c->out); /* Redis answers nil for what it cannot give as a string */
-    }
+}
+
+/* kvs_read callback for EXISTS: found is all it needs. */
+static int found_it(void *ctx, const void *val, size_t vlen)
+{
+    (void)ctx, (void)val, (void)vlen;
+    return 0;
 }
 
 static void cmd_del(conn *c, int argc, const char **argv, const size_t *lens)
@@ -134,14 +138,8 @@ static void cmd_exists(conn *c, int argc, const char **argv, const size_t *lens)
 {
     long long n = 0;
 
-    for (int i = 1; i < argc; i++) {
-        void *val;
-        size_t len;
-        if (kvs_get(c->srv->db, argv[i], lens[i], &val, &len) == 0) {
-            n++;
-            kvs_free(val);
-        }
-    }
+    for (int i = 1; i < argc; i++)
+        n += kvs_read(c->srv->db, argv[i], lens[i], found_it, NULL) == 0;
     resp_int(&c->out, n);
 }
 

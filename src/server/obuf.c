@@ -9,7 +9,6 @@
 #include <string.h>
 
 #define CHUNK 16384
-#define OWN_MIN 4096 /* values at least this large are handed over, not copied */
 
 void obuf_init(obuf *b)
 {
@@ -170,22 +169,6 @@ static int bulk_header(obuf *b, size_t n)
 int resp_bulk(obuf *b, const void *p, size_t n)
 {
     if (bulk_header(b, n) < 0 || obuf_add(b, p, n) < 0)
-        return -1;
-    return obuf_add(b, "\r\n", 2);
-}
-
-int resp_bulk_owned(obuf *b, void *p, size_t n)
-{
-    if (n < OWN_MIN) {
-        int rc = resp_bulk(b, p, n);
-        free(p);
-        return rc;
-    }
-    if (bulk_header(b, n) < 0) {
-        free(p);
-        return -1;
-    }
-    if (obuf_add_owned(b, p, n) < 0)
         return -1;
     return obuf_add(b, "\r\n", 2);
 }

@@ -1,8 +1,8 @@
 /*
  * obuf.h — a connection's output: a queue of chunks holding encoded replies, in order.
  *
- * Small replies are copied into the tail chunk (16 KiB each); a large value is not copied at all:
- * the chunk takes ownership of the buffer the engine returned (obuf_add_owned). The connection
+ * Replies are copied into the tail chunk (16 KiB each, or one of a large value's size); a buffer
+ * the caller already owns can be handed over instead (obuf_add_owned). The connection
  * hands the chunks to one writev (uv_write) at a time and drops them as they are written, so the
  * memory a client holds is what it has not read yet — which the connection bounds.
  */
@@ -41,8 +41,6 @@ int resp_status(obuf *b, const char *s);
 int resp_error(obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int resp_int(obuf *b, long long v);
 int resp_bulk(obuf *b, const void *p, size_t n);
-/* A bulk whose data (malloc'd) is handed over without copying when large. */
-int resp_bulk_owned(obuf *b, void *p, size_t n);
 int resp_nil(obuf *b);
 int resp_array(obuf *b, long long n);
 

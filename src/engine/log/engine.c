@@ -96,17 +96,16 @@ static bool record_ok(const unsigned char *hk, const void *key, uint32_t klen, c
            memcmp(hk + REC_HDR, key, klen) == 0 && rec_verify(hk, hk + REC_HDR, klen, val, vlen);
 }
 
-static int log_get(void *e, const void *key, size_t klen, void **val, size_t *vlen)
+static int log_read(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx)
 {
     logdb *db = e;
-    unsigned char *v = NULL;
     idx_loc loc;
     int rc;
 
     rcu_read_lock();
     if ((rc = idx_lookup(db->idx, key, klen, &loc)) < 0)
         goto out;
-    /* The record is read where it lies, in the segment's mapping: no system call. */
+    /* The record is read where it lies, in the segment's mapping: no system call, no copy. */
     const unsigned char *rec = loc.seg->map + loc.off;
     uint64_t len = rec_len((uint32_t)klen, loc.vlen);
     if (loc.off + len > loc.seg->map_len ||
@@ -118,14 +117,7 @@ static int log_get(void *e, const void *key, size_t klen, void **val, size_t *vl
                         loc.seg->path, loc.off);
         goto out;
     }
-    if (!(v = malloc((size_t)loc.vlen + 1))) {
-        rc = KVS_ENOMEM;
-        goto out;
-    }
-    memcpy(v, rec + REC_HDR + klen, loc.vlen);
-    v[loc.vlen] = '\0';
-    *val = v;
-    *vlen = loc.vlen;
+    rc = fn(ctx, rec + REC_HDR + klen, loc.vlen);
 out:
     rcu_read_unlock();
     return rc;
@@ -203,7 +195,7 @@ const kvs_engine_ops kvs_log_engine = {
     .name = "kvs",
     .open = log_open,
     .close = log_close,
-    .get = log_get,
+    .read = log_read,
     .set = log_set,
     .remove = log_remove,
     .write = log_write_op,
