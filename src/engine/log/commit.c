@@ -84,16 +84,25 @@ int log_manifest_maybe_reset(logdb *db)
 
 unsigned kvs_test_sync_delay_us = 0;
 
-static int sync_active(logdb *db)
+/* Sync what is written and not yet synced (under wmu): sealed segments that still hold unsynced
+ * writes first, oldest first, then the active one — so what survives a crash is always a
+ * prefix of the log. */
+int log_sync_locked(logdb *db)
 {
+    int rc = 0;
+
     __atomic_add_fetch(&db->syncs_started, 1, __ATOMIC_RELAXED);
     if (kvs_test_sync_delay_us)
         usleep(kvs_test_sync_delay_us);
-    int rc = io_fdatasync(db->active->fd, db->active->path);
-    if (rc == 0) {
-        db->dirty = false;
-        __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < db->nsegs && rc == 0; i++) {
+        seg *s = db->segs[i];
+        if (s->needs_sync && (rc = io_fdatasync(s->fd, s->path)) == 0)
+            s->needs_sync = false;
     }
+    if (rc == 0 && db->dirty && (rc = io_fdatasync(db->active->fd, db->active->path)) == 0)
+        db->dirty = false;
+    if (rc == 0)
+        __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
     return rc;
 }
 
@@ -105,8 +114,8 @@ static int rotate(logdb *db, uint64_t need)
     uint64_t cap = db->opt.segment_size > SEG_HDR + need ? db->opt.segment_size : SEG_HDR + need;
     int rc;
 
-    if ((rc = sync_active(db)) < 0)
-        return rc;
+    /* No sync here (it would stall every writer): the old segment's unsynced writes are synced
+     * by whoever syncs next, before the new segment's (log_sync_locked). */
     if ((rc = seg_create(db->dir, db->next_id, cap, &s)) < 0)
         return rc;
     if ((rc = man_append(&db->man, s->id, &s->id, 1, NULL, 0)) < 0 ||
@@ -115,6 +124,8 @@ static int rotate(logdb *db, uint64_t need)
         return rc;
     }
     db->next_id++;
+    old->needs_sync = db->dirty;
+    db->dirty = false;
     if (seg_seal(old) < 0)
         LOG_WARN("%s", kvs_last_error()); /* only the preallocated tail stays */
     old->needs_hint = true;
@@ -320,8 +331,8 @@ static void commit_batch(logdb *db, commit_req *batch)
         }
     if (rc == 0)
         rc = flush_pending(db, &p);
-    if (rc == 0 && db->opt.sync == KVS_SYNC_ALWAYS && db->dirty)
-        rc = sync_active(db);
+    if (rc == 0 && db->opt.sync == KVS_SYNC_ALWAYS)
+        rc = log_sync_locked(db);
     db->last_write_usec = clock_usec();
     db->idle_done = false;
     log_maint_check(db);
@@ -381,7 +392,7 @@ int log_sync(logdb *db)
     int rc;
 
     pthread_mutex_lock(&db->wmu);
-    rc = db->dirty ? sync_active(db) : 0;
+    rc = log_sync_locked(db);
     pthread_mutex_unlock(&db->wmu);
     return rc;
 }
@@ -411,35 +422,57 @@ static bool tick_wait(logdb *db, pthread_cond_t *cv, struct timespec *next, bool
     return !db->stopping;
 }
 
-/* everysec: sync the active segment once a second if anything was written. */
+/* everysec: once a second, sync what was written (sealed segments first, as log_sync_locked). The
+ * syncs run outside wmu so writers go on; the read section keeps the segments (and their fds)
+ * from being retired meanwhile, and flags are cleared only once their sync is done. */
 static void *syncer_main(void *arg)
 {
     logdb *db = arg;
     struct timespec next;
+    seg **v = NULL;
+    uint32_t cap = 0;
 
     pthread_mutex_lock(&db->wmu);
     clock_gettime(CLOCK_MONOTONIC, &next);
     next.tv_sec += 1;
     while (tick_wait(db, &db->stop_cv, &next, NULL)) {
-        if (!db->dirty)
+        uint32_t n = 0;
+        if (cap < db->nsegs + 1) {
+            seg **nv = realloc(v, (db->nsegs + 1) * sizeof *nv);
+            if (!nv)
+                continue;
+            v = nv;
+            cap = db->nsegs + 1;
+        }
+        for (uint32_t i = 0; i < db->nsegs; i++)
+            if (db->segs[i]->needs_sync)
+                v[n++] = db->segs[i];
+        uint32_t sealed = n; /* only these flags are cleared after: the active may seal meanwhile */
+        bool active = db->dirty;
+        if (active) {
+            v[n++] = db->active;
+            db->dirty = false;
+        }
+        if (n == 0)
             continue;
-        /* Sync outside wmu so writers go on; the read section keeps the segment (and its fd)
-         * from being retired meanwhile. */
-        seg *s = db->active;
-        db->dirty = false;
+        int rc = 0;
         rcu_read_lock();
         pthread_mutex_unlock(&db->wmu);
-        int rc = io_fdatasync(s->fd, s->path);
+        for (uint32_t i = 0; i < n && rc == 0; i++)
+            rc = io_fdatasync(v[i]->fd, v[i]->path);
         rcu_read_unlock();
         pthread_mutex_lock(&db->wmu);
         if (rc < 0) {
             LOG_ERROR("background sync failed: %s", kvs_last_error());
-            db->dirty = true;
-        } else {
-            __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
+            db->dirty = db->dirty || active;
+            continue;
         }
+        for (uint32_t i = 0; i < sealed; i++)
+            v[i]->needs_sync = false;
+        __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&db->wmu);
+    free(v);
     return NULL;
 }
 

@@ -448,7 +448,11 @@ void log_write_pending_hints(logdb *db)
             v[n++] = db->segs[i];
     pthread_mutex_unlock(&db->wmu);
     for (uint32_t i = 0; i < n; i++) {
-        int rc = hint_write(db->dir, v[i]);
+        /* A hint must never describe writes a crash could still lose: sync first (the flag
+         * stays for the syncer, which keeps the order of syncs). */
+        int rc = io_fdatasync(v[i]->fd, v[i]->path);
+        if (rc == 0)
+            rc = hint_write(db->dir, v[i]);
         if (rc < 0)
             LOG_WARN("%s: no hint file written (%s); the segment will be scanned at open",
                      v[i]->path, kvs_last_error());

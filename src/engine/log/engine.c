@@ -76,8 +76,7 @@ static int log_close(void *e)
     log_write_pending_hints(db); /* so the next open reads keys, not segments */
     pthread_mutex_lock(&db->wmu);
     seg *a = db->active;
-    if (db->dirty)
-        rc = io_fdatasync(a->fd, a->path);
+    rc = log_sync_locked(db);
     /* leave the file as long as its data: the room given ahead is not kept */
     if (a->alloc > a->size && ftruncate(a->fd, (off_t)a->size) < 0 && rc == 0)
         rc = kvs_seterr(KVS_EIO, "truncate %s: %s", a->path, strerror(errno));

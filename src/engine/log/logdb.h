@@ -85,6 +85,8 @@ typedef struct logdb {
 /* Commit ops (checked by api.c) through the group-commit queue; each op's rc is set. */
 int log_write(logdb *db, kvs_op *ops, size_t n);
 int log_sync(logdb *db);
+/* Sync every unsynced write, oldest segment first (under wmu). */
+int log_sync_locked(logdb *db);
 /* Start / stop the syncer and maintenance threads. */
 int log_threads_start(logdb *db);
 void log_threads_stop(logdb *db);

@@ -49,6 +49,7 @@ typedef struct seg {
     int fd;
     bool sealed;
     bool needs_hint;   /* sealed, hint file not written yet (under wmu) */
+    bool needs_sync;   /* sealed with writes not yet synced (under wmu) */
     uint64_t size;     /* bytes in the file that hold valid data (header included) */
     uint64_t dead;     /* bytes of records superseded, removed, or corrupt */
     uint64_t min_seq;  /* smallest seq of any record in it; UINT64_MAX when empty */
