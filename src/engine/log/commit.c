@@ -256,7 +256,8 @@ static int flush_pending(logdb *db, pending *p)
         size_t vlen = op->type == KVS_OP_SET ? op->vlen : 0;
         memcpy(dst, p->hdr[i], REC_HDR);
         memcpy(dst + REC_HDR, op->key, op->klen);
-        memcpy(dst + REC_HDR + op->klen, op->val, vlen);
+        if (vlen) /* a remove's val may be NULL: no zero-length copy from it */
+            memcpy(dst + REC_HDR + op->klen, op->val, vlen);
         dst += REC_HDR + op->klen + vlen;
     }
     __atomic_store_n(&s->size, off + p->bytes, __ATOMIC_RELEASE);
@@ -335,6 +336,8 @@ static void commit_batch(logdb *db, commit_req *batch)
         rc = log_sync_locked(db);
     db->last_write_usec = clock_usec();
     db->idle_done = false;
+    if (idx_needs_resize(db->idx))
+        log_maint_kick(db);
     log_maint_check(db);
     pthread_mutex_unlock(&db->wmu);
     pending_free(&p);
@@ -509,6 +512,7 @@ static void *maint_main(void *arg)
         bool idle = idle_cleanup_due(db);
         bool due = db->opt.auto_compact && log_compact_due(db);
         pthread_mutex_unlock(&db->wmu);
+        idx_resize_if_needed(db->idx);
         log_write_pending_hints(db);
         if ((idle ? log_compact_all(db) : due ? log_compact_auto(db) : 0) < 0)
             LOG_WARN("compaction failed: %s", kvs_last_error());

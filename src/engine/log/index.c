@@ -20,10 +20,13 @@ typedef struct idx_entry {
     unsigned char key[];
 } idx_entry;
 
+#define IDX_INIT_BUCKETS 1024u
+
 struct idx {
     struct cds_lfht *ht;
     uint64_t seed;
-    uint64_t count; /* atomic */
+    uint64_t count;   /* atomic */
+    uint64_t buckets; /* atomic: the size last asked for (idx_resize_if_needed) */
 };
 
 typedef struct key_ref {
@@ -40,7 +43,9 @@ int idx_new(idx **out)
         return KVS_ENOMEM;
     if (getrandom(&x->seed, sizeof x->seed, 0) != sizeof x->seed)
         x->seed = (uint64_t)(uintptr_t)x ^ 0x9e3779b97f4a7c15ull;
-    x->ht = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+    x->buckets = IDX_INIT_BUCKETS;
+    x->ht = cds_lfht_new(IDX_INIT_BUCKETS, IDX_INIT_BUCKETS, 0,
+                         CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
     if (!x->ht) {
         free(x);
         return KVS_ENOMEM;
@@ -222,6 +227,23 @@ uint64_t idx_drop_tombstones(idx *x)
 uint64_t idx_count(const idx *x)
 {
     return __atomic_load_n(&x->count, __ATOMIC_RELAXED);
+}
+
+bool idx_needs_resize(const idx *x)
+{
+    return idx_count(x) > 2 * __atomic_load_n(&x->buckets, __ATOMIC_RELAXED);
+}
+
+void idx_resize_if_needed(idx *x)
+{
+    uint64_t want = IDX_INIT_BUCKETS;
+
+    if (!idx_needs_resize(x))
+        return;
+    while (want < idx_count(x))
+        want <<= 1;
+    cds_lfht_resize(x->ht, (unsigned long)want);
+    __atomic_store_n(&x->buckets, want, __ATOMIC_RELAXED);
 }
 
 void idx_free(idx *x)

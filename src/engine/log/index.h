@@ -58,5 +58,14 @@ int idx_repoint(idx *x, const void *key, size_t klen, const seg *from, uint32_t 
 /* Delete every entry carrying REC_TOMBSTONE (end of recovery). Returns how many. */
 uint64_t idx_drop_tombstones(idx *x);
 uint64_t idx_count(const idx *x);
+/* The table grows on its own (liburcu's automatic resize), but that can stall: liburcu 0.13
+ * sets its "resize launched" flag after queueing the work, so a resize that finishes first
+ * leaves the flag set and no automatic resize ever runs again, and lookups walk ever longer
+ * chains. So the index also sizes itself: idx_needs_resize says when the keys have outgrown
+ * the size last asked for (cheap, any thread), and idx_resize_if_needed — from a thread that
+ * holds no RCU read lock, as the maintenance thread — asks for a size fit for them, which
+ * also clears the stuck flag. */
+bool idx_needs_resize(const idx *x);
+void idx_resize_if_needed(idx *x);
 
 #endif

@@ -218,6 +218,7 @@ int log_recover(logdb *db)
     if ((rc = load_active(db, db->active)) < 0)
         goto out;
     idx_drop_tombstones(db->idx);
+    idx_resize_if_needed(db->idx);
     rc = log_manifest_maybe_reset(db);
 out:
     man_state_free(&st);
