@@ -47,7 +47,7 @@ void rec_encode(unsigned char out[REC_HDR], uint64_t seq, uint8_t flags, const v
 /* Decode a header; false if its fields are out of bounds (lengths, flags). Checksum unchecked. */
 bool rec_decode(const unsigned char in[REC_HDR], rec_hdr *h);
 /* Does the checksum in the encoded header hdr match key and val? */
-bool rec_verify(const unsigned char hdr[REC_HDR], const void *key, uint32_t klen,
+bool rec_verify(const unsigned char *hdr, const void *key, uint32_t klen,
                 const void *val, uint32_t vlen);
 
 #endif
