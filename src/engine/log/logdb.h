@@ -69,6 +69,7 @@ typedef struct logdb {
     bool stopping;
     bool maint_kicked;
     uint64_t last_write_usec; /* when the last batch committed (under wmu) */
+    int64_t recovered_tombstones; /* open only: tombstones standing in the index */
     bool idle_done;           /* the idle clean-up ran since the last write (under wmu) */
     pthread_cond_t stop_cv;  /* wakes the syncer */
     pthread_cond_t maint_cv; /* wakes the maintenance thread */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <urcu-bp.h>
 
 #include "engine/log/hint.h"
 #include "engine/log/logdb.h"
@@ -30,6 +31,8 @@
 typedef struct load_ctx {
     logdb *db;
     seg *s;
+    uint64_t loaded;
+    int64_t *tombstones;
 } load_ctx;
 
 /* One record (from a scan or a hint) into the index, keeping the newest per key. */
@@ -49,19 +52,31 @@ static int load_record(void *arg, const seg_rec *r)
     res = idx_put_newer(c->db->idx, r->key, r->klen, &loc, &old);
     if (res < 0)
         return res;
+    /* Every few thousand records: leave the read section (a resize waits for readers) and
+     * grow the table as the keys come in, rather than trusting its automatic resize. */
+    if ((++c->loaded & 0xfff) == 0) {
+        rcu_read_unlock();
+        idx_resize_if_needed(c->db->idx);
+        rcu_read_lock();
+    }
     /* A tombstone's bytes are dead from the start; a set's once something newer wins. */
     if (res == 2 || tomb)
         log_mark_dead(c->s, r->len);
     if (res == 1 && !(old.flags & REC_TOMBSTONE))
         log_mark_dead(old.seg, rec_len(r->klen, old.vlen));
+    /* count the tombstones standing in the index, so that none means no sweep at the end */
+    if (res != 2)
+        *c->tombstones += (tomb ? 1 : 0) - (res == 1 && (old.flags & REC_TOMBSTONE) ? 1 : 0);
     return 0;
 }
 
 static int load_sealed(logdb *db, seg *s)
 {
-    load_ctx c = {db, s};
+    load_ctx c = {db, s, 0, &db->recovered_tombstones};
     seg_scan_result res;
+    rcu_read_lock(); /* one outer section: each insert's own lock nests at no cost */
     int rc = hint_load(db->dir, s, load_record, &c);
+    rcu_read_unlock();
 
     if (rc == 0)
         return 0;
@@ -69,7 +84,10 @@ static int load_sealed(logdb *db, seg *s)
         return rc;
     if (rc == KVS_ECORRUPT)
         LOG_WARN("%s; scanning the segment instead", kvs_last_error());
-    if ((rc = seg_scan(s, load_record, &c, &res)) < 0)
+    rcu_read_lock();
+    rc = seg_scan(s, load_record, &c, &res);
+    rcu_read_unlock();
+    if (rc < 0)
         return rc;
     if (res.tail_bytes)
         LOG_WARN("%s: damaged tail of %llu bytes at offset %llu fails its checksum; not served",
@@ -90,11 +108,14 @@ static bool all_zero(const seg *s, uint64_t from)
 
 static int load_active(logdb *db, seg *s)
 {
-    load_ctx c = {db, s};
+    load_ctx c = {db, s, 0, &db->recovered_tombstones};
     seg_scan_result res;
     int rc;
 
-    if ((rc = seg_scan(s, load_record, &c, &res)) < 0)
+    rcu_read_lock();
+    rc = seg_scan(s, load_record, &c, &res);
+    rcu_read_unlock();
+    if (rc < 0)
         return rc;
     log_mark_dead(s, res.corrupt_bytes);
     if (res.tail_bytes) {
@@ -217,7 +238,8 @@ int log_recover(logdb *db)
             goto out;
     if ((rc = load_active(db, db->active)) < 0)
         goto out;
-    idx_drop_tombstones(db->idx);
+    if (db->recovered_tombstones > 0)
+        idx_drop_tombstones(db->idx);
     idx_resize_if_needed(db->idx);
     rc = log_manifest_maybe_reset(db);
 out:
