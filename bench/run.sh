@@ -6,6 +6,10 @@
 # 1. server_bench.py, kvs-server --sync everysec vs redis-server appendfsync everysec
 # 2. server_bench.py, kvs-server --sync always   vs redis-server appendfsync always
 # 3. pool_bench.py, the thread pools (naive, shared, uv) × engines × thread counts, with charts
+# 4. mem_bench.py, RSS holding 200,000 × 1 KB values: kvs (both engines) vs redis
+# 5. restart_bench.py, exec to first PONG on 1,000,000 keys × 100 B: kvs vs redis
+# 6. space_bench.py, data directory size after 100 MB of overwrites onto 4 MB of live data
+# 7. latency_bench.py, GET/SET p50/p99/p99.9 kvs vs redis, and kvs GET while compaction runs
 #
 # Knobs (environment): OUT (bench/results), ROUNDS (3), EVERYSEC_REQUESTS (200000),
 # ALWAYS_REQUESTS (50000: an fsync per write batch makes P=1 slow), POOL_REQUESTS (20000),
@@ -64,6 +68,12 @@ for sync in everysec always; do
 done
 run pools python3 "$here/pool_bench.py" --kvs-server "$KVS_SERVER" \
   --requests "$POOL_REQUESTS" --rounds "$POOL_ROUNDS" --out-dir "$OUT" --charts
+run mem python3 "$here/mem_bench.py" --kvs-server "$KVS_SERVER" --csv "$OUT/mem.csv"
+run restart python3 "$here/restart_bench.py" --kvs-server "$KVS_SERVER" --rounds "$ROUNDS" \
+  --csv "$OUT/restart.csv"
+run space python3 "$here/space_bench.py" --kvs-server "$KVS_SERVER" --csv "$OUT/space.csv" \
+  --samples-csv "$OUT/space_samples.csv"
+run latency python3 "$here/latency_bench.py" --kvs-server "$KVS_SERVER" --csv "$OUT/latency.csv"
 
 elapsed=$(( $(date +%s) - start ))
 {
