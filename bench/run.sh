@@ -3,6 +3,7 @@
 #
 #   bench/run.sh [KVS_SERVER]        default build/bin/kvs-server
 #
+# 0. engine_bench.py, kvs-bench fillrandom/readrandom: kvs vs lmdb (vs rocksdb when built)
 # 1. server_bench.py, kvs-server --sync everysec vs redis-server appendfsync everysec
 # 2. server_bench.py, kvs-server --sync always   vs redis-server appendfsync always
 # 3. pool_bench.py, the thread pools (naive, shared, uv) × engines × thread counts, with charts
@@ -61,6 +62,8 @@ run() { # name, command...: run, tee its output to $OUT/name.txt, remember a fai
   echo "== $name: $(( $(date +%s) - t0 )) s"
 }
 
+run engine python3 "$here/engine_bench.py" --kvs-bench "$(dirname "$KVS_SERVER")/kvs-bench" \
+  --rounds "$ROUNDS" --csv "$OUT/engine.csv"
 for sync in everysec always; do
   if [ "$sync" = always ]; then n="$ALWAYS_REQUESTS"; else n="$EVERYSEC_REQUESTS"; fi
   run "server_$sync" python3 "$here/server_bench.py" --kvs-server "$KVS_SERVER" \
