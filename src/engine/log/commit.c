@@ -463,8 +463,11 @@ static void *syncer_main(void *arg)
         pthread_mutex_unlock(&db->wmu);
         for (uint32_t i = 0; i < n && rc == 0; i++)
             rc = io_fdatasync(v[i]->fd, v[i]->path);
-        rcu_read_unlock();
+        /* Retake wmu before leaving the read section: a segment synced here may be compacted
+         * away meanwhile, and must not be freed before its flag is cleared below. (No one
+         * waits for a grace period while holding wmu, so this cannot deadlock.) */
         pthread_mutex_lock(&db->wmu);
+        rcu_read_unlock();
         if (rc < 0) {
             LOG_ERROR("background sync failed: %s", kvs_last_error());
             db->dirty = db->dirty || active;
