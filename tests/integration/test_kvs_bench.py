@@ -94,7 +94,11 @@ class KvsBenchTest(unittest.TestCase):
                 for l in lines:
                     self.assertGreater(float(l["us"]), 0, l)
                     self.assertGreater(int(l["ops"]), 0, l)
-                    self.assertGreater(float(l["mbs"]), 0, l)
+                    # MB/s is printed to 0.1: deleterandom counts only key bytes, so a slow
+                    # (sanitizer) run can round to 0.0 — below 6250 ops/s of 16-byte keys.
+                    self.assertGreaterEqual(float(l["mbs"]), 0, l)
+                    if int(l["ops"]) >= 10000:
+                        self.assertGreater(float(l["mbs"]), 0, l)
                     self.assertLessEqual(float(l["p50"]), float(l["p99"]), l)
                     self.assertLessEqual(float(l["p99"]), float(l["p999"]), l)
                 after_seq, seq, after_rand = lines[1], lines[2], lines[4]
