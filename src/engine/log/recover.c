@@ -15,6 +15,7 @@
  *      are dropped from the index.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +48,11 @@ static int load_record(void *arg, const seg_rec *r)
         c->s->min_seq = r->seq;
     if (r->seq > c->s->max_seq)
         c->s->max_seq = r->seq;
-    if (r->seq > c->db->seq)
-        c->db->seq = r->seq;
+    uint64_t top = __atomic_load_n(&c->db->seq, __ATOMIC_RELAXED); /* loaders run in parallel */
+    while (r->seq > top &&
+           !__atomic_compare_exchange_n(&c->db->seq, &top, r->seq, true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+        ;
     res = idx_put_newer(c->db->idx, r->key, r->klen, &loc, &old);
     if (res < 0)
         return res;
@@ -66,7 +70,9 @@ static int load_record(void *arg, const seg_rec *r)
         log_mark_dead(old.seg, rec_len(r->klen, old.vlen));
     /* count the tombstones standing in the index, so that none means no sweep at the end */
     if (res != 2)
-        *c->tombstones += (tomb ? 1 : 0) - (res == 1 && (old.flags & REC_TOMBSTONE) ? 1 : 0);
+        __atomic_add_fetch(c->tombstones,
+                           (tomb ? 1 : 0) - (res == 1 && (old.flags & REC_TOMBSTONE) ? 1 : 0),
+                           __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -104,6 +110,70 @@ static bool all_zero(const seg *s, uint64_t from)
         if (s->map[i])
             return false;
     return true;
+}
+
+/*
+ * Sealed segments load in parallel, one segment per thread at a time: the index takes
+ * concurrent inserts, "newest seq wins" is decided per key by the index itself whatever order
+ * the segments come in, and the shared figures (last seq, dead bytes, tombstone count) are
+ * atomics. The active segment, which may need truncating, is loaded alone afterwards.
+ */
+#define LOADERS_MAX 4
+
+typedef struct loaders {
+    logdb *db;
+    uint32_t next; /* atomic: the next segment index to take */
+    int rc;        /* first failure (under mu) */
+    char err[256];
+    pthread_mutex_t mu;
+} loaders;
+
+static void *loader_main(void *arg)
+{
+    loaders *l = arg;
+    logdb *db = l->db;
+
+    for (;;) {
+        uint32_t i = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
+        if (i >= db->nsegs)
+            break;
+        seg *s = db->segs[i];
+        if (s == db->active)
+            continue;
+        int rc = load_sealed(db, s);
+        if (rc < 0) {
+            pthread_mutex_lock(&l->mu);
+            if (l->rc == 0) {
+                l->rc = rc;
+                snprintf(l->err, sizeof l->err, "%s", kvs_last_error());
+            }
+            pthread_mutex_unlock(&l->mu);
+            __atomic_store_n(&l->next, db->nsegs, __ATOMIC_RELAXED); /* stop the others */
+            break;
+        }
+    }
+    return NULL;
+}
+
+static int load_all_sealed(logdb *db)
+{
+    loaders l = {db, 0, 0, "", PTHREAD_MUTEX_INITIALIZER};
+    pthread_t t[LOADERS_MAX];
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = cores < 1 ? 1 : cores > LOADERS_MAX ? LOADERS_MAX : (int)cores, started = 0;
+
+    if (db->nsegs < 3)
+        n = 1;
+    for (int i = 1; i < n; i++)
+        if (pthread_create(&t[started], NULL, loader_main, &l) == 0)
+            started++;
+    loader_main(&l); /* this thread loads too */
+    for (int i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    pthread_mutex_destroy(&l.mu);
+    if (l.rc < 0)
+        return kvs_seterr(l.rc, "%s", l.err);
+    return 0;
 }
 
 static int load_active(logdb *db, seg *s)
@@ -233,9 +303,8 @@ int log_recover(logdb *db)
         if (s->id == st.active)
             db->active = s;
     }
-    for (uint32_t i = 0; i < db->nsegs; i++)
-        if (db->segs[i] != db->active && (rc = load_sealed(db, db->segs[i])) < 0)
-            goto out;
+    if ((rc = load_all_sealed(db)) < 0)
+        goto out;
     if ((rc = load_active(db, db->active)) < 0)
         goto out;
     if (db->recovered_tombstones > 0)
