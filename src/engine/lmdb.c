@@ -129,6 +129,17 @@ static int lm_err(const lmdb_db *db, int rc, const char *what)
     }
 }
 
+/* Begin a transaction (flags 0: write, MDB_RDONLY: read); *txn is NULL on failure. */
+static int lm_begin(lmdb_db *db, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(db->env, NULL, flags, txn);
+
+    if (rc == 0)
+        return 0;
+    *txn = NULL;
+    return lm_err(db, rc, flags & MDB_RDONLY ? "begin read transaction" : "begin write transaction");
+}
+
 static void key_encode(const lmdb_db *db, const void *key, size_t klen, lm_key *k)
 {
     if (klen <= db->inline_max) {
@@ -213,11 +224,8 @@ static int lm_format(lmdb_db *db)
     int maxkey = mdb_env_get_maxkeysize(db->env);
     int rc;
 
-    if ((rc = mdb_txn_begin(db->env, NULL, 0, &txn)) != 0) {
-        txn = NULL;
-        rc = lm_err(db, rc, "begin transaction");
+    if ((rc = lm_begin(db, 0, &txn)) < 0)
         goto out;
-    }
     if ((rc = mdb_dbi_open(txn, NULL, 0, &db->dbi)) != 0) {
         rc = lm_err(db, rc, "open database");
         goto out;
@@ -445,11 +453,8 @@ static int lm_read(void *e, const void *key, size_t klen, kvs_value_fn fn, void 
     int rc;
 
     key_encode(db, key, klen, &k);
-    if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn)) != 0) {
-        txn = NULL;
-        rc = lm_err(db, rc, "begin read transaction");
+    if ((rc = lm_begin(db, MDB_RDONLY, &txn)) < 0)
         goto out;
-    }
     if ((rc = mdb_get(txn, db->dbi, &k.v, &data)) != 0) {
         rc = rc == MDB_NOTFOUND ? KVS_ENOTFOUND : lm_err(db, rc, "get");
         goto out;
@@ -486,11 +491,8 @@ static int lm_set(void *e, const void *key, size_t klen, const void *val, size_t
     int rc;
 
     key_encode(db, key, klen, &k);
-    if ((rc = mdb_txn_begin(db->env, NULL, 0, &txn)) != 0) {
-        txn = NULL;
-        rc = lm_err(db, rc, "begin write transaction");
+    if ((rc = lm_begin(db, 0, &txn)) < 0)
         goto out;
-    }
     if (k.hashed) {
         /* Never overwrite another key's entry, and write key and value in place (no copy). */
         if ((rc = lm_lookup(db, txn, &k, key, klen, &found)) < 0)
@@ -531,11 +533,8 @@ static int lm_remove(void *e, const void *key, size_t klen)
     int rc;
 
     key_encode(db, key, klen, &k);
-    if ((rc = mdb_txn_begin(db->env, NULL, 0, &txn)) != 0) {
-        txn = NULL;
-        rc = lm_err(db, rc, "begin write transaction");
+    if ((rc = lm_begin(db, 0, &txn)) < 0)
         goto out;
-    }
     if (k.hashed && (rc = lm_lookup(db, txn, &k, key, klen, &found)) < 0)
         goto out;
     if (found) {
@@ -575,11 +574,8 @@ static int lm_stats(void *e, kvs_stats *out)
         rc = kvs_seterr(kvs_errno(err), "stat %s: %s", path, strerror(err));
         goto out;
     }
-    if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn)) != 0) {
-        txn = NULL;
-        rc = lm_err(db, rc, "begin read transaction");
+    if ((rc = lm_begin(db, MDB_RDONLY, &txn)) < 0)
         goto out;
-    }
     if ((rc = mdb_stat(txn, db->dbi, &ms)) != 0) {
         rc = lm_err(db, rc, "stat");
         goto out;
