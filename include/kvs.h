@@ -152,8 +152,10 @@ int kvs_remove(kvs_t *db, const void *key, size_t klen);
 
 /* Apply n writes in order, committed together: one append and, with KVS_SYNC_ALWAYS, one sync
  * for all of them (and for whatever other threads commit at the same moment: group commit).
- * Each op's rc says how it went; the return value is 0 if every op succeeded, else the first
- * failure (KVS_ENOTFOUND included). Not atomic: after a crash a prefix of the batch may remain. */
+ * Each op's rc is always set and says how it went; the return value is 0 if every op succeeded,
+ * else the first failure in op order (KVS_ENOTFOUND included). An op that fails its own checks
+ * (a key or value too large, a NULL pointer with a length, an unknown type) is not applied, and
+ * the others still are. Not atomic: after a crash a prefix of the batch may remain. */
 int kvs_write(kvs_t *db, kvs_op *ops, size_t n);
 
 /* Another reference to an open handle, for another thread or owner; each reference is given

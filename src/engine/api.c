@@ -235,28 +235,28 @@ int kvs_set(kvs_t *db, const void *key, size_t klen, const void *val, size_t vle
     return kvs_write(db, &op, 1);
 }
 
-int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
+/* The checks of one op; its defaults filled in. */
+static int check_op(kvs_op *op)
 {
     int rc;
 
-    if ((rc = check_open(db)) < 0)
+    if (op->type != KVS_OP_SET && op->type != KVS_OP_REMOVE)
+        return kvs_seterr(KVS_EINVAL, "kvs_write: unknown op type %d", op->type);
+    if ((rc = check_key(op->key, op->klen)) < 0 ||
+        (op->type == KVS_OP_SET && (rc = check_value(op->val, op->vlen)) < 0))
         return rc;
-    if (!ops && n)
-        return kvs_seterr(KVS_EINVAL, "kvs_write: NULL ops");
-    for (size_t i = 0; i < n; i++) {
-        kvs_op *op = &ops[i];
-        if (op->type != KVS_OP_SET && op->type != KVS_OP_REMOVE)
-            return kvs_seterr(KVS_EINVAL, "kvs_write: op %zu has unknown type %d", i, op->type);
-        if ((rc = check_key(op->key, op->klen)) < 0 ||
-            (op->type == KVS_OP_SET && (rc = check_value(op->val, op->vlen)) < 0))
-            return rc;
-        if (!op->key)
-            op->key = "";
-        if (op->type == KVS_OP_SET && !op->val)
-            op->val = "";
-        if (op->type == KVS_OP_REMOVE)
-            op->vlen = 0;
-    }
+    if (!op->key)
+        op->key = "";
+    if (op->type == KVS_OP_SET && !op->val)
+        op->val = "";
+    if (op->type == KVS_OP_REMOVE)
+        op->vlen = 0;
+    return 0;
+}
+
+/* Apply the ops the engine is given, each rc set. */
+static int engine_write(kvs_t *db, kvs_op *ops, size_t n)
+{
     if (db->ops->write)
         return db->ops->write(db->impl, ops, n);
     int first = 0;
@@ -267,6 +267,52 @@ int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
         if (op->rc < 0 && first == 0)
             first = op->rc;
     }
+    return first;
+}
+
+/* Ops that fail their checks are not applied (their rc says why); the others are, as one batch
+ * of their own. Every op's rc is set whatever happens, so a caller can answer for each. */
+int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
+{
+    int rc, first = 0;
+    size_t bad = 0;
+
+    if (!ops && n)
+        return kvs_seterr(KVS_EINVAL, "kvs_write: NULL ops");
+    if ((rc = check_open(db)) < 0) {
+        for (size_t i = 0; i < n; i++)
+            ops[i].rc = rc;
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ops[i].rc = check_op(&ops[i]);
+        if (ops[i].rc < 0 && bad++ == 0)
+            first = ops[i].rc;
+    }
+    if (bad == 0)
+        return engine_write(db, ops, n);
+    if (bad == n)
+        return first;
+    kvs_op *good = malloc((n - bad) * sizeof *good);
+    size_t k = 0;
+    if (!good) {
+        for (size_t i = 0; i < n; i++)
+            if (ops[i].rc == 0)
+                ops[i].rc = KVS_ENOMEM;
+        return kvs_seterr(KVS_ENOMEM, "kvs_write: no memory for a batch of %zu ops", n - bad);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].rc == 0)
+            good[k++] = ops[i];
+    engine_write(db, good, k);
+    k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].rc == 0)
+            ops[i].rc = good[k++].rc;
+    first = 0;
+    for (size_t i = 0; i < n && first == 0; i++)
+        first = ops[i].rc < 0 ? ops[i].rc : 0;
+    free(good);
     return first;
 }
 

@@ -23,10 +23,21 @@
 
 typedef void (*cmd_fn)(conn *c, int argc, const char **argv, const size_t *lens);
 
+enum {
+    CMD_WRITE = 1 << 0,    /* changes the data set */
+    CMD_READONLY = 1 << 1, /* reads the data set */
+    CMD_NOAUTH = 1 << 2,   /* may run before AUTH */
+    CMD_FAST = 1 << 3,     /* constant time */
+};
+
+/* Everything dispatch, batching and COMMAND need to know of a command: nothing else in this
+ * file recognises a command by its name. */
 typedef struct command {
     const char *name;
-    int arity;
-    bool noauth; /* may run before AUTH */
+    int arity;                /* N: exactly N words, name included; -N: at least N */
+    int flags;                /* CMD_* */
+    int first_key, last_key, key_step; /* Redis's key positions (last -1: to the end) */
+    int batch;                /* BATCH_* if consecutive calls commit as one batch, else -1 */
     cmd_fn fn;
 } command;
 
@@ -42,9 +53,42 @@ static void engine_error(conn *c, const char *what, int rc)
     resp_error(&c->out, "ERR %s", kvs_strerror(rc));
 }
 
+/* A key kvs cannot store (longer than KVS_MAX_KEY) cannot be there: reads and deletes see it as
+ * absent, writes are refused (reply_refused) and change nothing. */
+static bool key_fits(size_t klen)
+{
+    return klen <= KVS_MAX_KEY;
+}
+
+/* The libkvs checks of one SET, before anything is queued: 0 or KVS_EKEYTOOBIG/KVS_EVALTOOBIG. */
+static int check_set(size_t klen, size_t vlen)
+{
+    return !key_fits(klen) ? KVS_EKEYTOOBIG : vlen > KVS_MAX_VALUE ? KVS_EVALTOOBIG : 0;
+}
+
+/* The pairs of an MSET (argv[1..argc) as key, value, ...) pass check_set, or the first failure:
+ * MSET is all or nothing, as in Redis. */
+static int check_pairs(int argc, const size_t *lens)
+{
+    int rc = 0;
+
+    for (int i = 1; i + 1 < argc && rc == 0; i += 2)
+        rc = check_set(lens[i], lens[i + 1]);
+    return rc;
+}
+
+/* A write the client asked for that kvs does not take (its own fault, not the server's: no
+ * warning in the log). */
+static void reply_refused(conn *c, int rc)
+{
+    resp_error(&c->out, "ERR %s", kvs_strerror(rc));
+}
+
 static void cmd_ping(conn *c, int argc, const char **argv, const size_t *lens)
 {
-    if (argc == 1)
+    if (argc > 2)
+        resp_error(&c->out, "ERR wrong number of arguments for 'ping' command");
+    else if (argc == 1)
         resp_status(&c->out, "PONG");
     else
         resp_bulk(&c->out, argv[1], lens[1]);
@@ -64,7 +108,8 @@ static int reply_bulk(void *ctx, const void *val, size_t vlen)
 
 static void cmd_get(conn *c, int argc, const char **argv, const size_t *lens)
 {
-    int rc = kvs_read(c->srv->db, argv[1], lens[1], reply_bulk, c);
+    int rc = key_fits(lens[1]) ? kvs_read(c->srv->db, argv[1], lens[1], reply_bulk, c)
+                               : KVS_ENOTFOUND;
 
     if (rc == KVS_ENOTFOUND)
         resp_nil(&c->out);
@@ -80,6 +125,8 @@ static void cmd_set(conn *c, int argc, const char **argv, const size_t *lens)
         resp_error(&c->out, "ERR syntax error");
         return;
     }
+    if ((rc = check_set(lens[1], lens[2])) < 0)
+        return reply_refused(c, rc);
     rc = kvs_set(c->srv->db, argv[1], lens[1], argv[2], lens[2]);
     if (rc < 0)
         engine_error(c, "SET", rc);
@@ -87,27 +134,36 @@ static void cmd_set(conn *c, int argc, const char **argv, const size_t *lens)
         resp_ok(&c->out);
 }
 
+/* MSET outside a batch (a batch could not grow): one kvs_write of every pair. */
 static void cmd_mset(conn *c, int argc, const char **argv, const size_t *lens)
 {
+    size_t n = (size_t)(argc - 1) / 2;
+    kvs_op *ops;
+    int rc;
+
     if (argc % 2 == 0) {
         resp_error(&c->out, "ERR wrong number of arguments for 'mset' command");
         return;
     }
-    for (int i = 1; i < argc; i += 2) {
-        int rc = kvs_set(c->srv->db, argv[i], lens[i], argv[i + 1], lens[i + 1]);
-        if (rc < 0) {
-            engine_error(c, "MSET", rc);
-            return;
-        }
-    }
-    resp_ok(&c->out);
+    if ((rc = check_pairs(argc, lens)) < 0)
+        return reply_refused(c, rc);
+    if (!(ops = calloc(n, sizeof *ops)))
+        return engine_error(c, "MSET", KVS_ENOMEM);
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (kvs_op){KVS_OP_SET, argv[1 + 2 * i], lens[1 + 2 * i], argv[2 + 2 * i],
+                          lens[2 + 2 * i], 0};
+    if ((rc = kvs_write(c->srv->db, ops, n)) < 0)
+        engine_error(c, "MSET", rc);
+    else
+        resp_ok(&c->out);
+    free(ops);
 }
 
 static void cmd_mget(conn *c, int argc, const char **argv, const size_t *lens)
 {
     resp_array(&c->out, argc - 1);
     for (int i = 1; i < argc; i++)
-        if (kvs_read(c->srv->db, argv[i], lens[i], reply_bulk, c) < 0)
+        if (!key_fits(lens[i]) || kvs_read(c->srv->db, argv[i], lens[i], reply_bulk, c) < 0)
             resp_nil(&c->out); /* Redis answers nil for what it cannot give as a string */
 }
 
@@ -123,6 +179,8 @@ static void cmd_del(conn *c, int argc, const char **argv, const size_t *lens)
     long long n = 0;
 
     for (int i = 1; i < argc; i++) {
+        if (!key_fits(lens[i]))
+            continue;
         int rc = kvs_remove(c->srv->db, argv[i], lens[i]);
         if (rc == 0)
             n++;
@@ -139,7 +197,7 @@ static void cmd_exists(conn *c, int argc, const char **argv, const size_t *lens)
     long long n = 0;
 
     for (int i = 1; i < argc; i++)
-        n += kvs_read(c->srv->db, argv[i], lens[i], found_it, NULL) == 0;
+        n += key_fits(lens[i]) && kvs_read(c->srv->db, argv[i], lens[i], found_it, NULL) == 0;
     resp_int(&c->out, n);
 }
 
@@ -168,13 +226,21 @@ static void cmd_quit(conn *c, int argc, const char **argv, const size_t *lens)
     conn_close_after_flush(c);
 }
 
+/* The one user is "default"; with no password configured it logs in with any password
+ * (Redis's "nopass" default user), else with exactly that one. */
 static bool check_password(conn *c, const char *user, size_t ulen, const char *pass, size_t plen)
 {
     const char *want = c->srv->cfg->requirepass;
 
     if (user && !arg_is(user, ulen, "default"))
         return false;
-    return want && strlen(want) == plen && memcmp(want, pass, plen) == 0;
+    return !want || (strlen(want) == plen && memcmp(want, pass, plen) == 0);
+}
+
+static void authenticated(conn *c)
+{
+    c->authed = true;
+    c->parser.unauth = false;
 }
 
 static void cmd_auth(conn *c, int argc, const char **argv, const size_t *lens)
@@ -194,7 +260,7 @@ static void cmd_auth(conn *c, int argc, const char **argv, const size_t *lens)
         resp_error(&c->out, "WRONGPASS invalid username-password pair or user is disabled.");
         return;
     }
-    c->authed = true;
+    authenticated(c);
     resp_ok(&c->out);
 }
 
@@ -218,7 +284,7 @@ static void cmd_hello(conn *c, int argc, const char **argv, const size_t *lens)
                            "WRONGPASS invalid username-password pair or user is disabled.");
                 return;
             }
-            c->authed = true;
+            authenticated(c);
             i += 2;
         } else if (arg_is(argv[i], lens[i], "SETNAME") && i + 1 < argc) {
             i += 1;
@@ -265,18 +331,25 @@ static void cmd_command(conn *c, int argc, const char **argv, const size_t *lens
         resp_array(&c->out, 0); /* no docs: redis-cli then simply gives no hints */
     } else if (argc == 1) {
         /* Each entry: name, arity, flags, first key, last key, step (Redis's first six). */
+        static const struct { int flag; const char *name; } flag_names[] = {
+            {CMD_WRITE, "write"}, {CMD_READONLY, "readonly"}, {CMD_NOAUTH, "no-auth"},
+            {CMD_FAST, "fast"}};
         resp_array(&c->out, n);
         for (int i = 0; i < n; i++) {
             const command *k = &commands[i];
+            int nflags = 0;
+            for (size_t f = 0; f < sizeof flag_names / sizeof flag_names[0]; f++)
+                nflags += (k->flags & flag_names[f].flag) != 0;
             resp_array(&c->out, 6);
             resp_bulk(&c->out, k->name, strlen(k->name));
             resp_int(&c->out, k->arity);
-            resp_array(&c->out, 0);
-            bool keyed = k->fn == cmd_get || k->fn == cmd_set || k->fn == cmd_del ||
-                         k->fn == cmd_exists || k->fn == cmd_mget || k->fn == cmd_mset;
-            resp_int(&c->out, keyed ? 1 : 0);
-            resp_int(&c->out, keyed ? (k->arity == 2 || k->arity == 3 ? 1 : -1) : 0);
-            resp_int(&c->out, keyed ? (k->fn == cmd_mset ? 2 : 1) : 0);
+            resp_array(&c->out, nflags);
+            for (size_t f = 0; f < sizeof flag_names / sizeof flag_names[0]; f++)
+                if (k->flags & flag_names[f].flag)
+                    resp_status(&c->out, flag_names[f].name);
+            resp_int(&c->out, k->first_key);
+            resp_int(&c->out, k->last_key);
+            resp_int(&c->out, k->key_step);
         }
     } else {
         resp_error(&c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.", (int)lens[1],
@@ -360,17 +433,21 @@ static void tprintf(text *t, const char *fmt, ...)
     }
 }
 
-static bool want_section(const char *sel, size_t n, const char *name)
+/* INFO [section ...]: no argument, "all", "everything" and "default" select every section. */
+static bool want_section(int argc, const char **argv, const size_t *lens, const char *name)
 {
-    return n == 0 || arg_is(sel, n, "all") || arg_is(sel, n, "everything") ||
-           arg_is(sel, n, "default") || arg_is(sel, n, name);
+    if (argc < 2)
+        return true;
+    for (int i = 1; i < argc; i++)
+        if (arg_is(argv[i], lens[i], "all") || arg_is(argv[i], lens[i], "everything") ||
+            arg_is(argv[i], lens[i], "default") || arg_is(argv[i], lens[i], name))
+            return true;
+    return false;
 }
 
 static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
 {
     server *s = c->srv;
-    const char *sel = argc > 1 ? argv[1] : "";
-    size_t n = argc > 1 ? lens[1] : 0;
     text t = {malloc(4096), 0, 4096};
     kvs_stats st;
     struct rusage ru;
@@ -383,7 +460,7 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
     uint64_t up = (clock_usec() - s->start_usec) / 1000000;
     const char *sync = st.sync == KVS_SYNC_ALWAYS ? "always"
                        : st.sync == KVS_SYNC_NEVER ? "never" : "everysec";
-    if (want_section(sel, n, "server")) {
+    if (want_section(argc, argv, lens, "server")) {
         uname(&un);
         tprintf(&t, "# Server\r\nredis_version:7.0.0\r\nkvs_version:%s\r\nredis_mode:standalone\r\n"
                     "os:%s %s %s\r\nprocess_id:%d\r\ntcp_port:%s\r\nuptime_in_seconds:%llu\r\n"
@@ -392,26 +469,26 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
                 strrchr(s->bound, ':') ? strrchr(s->bound, ':') + 1 : s->bound,
                 (unsigned long long)up, s->cfg->threads);
     }
-    if (want_section(sel, n, "clients"))
+    if (want_section(argc, argv, lens, "clients"))
         tprintf(&t, "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%u\r\n\r\n",
                 (unsigned long long)__atomic_load_n(&s->st.clients, __ATOMIC_RELAXED),
                 s->cfg->maxclients);
-    if (want_section(sel, n, "memory")) {
+    if (want_section(argc, argv, lens, "memory")) {
         getrusage(RUSAGE_SELF, &ru);
         tprintf(&t, "# Memory\r\nmaxrss_bytes:%llu\r\n\r\n", (unsigned long long)ru.ru_maxrss * 1024);
     }
-    if (want_section(sel, n, "persistence"))
+    if (want_section(argc, argv, lens, "persistence"))
         tprintf(&t, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nsync_mode:%s\r\n"
                     "syncs:%llu\r\n\r\n",
                 sync, (unsigned long long)st.syncs);
-    if (want_section(sel, n, "stats"))
+    if (want_section(argc, argv, lens, "stats"))
         tprintf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
                     "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
                     "rejected_connections:%llu\r\n\r\n",
                 (unsigned long long)s->st.connections_received,
                 (unsigned long long)s->st.commands, (unsigned long long)s->st.net_in,
                 (unsigned long long)s->st.net_out, (unsigned long long)s->st.rejected);
-    if (want_section(sel, n, "engine"))
+    if (want_section(argc, argv, lens, "engine"))
         tprintf(&t, "# Engine\r\nengine:%s\r\nsync:%s\r\nkeys:%llu\r\nlive_bytes:%llu\r\n"
                     "dead_bytes:%llu\r\ndisk_bytes:%llu\r\nsegments:%llu\r\ncompactions:%llu\r\n"
                     "compact_reclaimed_bytes:%llu\r\ncompact_last_usec:%llu\r\n"
@@ -425,7 +502,7 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
                 (unsigned long long)st.compact_done_bytes, (unsigned long long)st.compact_todo_bytes,
                 (unsigned long long)st.writes,
                 (unsigned long long)st.syncs, (unsigned long long)st.corrupt_reads);
-    if (want_section(sel, n, "keyspace")) {
+    if (want_section(argc, argv, lens, "keyspace")) {
         tprintf(&t, "# Keyspace\r\n");
         if (st.keys)
             tprintf(&t, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)st.keys);
@@ -434,20 +511,43 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
     free(t.p);
 }
 
+#define W CMD_WRITE
+#define R CMD_READONLY
+#define F CMD_FAST
 static const command commands[] = {
-    {"get", 2, false, cmd_get},         {"set", -3, false, cmd_set},
-    {"del", -2, false, cmd_del},        {"exists", -2, false, cmd_exists},
-    {"mget", -2, false, cmd_mget},      {"mset", -3, false, cmd_mset},
-    {"dbsize", 1, false, cmd_dbsize},   {"ping", -1, false, cmd_ping},
-    {"echo", 2, false, cmd_echo},       {"info", -1, false, cmd_info},
-    {"select", 2, false, cmd_select},   {"quit", -1, true, cmd_quit},
-    {"command", -1, false, cmd_command}, {"config", -2, false, cmd_config},
-    {"auth", -2, true, cmd_auth},       {"hello", -1, true, cmd_hello},
-    {"shutdown", -1, false, cmd_shutdown},
-    {NULL, 0, false, NULL},
+    {"get", 2, R | F, 1, 1, 1, -1, cmd_get},
+    {"set", -3, W, 1, 1, 1, BATCH_SET, cmd_set},
+    {"del", -2, W, 1, -1, 1, BATCH_DEL, cmd_del},
+    {"exists", -2, R | F, 1, -1, 1, -1, cmd_exists},
+    {"mget", -2, R | F, 1, -1, 1, -1, cmd_mget},
+    {"mset", -3, W, 1, -1, 2, BATCH_MSET, cmd_mset},
+    {"dbsize", 1, R | F, 0, 0, 0, -1, cmd_dbsize},
+    {"ping", -1, F, 0, 0, 0, -1, cmd_ping},
+    {"echo", 2, F, 0, 0, 0, -1, cmd_echo},
+    {"info", -1, 0, 0, 0, 0, -1, cmd_info},
+    {"select", 2, F, 0, 0, 0, -1, cmd_select},
+    {"quit", -1, CMD_NOAUTH | F, 0, 0, 0, -1, cmd_quit},
+    {"command", -1, 0, 0, 0, 0, -1, cmd_command},
+    {"config", -2, 0, 0, 0, 0, -1, cmd_config},
+    {"auth", -2, CMD_NOAUTH | F, 0, 0, 0, -1, cmd_auth},
+    {"hello", -1, CMD_NOAUTH | F, 0, 0, 0, -1, cmd_hello},
+    {"shutdown", -1, 0, 0, 0, 0, -1, cmd_shutdown},
+    {NULL, 0, 0, 0, 0, 0, -1, NULL},
 };
+#undef W
+#undef R
+#undef F
 
 /* ---- write batches (see conn.h) ---- */
+
+static const command *lookup(const char *name, size_t n)
+{
+    for (const command *k = commands; k->name; k++)
+        if (arg_is(name, n, k->name))
+            return k;
+    return NULL;
+}
+
 
 static bool batch_grow(batch *b, size_t ops)
 {
@@ -470,30 +570,72 @@ static bool batch_grow(batch *b, size_t ops)
     return true;
 }
 
-int cmd_batch_add(conn *c, int argc, const char **argv, const size_t *lens)
+/* Copy the arguments into one block the batch owns (freed by batch_clear), pointing argv at the
+ * copies: for arguments that would not outlive the next parse (inline ones, in the parser's
+ * arena). */
+static bool batch_keep(batch *b, int argc, const char **argv, const size_t *lens)
 {
+    size_t total = 0;
+
+    for (int i = 1; i < argc; i++)
+        total += lens[i];
+    batch_block *k = malloc(sizeof *k + total);
+    if (!k)
+        return false;
+    k->next = b->kept;
+    b->kept = k;
+    char *p = k->data;
+    for (int i = 1; i < argc; i++) {
+        memcpy(p, argv[i], lens[i]);
+        argv[i] = p;
+        p += lens[i];
+    }
+    return true;
+}
+
+int cmd_batch_add(conn *c, int argc, const char **argv, const size_t *lens, bool transient)
+{
+    const command *k = lookup(argv[0], lens[0]);
     batch *b = &c->batch;
-    int kind;
+    int err = 0;
     size_t n;
 
-    if (argc == 3 && arg_is(argv[0], lens[0], "set"))
-        kind = BATCH_SET, n = 1;
-    else if (argc >= 3 && argc % 2 == 1 && arg_is(argv[0], lens[0], "mset"))
-        kind = BATCH_MSET, n = (size_t)(argc - 1) / 2;
-    else if (argc >= 2 && arg_is(argv[0], lens[0], "del"))
-        kind = BATCH_DEL, n = (size_t)argc - 1;
-    else
+    if (!k || k->batch < 0 || !c->authed)
         return 0;
-    if (!batch_grow(b, n))
+    switch (k->batch) {
+    case BATCH_SET:
+        if (argc != 3)
+            return 0; /* options, or the wrong arity: the ordinary way gives the error */
+        err = check_set(lens[1], lens[2]);
+        n = 1;
+        break;
+    case BATCH_MSET:
+        if (argc < 3 || argc % 2 == 0)
+            return 0;
+        err = check_pairs(argc, lens);
+        n = (size_t)(argc - 1) / 2;
+        break;
+    default: /* BATCH_DEL */
+        if (argc < 2)
+            return 0;
+        n = 0;
+        for (int i = 1; i < argc; i++)
+            n += key_fits(lens[i]);
+        break;
+    }
+    if (err)
+        n = 0; /* refused as a whole: the command keeps its place for its error reply */
+    if (!batch_grow(b, n) || (n > 0 && transient && !batch_keep(b, argc, argv, lens)))
         return 0; /* out of memory: run it alone, the ordinary way */
-    b->cmds[b->ncmds++] = (batch_cmd){kind, b->nops, n};
-    for (size_t i = 0; i < n; i++) {
-        kvs_op *op = &b->ops[b->nops++];
-        if (kind == BATCH_DEL)
-            *op = (kvs_op){KVS_OP_REMOVE, argv[1 + i], lens[1 + i], NULL, 0, 0};
-        else
-            *op = (kvs_op){KVS_OP_SET, argv[1 + 2 * i], lens[1 + 2 * i], argv[2 + 2 * i],
-                           lens[2 + 2 * i], 0};
+    b->cmds[b->ncmds++] = (batch_cmd){k->batch, b->nops, n, err};
+    for (int i = 1; i < argc && n > 0; i++) {
+        if (k->batch == BATCH_DEL) {
+            if (key_fits(lens[i]))
+                b->ops[b->nops++] = (kvs_op){KVS_OP_REMOVE, argv[i], lens[i], NULL, 0, 0};
+        } else {
+            b->ops[b->nops++] = (kvs_op){KVS_OP_SET, argv[i], lens[i], argv[i + 1], lens[i + 1], 0};
+            i++;
+        }
     }
     return 1;
 }
@@ -506,6 +648,10 @@ void cmd_batch_reply(conn *c)
         const batch_cmd *bc = &b->cmds[k];
         long long removed = 0;
         int err = 0;
+        if (bc->refused) {
+            reply_refused(c, bc->refused);
+            continue;
+        }
         for (size_t i = bc->first; i < bc->first + bc->n; i++) {
             int rc = b->ops[i].rc;
             if (rc == 0)
@@ -523,14 +669,6 @@ void cmd_batch_reply(conn *c)
     }
 }
 
-static const command *lookup(const char *name, size_t n)
-{
-    for (const command *k = commands; k->name; k++)
-        if (arg_is(name, n, k->name))
-            return k;
-    return NULL;
-}
-
 void cmd_dispatch(conn *c, int argc, const char **argv, const size_t *lens)
 {
     const command *k = lookup(argv[0], lens[0]);
@@ -546,7 +684,7 @@ void cmd_dispatch(conn *c, int argc, const char **argv, const size_t *lens)
                    (int)(lens[0] > 128 ? 128 : lens[0]), argv[0], args);
         return;
     }
-    if (!c->authed && !k->noauth) {
+    if (!c->authed && !(k->flags & CMD_NOAUTH)) {
         resp_error(&c->out, "NOAUTH Authentication required.");
         return;
     }

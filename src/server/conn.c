@@ -53,12 +53,24 @@ static void peer_name(conn *c, bool *loopback)
     }
 }
 
+static void batch_clear(batch *b)
+{
+    while (b->kept) {
+        batch_block *k = b->kept;
+        b->kept = k->next;
+        free(k);
+    }
+    b->nops = b->ncmds = 0;
+    b->rc = 0;
+}
+
 static void conn_free(conn *c)
 {
     ochunks_free(c->wchunks);
     free(c->wbufs);
     obuf_free(&c->out);
     resp_parser_free(&c->parser);
+    batch_clear(&c->batch);
     free(c->batch.ops);
     free(c->batch.cmds);
     free(c->q);
@@ -175,48 +187,76 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->q + c->qlen, (unsigned)(c->qcap - c->qlen));
 }
 
-/* Run one parsed command, then check what it left in the output. */
-static bool run_command(conn *c, const char *base)
+/* Output just produced: a client with more than that pending past max_output is not reading its
+ * replies, and is cut off (one reply larger than the limit, with nothing else pending, may still
+ * go). before: bytes pending before; replies: how many were just added. */
+static bool output_within_limit(conn *c, size_t before, size_t replies)
+{
+    size_t after = c->out.bytes + c->inflight;
+
+    if (c->closing || (before == 0 && replies <= 1) || after <= c->srv->cfg->max_output)
+        return true;
+    LOG_WARN("client %s: output buffer past its limit (%zu bytes unread); closing", c->peer, after);
+    conn_close(c);
+    return false;
+}
+
+/* The arguments of the command just parsed, as the arrays commands take: on the stack when they
+ * fit, else allocated (args_free). */
+typedef struct args {
+    const char **argv;
+    size_t *lens;
+    const char *sargv[STACK_ARGS];
+    size_t slens[STACK_ARGS];
+} args;
+
+static bool args_get(conn *c, args *a)
 {
     const resp_parser *p = &c->parser;
-    const char *sargv[STACK_ARGS], **argv = sargv;
-    size_t slens[STACK_ARGS], *lens = slens;
-    size_t before = c->out.bytes + c->inflight;
 
+    a->argv = a->sargv;
+    a->lens = a->slens;
     if (p->argc > STACK_ARGS) {
-        argv = malloc(p->argc * sizeof *argv);
-        lens = malloc(p->argc * sizeof *lens);
-        if (!argv || !lens) {
-            free(argv);
-            free(lens);
-            conn_close(c);
+        a->argv = malloc(p->argc * sizeof *a->argv);
+        a->lens = malloc(p->argc * sizeof *a->lens);
+        if (!a->argv || !a->lens) {
+            free(a->argv);
+            free(a->lens);
             return false;
         }
     }
     for (size_t i = 0; i < p->argc; i++) {
-        argv[i] = resp_arg_ptr(p, base, i);
-        lens[i] = p->argv[i].len;
+        a->argv[i] = resp_arg_ptr(p, c->q + c->qpos, i);
+        a->lens[i] = p->argv[i].len;
     }
-    __atomic_add_fetch(&c->srv->st.commands, 1, __ATOMIC_RELAXED);
-    cmd_dispatch(c, (int)p->argc, argv, lens);
-    if (argv != sargv) {
-        free(argv);
-        free(lens);
-    }
-    size_t after = c->out.bytes + c->inflight;
-    if (!c->closing && before > 0 && after > c->srv->cfg->max_output) {
-        LOG_WARN("client %s: output buffer past its limit (%zu bytes unread); closing", c->peer,
-                 after);
-        conn_close(c);
-        return false;
-    }
-    return !c->closing;
+    return true;
 }
 
-static void batch_clear(batch *b)
+static void args_free(args *a)
 {
-    b->nops = b->ncmds = 0;
-    b->rc = 0;
+    if (a->argv != a->sargv) {
+        free(a->argv);
+        free(a->lens);
+    }
+}
+
+/* Run one parsed command, then check what it left in the output. */
+static bool run_command(conn *c, const args *a)
+{
+    size_t before = c->out.bytes + c->inflight;
+
+    cmd_dispatch(c, (int)c->parser.argc, a->argv, a->lens);
+    return output_within_limit(c, before, 1) && !c->closing;
+}
+
+/* A batch is committed: its replies, in order, then it is emptied. False if c was closed. */
+static bool batch_done(conn *c)
+{
+    size_t before = c->out.bytes + c->inflight, replies = c->batch.ncmds;
+
+    cmd_batch_reply(c);
+    batch_clear(&c->batch);
+    return output_within_limit(c, before, replies);
 }
 
 /* On a pool thread: commit a connection's batch. */
@@ -254,9 +294,7 @@ static bool run_batch(conn *c)
         c->w->jobs_pending--;
     }
     c->batch.rc = kvs_write(c->srv->db, c->batch.ops, c->batch.nops);
-    cmd_batch_reply(c);
-    batch_clear(&c->batch);
-    return true;
+    return batch_done(c);
 }
 
 /* On the loop thread: a batch is back from the pool. */
@@ -268,9 +306,7 @@ void conn_job_done(conn *c)
         conn_free(c);
         return;
     }
-    cmd_batch_reply(c);
-    batch_clear(&c->batch);
-    if (c->closing)
+    if (!batch_done(c))
         return;
     if (!c->w->stopping && !c->close_after_flush &&
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
@@ -298,24 +334,23 @@ static void process(conn *c)
             return;
         }
         if (c->parser.argc > 0) {
-            const char *sargv[STACK_ARGS];
-            size_t slens[STACK_ARGS];
-            bool added = false;
-            if (c->authed && c->parser.argc <= STACK_ARGS) {
-                for (size_t i = 0; i < c->parser.argc; i++) {
-                    sargv[i] = resp_arg_ptr(&c->parser, c->q + c->qpos, i);
-                    slens[i] = c->parser.argv[i].len;
-                }
-                added = cmd_batch_add(c, (int)c->parser.argc, sargv, slens) == 1;
+            args a;
+            if (!args_get(c, &a)) {
+                conn_close(c);
+                return;
             }
-            if (added) {
-                __atomic_add_fetch(&c->srv->st.commands, 1, __ATOMIC_RELAXED);
-            } else {
-                if (!run_batch(c))
-                    break; /* this command runs after the batch: parsed again then */
-                if (!run_command(c, c->q + c->qpos))
-                    return;
+            /* inline arguments live in the parser's arena, which the next parse overwrites */
+            bool transient = c->parser.last_kind != '*';
+            bool queued = cmd_batch_add(c, (int)c->parser.argc, a.argv, a.lens, transient);
+            if (!queued && !run_batch(c)) {
+                args_free(&a);
+                break; /* this command runs after the batch: parsed again then */
             }
+            __atomic_add_fetch(&c->srv->st.commands, 1, __ATOMIC_RELAXED);
+            bool ok = queued || run_command(c, &a);
+            args_free(&a);
+            if (!ok)
+                return;
         }
         c->qpos += used;
     }
@@ -390,6 +425,7 @@ void conn_accept(worker *w, int fd)
     resp_parser_init(&c->parser, &s->cfg->limits);
     obuf_init(&c->out);
     c->authed = s->cfg->requirepass == NULL;
+    c->parser.unauth = !c->authed;
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;

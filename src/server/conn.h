@@ -28,18 +28,35 @@ typedef struct conn conn;
  * waits — reading nothing, running nothing — until it is back, so replies stay in request order
  * and a later command sees every earlier write.
  */
+/*
+ * A command that fails its own checks (a key over KVS_MAX_KEY) keeps its place in the batch with
+ * no ops and its refusal as its reply; the others in the batch are unaffected. An MSET with one
+ * bad pair is refused whole, as Redis's MSET is all or nothing; DEL skips keys that cannot exist.
+ *
+ * The ops point at the arguments where they lie: in the query buffer, which is neither moved nor
+ * reallocated while a batch is pending (process() commits before it compacts the buffer, and no
+ * read happens while the batch is on the pool), or, for inline commands, whose arguments live in
+ * the parser's arena until the next parse, in a copy the batch keeps (kept).
+ */
 enum { BATCH_SET, BATCH_MSET, BATCH_DEL };
 typedef struct batch_cmd {
     int kind;
     size_t first, n; /* its ops */
+    int refused;     /* 0, or the KVS_E* code it was refused with (then n is 0) */
 } batch_cmd;
+
+typedef struct batch_block {
+    struct batch_block *next;
+    char data[];
+} batch_block;
 
 typedef struct batch {
     kvs_op *ops;
     size_t nops, capops;
     batch_cmd *cmds;
     size_t ncmds, capcmds;
-    int rc;          /* kvs_write's result */
+    batch_block *kept; /* copies of transient arguments, freed when the batch is done */
+    int rc;            /* kvs_write's result */
 } batch;
 
 typedef struct job {
@@ -97,8 +114,10 @@ void conn_flush(conn *c);
 
 /* commands.c */
 void cmd_dispatch(conn *c, int argc, const char **argv, const size_t *lens);
-/* Add a write command to c's batch: 1 if it was one (and is now queued), 0 if not a write. */
-int cmd_batch_add(conn *c, int argc, const char **argv, const size_t *lens);
+/* Add a write command to c's batch: 1 if it was one (and is now queued, or refused in its place),
+ * 0 if it is to be run the ordinary way. transient: the arguments do not outlive the next parse,
+ * so the batch copies them (argv is then pointed at the copies). */
+int cmd_batch_add(conn *c, int argc, const char **argv, const size_t *lens, bool transient);
 /* Emit the replies of a committed batch, in order. */
 void cmd_batch_reply(conn *c);
 /* loop.c: pool for blocking engine work (NULL: commit on the loop thread) */

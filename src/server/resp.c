@@ -1,8 +1,8 @@
 /*
  * resp.c — the RESP2 request parser (see resp.h).
  *
- * States: between commands the first byte decides the kind: '*' a multibulk request, '$' a bulk
- * outside an array (refused), anything else an inline line. A multibulk reads its count line,
+ * States: between commands the first byte decides the kind: '*' a multibulk request, anything
+ * else an inline line (as in Redis: "$3" alone is an unknown command, not a protocol error). A multibulk reads its count line,
  * then for each element a "$len" line and len bytes followed by CRLF. pos always points at the
  * first byte not yet accepted, so a call that runs out of bytes resumes exactly there.
  */
@@ -18,6 +18,8 @@ void resp_limits_default(resp_limits *l)
     l->max_bulk = 512ull << 20;
     l->max_multibulk = 1ull << 20;
     l->max_inline = 64ull << 10;
+    l->unauth_multibulk = 10;
+    l->unauth_bulk = 16ull << 10;
 }
 
 void resp_parser_init(resp_parser *p, const resp_limits *lim)
@@ -107,6 +109,8 @@ static int parse_multibulk(resp_parser *p, const char *buf, size_t len)
             return r;
         if (!parse_ll(buf + 1, n - 1, &v) || v > (int64_t)p->lim->max_multibulk)
             return proto_error(p, "%s", "invalid multibulk length");
+        if (p->unauth && v > (int64_t)p->lim->unauth_multibulk)
+            return proto_error(p, "%s", "unauthenticated multibulk length");
         p->pos = n + 2;
         p->left = v > 0 ? v : 0;
     }
@@ -123,6 +127,8 @@ static int parse_multibulk(resp_parser *p, const char *buf, size_t len)
             if (!parse_ll(buf + p->pos + 1, n - 1, &v) || v < 0 ||
                 (uint64_t)v > p->lim->max_bulk)
                 return proto_error(p, "%s", "invalid bulk length");
+            if (p->unauth && (uint64_t)v > p->lim->unauth_bulk)
+                return proto_error(p, "%s", "unauthenticated bulk length");
             p->pos += n + 2;
             p->bulk = v;
         }
@@ -247,8 +253,6 @@ int resp_parse(resp_parser *p, const char *buf, size_t len, size_t *used)
         p->bulk = -1;
         p->need = 0;
         p->err[0] = '\0';
-        if (buf[0] == '$')
-            return proto_error(p, "%s", "expected '*', got '$'");
         p->kind = buf[0] == '*' ? '*' : 'i';
     }
     r = p->kind == '*' ? parse_multibulk(p, buf, len) : parse_inline(p, buf, len);

@@ -2,11 +2,14 @@
  * resp.h — RESP2, the Redis protocol: an incremental request parser and reply encoders.
  *
  * Requests come as multibulk arrays ("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n") or inline lines
- * ("GET k\r\n", with Redis's quoting rules), pipelined back to back. The parser is resumable:
+ * ("GET k\r\n", with Redis's quoting rules), pipelined back to back: as in Redis, a request is
+ * a multibulk if its first byte is '*' and an inline line otherwise (so "$3" is a command name). The parser is resumable:
  * it is handed the unconsumed bytes of a connection (which begin at the current command), parses
  * as far as they go, remembers where it stopped, and on the next call — with more bytes appended
  * — goes on from there. It never copies a bulk argument: arguments are offsets into the caller's
- * buffer (inline arguments, which quoting may rewrite, live in the parser's own arena).
+ * buffer (inline arguments, which quoting may rewrite, live in the parser's own arena, which the
+ * next inline request overwrites: a caller that keeps arguments past the next resp_parse call
+ * copies the inline ones).
  *
  * Every length a client sends is bounded (resp_limits): bulk length, element count, inline
  * line, and the length of the count lines themselves. Anything malformed ends in RESP_EPROTO
@@ -16,6 +19,7 @@
 #ifndef KVS_SERVER_RESP_H
 #define KVS_SERVER_RESP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +27,10 @@ typedef struct resp_limits {
     uint64_t max_bulk;       /* largest bulk argument (default 512 MiB) */
     uint64_t max_multibulk;  /* most elements in one request (default 1M) */
     uint64_t max_inline;     /* longest inline request and count line (default 64 KiB) */
+    /* Before AUTH (resp_parser.unauth), as Redis: a client that has not proved who it is may
+     * not make the server wait for, and hold, large requests (CVE-2021-32675). */
+    uint64_t unauth_multibulk; /* most elements (default 10) */
+    uint64_t unauth_bulk;      /* largest bulk (default 16 KiB) */
 } resp_limits;
 
 void resp_limits_default(resp_limits *l);
@@ -46,6 +54,7 @@ typedef struct resp_parser {
     char *arena;         /* unquoted inline arguments */
     size_t arena_cap;
     size_t need;         /* bytes the command needs in all, when known (buffer sizing) */
+    bool unauth;         /* the client has not authenticated: the unauth_* limits apply */
     char err[128];
 } resp_parser;
 

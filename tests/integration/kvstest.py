@@ -22,8 +22,10 @@ import select
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+import unittest
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -299,3 +301,104 @@ def read_reply_line(sock, timeout=10.0):
         except OSError:
             pass
     return buf
+
+
+def resp(*args):
+    """Encode a command as a RESP multibulk request (str and int arguments as UTF-8 text)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def reply_end(buf, pos=0):
+    """End offset of the RESP2 reply that starts at buf[pos], or None if it is not complete."""
+    nl = buf.find(b"\r\n", pos)
+    if nl < 0:
+        return None
+    kind = buf[pos:pos + 1]
+    if kind in (b"+", b"-", b":"):
+        return nl + 2
+    n = int(buf[pos + 1:nl])
+    if kind == b"$":
+        end = nl + 2 + n + 2 if n >= 0 else nl + 2
+        return end if len(buf) >= end else None
+    if kind == b"*":
+        end = nl + 2
+        for _ in range(max(n, 0)):
+            end = reply_end(buf, end)
+            if end is None:
+                return None
+        return end
+    raise ValueError("not a RESP2 reply: %r" % buf[pos:pos + 50])
+
+
+def read_replies(sock, n, timeout=20.0):
+    """Read exactly n RESP2 replies from a raw socket (bounded by timeout); returns each as its
+    raw bytes. Fails (AssertionError) on a timeout or a close before n replies."""
+    deadline = time.monotonic() + timeout
+    buf, out = b"", []
+    sock.settimeout(1.0)
+    while True:
+        while len(out) < n:
+            end = reply_end(buf)
+            if end is None:
+                break
+            out.append(buf[:end])
+            buf = buf[end:]
+        if len(out) == n:
+            return out
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out with %d of %d replies" % (len(out), n))
+        try:
+            chunk = sock.recv(1 << 16)
+        except socket.timeout:
+            continue
+        if not chunk:
+            raise AssertionError("connection closed after %d of %d replies: %r"
+                                 % (len(out), n, buf[:200]))
+        buf += chunk
+
+
+class ServerTestCase(unittest.TestCase):
+    """A test case with a scratch directory (self.dir) and helpers that start kvs-servers and
+    connect to them, each cleaned up when the test ends. The test program sets `binary` (its
+    main() does: see main() below)."""
+    binary = None
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="kvs-it-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+
+    def start(self, *args, dir=None, **kw):
+        s = Server(self.binary, dir or self.dir, *args, **kw)
+        s.start()
+        self.addCleanup(s.__exit__, None, None, None)
+        return s
+
+    def redis(self, s, **kw):
+        import redis  # Debian: python3-redis
+        r = redis.Redis(port=s.port, socket_timeout=30, **kw)
+        self.addCleanup(r.close)
+        return r
+
+    def sock(self, s, timeout=10.0, rcvbuf=None):
+        k = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(k.close)
+        if rcvbuf:
+            k.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        k.settimeout(timeout)
+        k.connect(("127.0.0.1", s.port))
+        return k
+
+
+def main(name):
+    """The main() of a test program run as `NAME PATH_TO_kvs-server [unittest options]`: sets
+    ServerTestCase.binary and runs the module's tests; exits non-zero on failure."""
+    import sys
+    if len(sys.argv) < 2:
+        sys.exit("usage: %s PATH_TO_kvs-server [unittest options]" % name)
+    ServerTestCase.binary = os.path.abspath(sys.argv[1])
+    unittest.main(module="__main__", argv=[sys.argv[0]] + sys.argv[2:])

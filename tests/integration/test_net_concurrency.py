@@ -30,7 +30,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvstest import Server  # noqa: E402
+from kvstest import Server, resp  # noqa: E402
 
 import redis  # noqa: E402  (Debian: python3-redis)
 
@@ -54,15 +54,6 @@ def raise_nofile():
         return soft
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return want
-
-
-def resp(*args):
-    """Encode a command as a RESP multibulk request."""
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
 
 
 class RespReader:

@@ -298,6 +298,45 @@ static void test_key_and_value_limits(void **state)
     tu_check_twice(f, check_limits);
 }
 
+/* A batch with one op that fails its checks: that op's rc says why and it is not applied; the
+ * others are, each with its own rc (issue 8: a server batch used to answer OK for all of it). */
+static void check_batch_with_a_bad_op(kvs_t *db)
+{
+    void *v;
+    size_t n;
+
+    assert_int_equal(kvs_get(db, "a", 1, &v, &n), 0);
+    assert_memory_equal(v, "1", 1);
+    kvs_free(v);
+    assert_int_equal(kvs_get(db, "b", 1, &v, &n), KVS_ENOTFOUND);
+    assert_int_equal(kvs_get(db, "c", 1, &v, &n), 0);
+    kvs_free(v);
+    assert_key_count(db, 2);
+}
+
+static void test_batch_with_a_bad_op(void **state)
+{
+    tu_fixture *f = *state;
+    unsigned char *big = tu_filled(KVS_MAX_KEY + 1, 0);
+
+    tu_set_bin(f->db, "b", 1, "x", 1);
+    kvs_op ops[] = {
+        {KVS_OP_SET, "a", 1, "1", 1, 99},
+        {KVS_OP_SET, big, KVS_MAX_KEY + 1, "v", 1, 99},
+        {KVS_OP_REMOVE, "b", 1, NULL, 0, 99},
+        {KVS_OP_REMOVE, big, KVS_MAX_KEY + 1, NULL, 0, 99},
+        {KVS_OP_SET, "c", 1, "3", 1, 99},
+        {KVS_OP_REMOVE, "missing", 7, NULL, 0, 99},
+        {7, "d", 1, "4", 1, 99},
+    };
+    assert_int_equal(kvs_write(f->db, ops, 7), KVS_EKEYTOOBIG);
+    int want[] = {0, KVS_EKEYTOOBIG, 0, KVS_EKEYTOOBIG, 0, KVS_ENOTFOUND, KVS_EINVAL};
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(ops[i].rc, want[i]);
+    free(big);
+    tu_check_twice(f, check_batch_with_a_bad_op);
+}
+
 /* ---- stats ---- */
 
 static void check_stats(kvs_t *db)
@@ -508,6 +547,7 @@ int main(int argc, char **argv)
         TU_CASE_OPEN(test_owns_dir_without_engine_file),
         TU_CASE_OPEN(test_engine_mismatch),
         TU_CASE_OPEN(test_key_and_value_limits),
+        TU_CASE_OPEN(test_batch_with_a_bad_op),
         TU_CASE_OPEN(test_stats_follow_writes),
         TU_CASE_CLOSED(test_sync_never),
         TU_CASE_CLOSED(test_sync_everysec),

@@ -259,7 +259,6 @@ static void test_malformed_table(void **state)
         {"*1\r\n$3\r\nfoo\rX", 0, "expected CRLF after bulk data"},
         {"*1\n", 0, "expected CRLF after the mbulk count string"},
         {"*1\r\n$3\n", 0, "expected CRLF after the bulk count string"},
-        {"$3\r\nfoo\r\n", 0, "expected '*', got '$'"},
         {long_count, 0, "too big mbulk count string"},
         {long_bulk_count, 0, "too big bulk count string"},
         {long_inline, 0, "too big inline request"},
@@ -289,6 +288,60 @@ static void test_malformed_table(void **state)
     free(long_bulk_count);
     free(long_inline);
     free(long_inline_nl);
+}
+
+/* Before AUTH a client may announce at most unauth_multibulk elements and unauth_bulk bytes
+ * (Redis's words for both); after it, the ordinary limits. */
+static void test_unauthenticated_limits(void **state)
+{
+    (void)state;
+    static const bad_case cases[] = {
+        {"*11\r\n", 0, "unauthenticated multibulk length"},
+        {"*1000000\r\n", 0, "unauthenticated multibulk length"},
+        {"*1\r\n$16385\r\n", 0, "unauthenticated bulk length"},
+        {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$200000000\r\n", 0, "unauthenticated bulk length"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        feeder f;
+        out o = {0};
+        feeder_init(&f, NULL);
+        f.p.unauth = true;
+        feed(&f, &o, cases[i].input, strlen(cases[i].input));
+        if (!o.eproto || !strstr(o.err, cases[i].error))
+            fail_msg("case %zu: want \"%s\", got \"%s\"", i, cases[i].error, o.err);
+        feeder_free(&f);
+        free(o.s);
+    }
+    /* at the limits: accepted */
+    feeder f;
+    out o = {0};
+    char *bulk = repeat('x', 16384, "*2\r\n$4\r\nAUTH\r\n$16384\r\n", "\r\n");
+    feeder_init(&f, NULL);
+    f.p.unauth = true;
+    static const char ten[] = "*10\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n"
+                              "$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n";
+    feed(&f, &o, ten, sizeof ten - 1);
+    feed(&f, &o, bulk, strlen(bulk));
+    assert_false(o.eproto);
+    assert_int_equal(o.cmds, 2);
+    /* once authenticated, a large request is fine */
+    f.p.unauth = false;
+    feed(&f, &o, "*11\r\n", 5);
+    assert_false(o.eproto);
+    feeder_free(&f);
+    free(o.s);
+    free(bulk);
+}
+
+/* As in Redis, only '*' starts a multibulk: "$3" and "+OK" are inline commands of that name. */
+static void test_dollar_is_an_inline_command(void **state)
+{
+    (void)state;
+    out o = parse_str("$3\r\nfoo\r\n+OK x\r\n", NULL);
+    assert_false(o.eproto);
+    assert_int_equal(o.cmds, 3);
+    assert_true(HAS(o, "1|2:$3\n1|3:foo\n2|3:+OK|1:x\n"));
+    free(o.s);
 }
 
 static void test_limits_are_configurable(void **state)
@@ -323,6 +376,8 @@ int main(void)
         cmocka_unit_test(test_corpus_bytewise),
         cmocka_unit_test(test_malformed_table),
         cmocka_unit_test(test_limits_are_configurable),
+        cmocka_unit_test(test_unauthenticated_limits),
+        cmocka_unit_test(test_dollar_is_an_inline_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
