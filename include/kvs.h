@@ -65,6 +65,7 @@ enum {
     KVS_ESTATE = -11,     /* call not valid in the handle's state (e.g. configure after open) */
     KVS_EVERSION = -12,   /* on-disk format version this build does not read */
     KVS_ECLOSED = -13,    /* the store is shutting down */
+    KVS_ENOSPC = -14,     /* no space left on the device (or over a disk quota) */
 };
 
 typedef enum kvs_sync {
@@ -104,6 +105,8 @@ typedef struct kvs_stats {
     int compacting;             /* 1 while a compaction runs */
     uint64_t compact_done_bytes;  /* of the running compaction: input bytes scanned so far */
     uint64_t compact_todo_bytes;  /* ... and in all */
+    uint64_t corrupt_records;   /* damaged records found by recovery at open (logged with file
+                                   and offset); a damaged record's key reads as KVS_ECORRUPT */
 } kvs_stats;
 
 /* One write of a batch (kvs_write). */

@@ -4,13 +4,16 @@
  *
  * What every engine shares lives here, once:
  *   - limits on keys and values, checked before any engine sees them;
- *   - the LOCK file: flock(LOCK_EX | LOCK_NB) held from open to close, so a second handle or
- *     process gets KVS_EBUSY ("directory in use") instead of two writers on one log;
+ *   - the lock: flock(LOCK_EX | LOCK_NB) on the directory itself, held from open to close, so a
+ *     second handle or process gets KVS_EBUSY ("directory in use") instead of two writers on
+ *     one log;
  *   - the reference count: a handle shared by threads or owners is closed by the last
  *     kvs_close (the "drop guard": background threads stop exactly once, after every user);
  *   - the ENGINE file: the name of the engine that owns the directory, written once when the
  *     directory is first opened, so that opening it later with another engine is refused
- *     (KVS_EENGINE) and opening it with no engine named picks the right one.
+ *     (KVS_EENGINE) and opening it with no engine named picks the right one. An ENGINE file
+ *     that contradicts the data beside it (it says lmdb, a kvs MANIFEST is there) is refused
+ *     too, rather than opening an empty store of the wrong engine over the data.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +31,6 @@
 #include "util/io.h"
 
 #define ENGINE_FILE "ENGINE"
-#define LOCK_FILE "LOCK"
 #define ENGINE_NAME_MAX 32
 
 enum { DB_CREATED, DB_OPEN };
@@ -93,24 +95,23 @@ int kvs_configure(kvs_t *db, const kvs_options *opt)
     return 0;
 }
 
-/* Take the directory's LOCK; KVS_EBUSY if someone holds it. */
+/* Lock the directory itself (flock on an fd of it) for as long as the store is open;
+ * KVS_EBUSY if someone holds it. Not a file inside it: an operator tidying the directory could
+ * delete that, and the next process would lock a new file of the same name while the first
+ * still writes — two writers on one log. A directory cannot be deleted while it holds the data.
+ * (Directories of earlier versions may still hold a LOCK file; it is no longer used.) */
 static int lock_dir(kvs_t *db, const char *dir)
 {
-    char path[PATH_MAX];
-    int rc;
-
-    if ((rc = io_join(path, sizeof path, dir, LOCK_FILE)) < 0)
-        return rc;
-    db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    db->lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (db->lock_fd < 0)
-        return kvs_seterr(KVS_EIO, "open %s: %s", path, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "open directory %s: %s", dir, strerror(errno));
     if (flock(db->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         int e = errno;
         close(db->lock_fd);
         db->lock_fd = -1;
         if (e == EWOULDBLOCK)
             return kvs_seterr(KVS_EBUSY, "directory %s is in use by another process", dir);
-        return kvs_seterr(KVS_EIO, "lock %s: %s", path, strerror(e));
+        return kvs_seterr(kvs_errno(e), "lock %s: %s", dir, strerror(e));
     }
     return 0;
 }
@@ -145,6 +146,10 @@ static int dir_engine(const char *dir, char *name, size_t cap)
     }
     memcpy(name, buf, len + 1);
     free(buf);
+    for (const kvs_engine_ops *const *e = kvs_engine_list(); *e; e++)
+        if (strcmp((*e)->name, name) != 0 && (*e)->owns_dir && (*e)->owns_dir(dir))
+            return kvs_seterr(KVS_EENGINE, "%s says '%s', but the directory holds data of engine "
+                              "'%s': fix or remove the ENGINE file", path, name, (*e)->name);
     return 0;
 }
 
@@ -157,7 +162,7 @@ static int make_dir(const char *dir)
             return 0;
         return kvs_seterr(KVS_EINVAL, "%s is not a directory", dir);
     }
-    return kvs_seterr(KVS_EIO, "create directory %s: %s", dir, strerror(errno));
+    return kvs_seterr(kvs_errno(errno), "create directory %s: %s", dir, strerror(errno));
 }
 
 int kvs_open(kvs_t *db, const char *dir)

@@ -2,8 +2,8 @@
  * lmdb.c — the "lmdb" engine: the engine interface (engine.h) on one LMDB environment, with the
  * same semantics as the "kvs" engine.
  *
- * The environment lives in the data directory itself (data.mdb, lock.mdb next to the LOCK and
- * ENGINE files of api.c) and holds one unnamed database. Every call is one LMDB transaction:
+ * The environment lives in the data directory itself (data.mdb, lock.mdb next to the ENGINE
+ * file of api.c, which also locks the directory) and holds one unnamed database. Every call is one LMDB transaction:
  * get a read-only one (MDB_NOTLS, so it is tied to no thread and the server may call from any
  * number of them), set and remove a write one, which LMDB serialises. The map is reserved large
  * (1 TiB of address space; data.mdb grows only as pages are written) so that MDB_MAP_FULL is
@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <xxhash.h>
 
@@ -110,9 +111,21 @@ static const size_t map_sizes[] = {
     (size_t)1 << 30,
 };
 
+/* LMDB reports a short write — what a full filesystem gives — as EIO. Call it what it most
+ * likely is when the filesystem has next to nothing left. */
+static bool lm_disk_full(const lmdb_db *db)
+{
+    struct statvfs v;
+
+    return statvfs(db->dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < (1u << 20);
+}
+
 /* An LMDB return code (an MDB_* code or an errno value) as a KVS_E* code with detail. */
 static int lm_err(const lmdb_db *db, int rc, const char *what)
 {
+    if (rc == EIO && lm_disk_full(db))
+        return kvs_seterr(KVS_ENOSPC, "%s: %s: %s, and the filesystem has less than 1 MiB free",
+                          db->dir, what, mdb_strerror(rc));
     switch (rc) {
     case MDB_MAP_FULL:
         return kvs_seterr(KVS_EIO, "%s: %s: the LMDB map of %zu bytes is full", db->dir, what,

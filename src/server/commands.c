@@ -46,11 +46,17 @@ static bool arg_is(const char *a, size_t n, const char *word)
     return strlen(word) == n && strncasecmp(a, word, n) == 0;
 }
 
-/* An engine failure as a reply: the client sees the reason, the log the detail. */
+/* An engine failure as a reply: the client sees the reason, the log the detail (the failing
+ * thread's kvs_last_error()). */
+static void engine_error_detail(conn *c, const char *what, int rc, const char *detail)
+{
+    LOG_WARN("%s failed: %s: %s", what, kvs_strerror(rc), detail);
+    resp_error(&c->out, "ERR %s", kvs_strerror(rc));
+}
+
 static void engine_error(conn *c, const char *what, int rc)
 {
-    LOG_WARN("%s failed: %s: %s", what, kvs_strerror(rc), kvs_last_error());
-    resp_error(&c->out, "ERR %s", kvs_strerror(rc));
+    engine_error_detail(c, what, rc, kvs_last_error());
 }
 
 /* A key kvs cannot store (longer than KVS_MAX_KEY) cannot be there: reads and deletes see it as
@@ -660,8 +666,9 @@ void cmd_batch_reply(conn *c)
                 err = rc;
         }
         if (err)
-            engine_error(c, bc->kind == BATCH_SET ? "SET" : bc->kind == BATCH_MSET ? "MSET" : "DEL",
-                         err);
+            engine_error_detail(c, bc->kind == BATCH_SET ? "SET" : bc->kind == BATCH_MSET ? "MSET"
+                                                                                 : "DEL",
+                                err, b->err);
         else if (bc->kind == BATCH_DEL)
             resp_int(&c->out, removed);
         else
@@ -674,14 +681,17 @@ void cmd_dispatch(conn *c, int argc, const char **argv, const size_t *lens)
     const command *k = lookup(argv[0], lens[0]);
 
     if (!k) {
-        /* Redis quotes the name and the first arguments, each cut to 128 bytes */
-        char args[256] = "";
+        /* As Redis words it: the name cut to 128 bytes, then quoted arguments while the list
+         * is shorter than 128 bytes, each cut to what is left of those 128 (C strings: a NUL
+         * ends an argument early, as it does for Redis's printf). */
+        char args[128 + 140] = "";
         size_t used = 0;
-        for (int i = 1; i < argc && used < sizeof args - 140; i++)
-            used += (size_t)snprintf(args + used, sizeof args - used, "'%.*s' ",
-                                     (int)(lens[i] > 128 ? 128 : lens[i]), argv[i]);
+        for (int i = 1; i < argc && used < 128; i++) {
+            size_t room = 128 - used, n = strnlen(argv[i], lens[i] < room ? lens[i] : room);
+            used += (size_t)snprintf(args + used, sizeof args - used, "'%.*s' ", (int)n, argv[i]);
+        }
         resp_error(&c->out, "ERR unknown command '%.*s', with args beginning with: %s",
-                   (int)(lens[0] > 128 ? 128 : lens[0]), argv[0], args);
+                   (int)strnlen(argv[0], lens[0] > 128 ? 128 : lens[0]), argv[0], args);
         return;
     }
     if (!c->authed && !(k->flags & CMD_NOAUTH)) {

@@ -267,6 +267,7 @@ static void job_run(void *arg)
     worker *w = c->w;
 
     c->batch.rc = kvs_write(c->srv->db, c->batch.ops, c->batch.nops);
+    snprintf(c->batch.err, sizeof c->batch.err, "%s", c->batch.rc < 0 ? kvs_last_error() : "");
     pthread_mutex_lock(&w->mu);
     j->next = w->done;
     w->done = j;
@@ -294,6 +295,7 @@ static bool run_batch(conn *c)
         c->w->jobs_pending--;
     }
     c->batch.rc = kvs_write(c->srv->db, c->batch.ops, c->batch.nops);
+    snprintf(c->batch.err, sizeof c->batch.err, "%s", c->batch.rc < 0 ? kvs_last_error() : "");
     return batch_done(c);
 }
 

@@ -57,6 +57,7 @@ typedef struct batch {
     size_t ncmds, capcmds;
     batch_block *kept; /* copies of transient arguments, freed when the batch is done */
     int rc;            /* kvs_write's result */
+    char err[256];     /* and kvs_last_error() of the thread that ran it */
 } batch;
 
 typedef struct job {

@@ -37,6 +37,8 @@ int kvs_errno(int e)
     case ENOMEM: return KVS_ENOMEM;
     case EINVAL: return KVS_EINVAL;
     case EWOULDBLOCK: return KVS_EBUSY;
+    case ENOSPC: return KVS_ENOSPC;
+    case EDQUOT: return KVS_ENOSPC;
     default: return KVS_EIO;
     }
 }
@@ -58,6 +60,7 @@ const char *kvs_strerror(int err)
     case KVS_ESTATE: return "operation not valid in this state";
     case KVS_EVERSION: return "unsupported on-disk format version";
     case KVS_ECLOSED: return "store is closing";
+    case KVS_ENOSPC: return "no space left on device";
     default: return "unknown error";
     }
 }

@@ -43,7 +43,7 @@ ssize_t io_preadv_full(int fd, struct iovec *iov, int iovcnt, uint64_t off, cons
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return kvs_seterr(KVS_EIO, "read %s at %llu: %s", path, (unsigned long long)(off + done),
+            return kvs_seterr(kvs_errno(errno), "read %s at %llu: %s", path, (unsigned long long)(off + done),
                               strerror(errno));
         }
         if (n == 0)
@@ -74,7 +74,7 @@ int io_pwritev_full(int fd, struct iovec *iov, int iovcnt, uint64_t off, const c
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return kvs_seterr(KVS_EIO, "write %s at %llu: %s", path, (unsigned long long)pos,
+            return kvs_seterr(kvs_errno(errno), "write %s at %llu: %s", path, (unsigned long long)pos,
                               strerror(errno));
         }
         pos += (uint64_t)n;
@@ -93,7 +93,7 @@ int io_fdatasync(int fd, const char *path)
 {
     while (fdatasync(fd) < 0) {
         if (errno != EINTR)
-            return kvs_seterr(KVS_EIO, "fdatasync %s: %s", path, strerror(errno));
+            return kvs_seterr(kvs_errno(errno), "fdatasync %s: %s", path, strerror(errno));
     }
     return 0;
 }
@@ -104,10 +104,10 @@ int io_fsync_dir(const char *dir)
     int rc = 0;
 
     if (fd < 0)
-        return kvs_seterr(KVS_EIO, "open directory %s: %s", dir, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "open directory %s: %s", dir, strerror(errno));
     while (fsync(fd) < 0) {
         if (errno != EINTR) {
-            rc = kvs_seterr(KVS_EIO, "fsync directory %s: %s", dir, strerror(errno));
+            rc = kvs_seterr(kvs_errno(errno), "fsync directory %s: %s", dir, strerror(errno));
             break;
         }
     }
@@ -134,13 +134,13 @@ int io_write_file_atomic(const char *dir, const char *name, const void *buf, siz
         return kvs_seterr(KVS_EINVAL, "path too long: %s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return kvs_seterr(KVS_EIO, "create %s: %s", tmp, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "create %s: %s", tmp, strerror(errno));
     rc = io_pwrite_full(fd, buf, len, 0, tmp);
     if (rc == 0)
         rc = io_fdatasync(fd, tmp);
     close(fd);
     if (rc == 0 && rename(tmp, path) < 0)
-        rc = kvs_seterr(KVS_EIO, "rename %s: %s", tmp, strerror(errno));
+        rc = kvs_seterr(kvs_errno(errno), "rename %s: %s", tmp, strerror(errno));
     if (rc == 0)
         rc = io_fsync_dir(dir);
     if (rc < 0)
@@ -159,7 +159,7 @@ int io_read_file(const char *path, size_t max, char **out, size_t *len)
     if (fd < 0) {
         if (errno == ENOENT)
             return KVS_ENOTFOUND;
-        return kvs_seterr(KVS_EIO, "open %s: %s", path, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "open %s: %s", path, strerror(errno));
     }
     size = io_file_size(fd, path);
     if (size < 0) {
@@ -193,6 +193,6 @@ int64_t io_file_size(int fd, const char *path)
     struct stat st;
 
     if (fstat(fd, &st) < 0)
-        return kvs_seterr(KVS_EIO, "stat %s: %s", path, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "stat %s: %s", path, strerror(errno));
     return (int64_t)st.st_size;
 }

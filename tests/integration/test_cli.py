@@ -15,7 +15,7 @@ user or a grading script sees: the exit status, what goes to stdout and what to 
   * Every invocation is a new process, so every set-then-get here is also a persistence test; one
     test makes that its whole point.
   * --dir chooses the data directory and may stand before or after the command.
-  * A directory locked by another process (flock on DIR/LOCK, as libkvs takes it) is refused
+  * A directory locked by another process (flock on DIR itself, as libkvs takes it) is refused
     with "in use" on stderr, and works again once the lock is gone.
 
 Each test runs in its own temporary directory as the working directory, and every process has a
@@ -140,7 +140,7 @@ class CliTest(unittest.TestCase):
 
     def test_locked_dir_is_in_use(self):
         self.expect(["set", "k", "v"], "")
-        fd = os.open(os.path.join(self.cwd, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.cwd, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             r = self.expect(["get", "k"], "", ok=False)

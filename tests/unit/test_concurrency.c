@@ -24,7 +24,7 @@
  *                       (checked against the engine's syncs_started / syncs counters).
  *   drop_guard          8 threads each holding a kvs_ref write and close it; the main thread
  *                       closes its own first, so a worker's close is the last: after it the
- *                       store's threads are gone (/proc/self/task) and the LOCK is free.
+ *                       store's threads are gone (/proc/self/task) and the directory's lock is free.
  *
  * Nothing asserts on time. Loops are bounded by counts; KVS_TEST_SCALE (a factor, default 1, or
  * less in sanitizer builds) shrinks the compaction case for slow builds.
@@ -222,7 +222,7 @@ static void test_concurrent_set(void **state)
     /* every thread's close returned, and the store is still open: the main reference holds it */
     assert_int_equal(tu_try_open(f->dir, &f->opt, &other), KVS_EBUSY);
     check_set_keys(f->db);
-    /* the main reference is the last one: its close closes the store (LOCK free again) */
+    /* the main reference is the last one: its close closes the store (the lock free again) */
     assert_int_equal(kvs_close(f->db), 0);
     f->db = NULL;
     assert_int_equal(tu_try_open(f->dir, &f->opt, &f->db), 0);
@@ -736,7 +736,7 @@ static void test_drop_guard(void **state)
            open_count, after);
     assert_int_equal(after, base);
 
-    /* the LOCK was released: the directory opens again, with everything the workers wrote */
+    /* the lock was released: the directory opens again, with everything the workers wrote */
     assert_int_equal(tu_try_open(f->dir, &f->opt, &f->db), 0);
     for (int t = 0; t < DG_THREADS; t++)
         for (int i = 0; i < DG_WRITES; i += 13) {

@@ -12,7 +12,7 @@
  *
  * Around the data cases sit the contracts of the handle itself: options are checked by
  * kvs_configure and refused without side effects; configure after open is a state error; a
- * directory is owned by one handle at a time (the LOCK file) and names its engine (the ENGINE
+ * directory is owned by one handle at a time (a lock on the directory itself) and names its engine (the ENGINE
  * file), which another engine may not open; keys and values beyond the limits are refused before
  * a byte is written; the figures of kvs_stats_get follow the writes; every sync mode keeps what
  * was acknowledged across a close; eight threads share one handle. Last, for the kvs engine only:
@@ -200,6 +200,55 @@ static void test_open_twice_is_busy(void **state)
     assert_int_equal(kvs_open(second, f->dir), 0);
     tu_assert_value(second, "k", "from the first");
     f->db = second;
+}
+
+/* Issue 9: deleting a LOCK file let a second process open the directory while the first wrote.
+ * The lock is on the directory itself, which an operator cannot delete by accident. */
+static void test_lock_survives_a_deleted_lock_file(void **state)
+{
+    tu_fixture *f = *state;
+    kvs_t *second;
+
+    tu_set(f->db, "k", "v");
+    unlink(tu_path(f->dir, "LOCK"));
+    FILE *fp = fopen(tu_path(f->dir, "LOCK"), "w"); /* a new one, as a second opener would make */
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(kvs_create(&second), 0);
+    assert_int_equal(kvs_open(second, f->dir), KVS_EBUSY);
+    kvs_close(second);
+    tu_assert_value(f->db, "k", "v");
+}
+
+/* Issue 9: an ENGINE file naming the other engine over this engine's data opened an empty store
+ * of the other engine, silently. It is refused, whichever engine the caller names. */
+static void test_engine_file_contradicts_the_data(void **state)
+{
+    tu_fixture *f = *state;
+    kvs_options opt;
+    kvs_t *db;
+
+    tu_set(f->db, "k", "v");
+    assert_int_equal(kvs_close(f->db), 0);
+    f->db = NULL;
+    FILE *fp = fopen(tu_path(f->dir, "ENGINE"), "w");
+    assert_non_null(fp);
+    fprintf(fp, "%s\n", tu_other_engine());
+    fclose(fp);
+    kvs_options_init(&opt);
+    assert_int_equal(tu_try_open(f->dir, &opt, &db), KVS_EENGINE);
+    assert_non_null(strstr(kvs_last_error(), "holds data of engine"));
+    opt.engine = tu_other_engine();
+    assert_int_equal(tu_try_open(f->dir, &opt, &db), KVS_EENGINE);
+    opt.engine = tu_engine;
+    assert_int_equal(tu_try_open(f->dir, &opt, &db), KVS_EENGINE);
+    fp = fopen(tu_path(f->dir, "ENGINE"), "w"); /* put right, it opens with everything */
+    assert_non_null(fp);
+    fprintf(fp, "%s\n", tu_engine);
+    fclose(fp);
+    f->opt.engine = NULL;
+    tu_fx_open(f);
+    tu_assert_value(f->db, "k", "v");
 }
 
 /* The ENGINE file's content without its line end, into buf. */
@@ -548,6 +597,8 @@ int main(int argc, char **argv)
         TU_CASE_OPEN(test_engine_mismatch),
         TU_CASE_OPEN(test_key_and_value_limits),
         TU_CASE_OPEN(test_batch_with_a_bad_op),
+        TU_CASE_OPEN(test_lock_survives_a_deleted_lock_file),
+        TU_CASE_OPEN(test_engine_file_contradicts_the_data),
         TU_CASE_OPEN(test_stats_follow_writes),
         TU_CASE_CLOSED(test_sync_never),
         TU_CASE_CLOSED(test_sync_everysec),

@@ -29,7 +29,8 @@
 #include "util/io.h"
 #include "util/log.h"
 
-#define MAN_RESET_EDITS 1024
+unsigned log_manifest_reset_edits = 1024;
+unsigned kvs_test_syncer_delay_us = 0;
 
 void log_mark_dead(seg *s, uint64_t bytes)
 {
@@ -65,12 +66,14 @@ void log_segs_remove(logdb *db, seg *s)
         }
 }
 
+/* The live list is the manifest's state (compaction changes both under one hold of wmu), so
+ * the rewrite names exactly what replaying the old manifest would. */
 int log_manifest_maybe_reset(logdb *db)
 {
     uint32_t *ids;
     int rc;
 
-    if (db->man.edits < MAN_RESET_EDITS)
+    if (db->man.edits < log_manifest_reset_edits)
         return 0;
     ids = malloc(db->nsegs * sizeof *ids);
     if (!ids)
@@ -463,18 +466,24 @@ static void *syncer_main(void *arg)
         pthread_mutex_unlock(&db->wmu);
         for (uint32_t i = 0; i < n && rc == 0; i++)
             rc = io_fdatasync(v[i]->fd, v[i]->path);
-        /* Retake wmu before leaving the read section: a segment synced here may be compacted
-         * away meanwhile, and must not be freed before its flag is cleared below. (No one
-         * waits for a grace period while holding wmu, so this cannot deadlock.) */
+        if (kvs_test_syncer_delay_us)
+            usleep(kvs_test_syncer_delay_us);
+        /* Clear the flags before leaving the read section: a segment synced here may have been
+         * compacted away meanwhile, and compaction frees it once a grace period has passed —
+         * without taking wmu, so wmu alone would not keep it alive. (Taking wmu inside a read
+         * section cannot deadlock: no one waits for a grace period while holding wmu.) */
         pthread_mutex_lock(&db->wmu);
+        if (kvs_test_syncer_delay_us)
+            usleep(kvs_test_syncer_delay_us);
+        if (rc == 0)
+            for (uint32_t i = 0; i < sealed; i++)
+                v[i]->needs_sync = false;
         rcu_read_unlock();
         if (rc < 0) {
             LOG_ERROR("background sync failed: %s", kvs_last_error());
             db->dirty = db->dirty || active;
             continue;
         }
-        for (uint32_t i = 0; i < sealed; i++)
-            v[i]->needs_sync = false;
         __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&db->wmu);

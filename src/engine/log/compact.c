@@ -251,12 +251,18 @@ out:
     return rc;
 }
 
-/* Step 5: point the index at the copies, then retire the victims. Repointing needs no lock:
+unsigned kvs_test_install_delay_us = 0;
+
+/* Step 5 (the victims already left the segment list with the commit): point the index at the
+ * copies, then retire the victims. Repointing needs no lock:
  * each swap is a compare-and-swap against the exact record copied, so a write that lands
  * meanwhile wins and the copy is counted dead. */
 static void install(compactor *c, seg **victims, uint32_t n)
 {
     logdb *db = c->db;
+
+    if (kvs_test_install_delay_us)
+        usleep(kvs_test_install_delay_us);
 
     for (size_t i = 0; i < c->nmoves; i++) {
         move *m = c->moves[i];
@@ -269,10 +275,6 @@ static void install(compactor *c, seg **victims, uint32_t n)
         if (r == 1)
             log_mark_dead(m->to, rec_len(m->klen, m->vlen));
     }
-    pthread_mutex_lock(&db->wmu);
-    for (uint32_t i = 0; i < n; i++)
-        log_segs_remove(db, victims[i]);
-    pthread_mutex_unlock(&db->wmu);
     synchronize_rcu(); /* no reader still holds an entry naming a victim */
     for (uint32_t i = 0; i < n; i++)
         seg_destroy(victims[i]);
@@ -320,10 +322,16 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
     }
     if ((rc = write_outputs(&c, victims, n)) < 0)
         goto fail;
+    /* The segment list changes with the manifest edit, under the same hold of wmu: whoever
+     * reads the list (a manifest rewrite, above all) sees the store as the manifest says it is
+     * — never victims the edit dropped, which install() is about to delete. */
     pthread_mutex_lock(&db->wmu);
-    if ((rc = commit_swap(&c, victims, n)) == 0)
+    if ((rc = commit_swap(&c, victims, n)) == 0) {
         for (uint32_t i = 0; i < c.nouts; i++)
             log_segs_add(db, c.outs[i]); /* cannot fail: commit_swap made room */
+        for (uint32_t i = 0; i < n; i++)
+            log_segs_remove(db, victims[i]);
+    }
     pthread_mutex_unlock(&db->wmu);
     if (rc < 0)
         goto fail;

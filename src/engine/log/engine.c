@@ -79,7 +79,7 @@ static int log_close(void *e)
     rc = log_sync_locked(db);
     /* leave the file as long as its data: the room given ahead is not kept */
     if (a->alloc > a->size && ftruncate(a->fd, (off_t)a->size) < 0 && rc == 0)
-        rc = kvs_seterr(KVS_EIO, "truncate %s: %s", a->path, strerror(errno));
+        rc = kvs_seterr(kvs_errno(errno), "truncate %s: %s", a->path, strerror(errno));
     pthread_mutex_unlock(&db->wmu);
     log_free(db);
     return rc;

@@ -84,7 +84,7 @@ int hint_write(const char *dir, const seg *s)
     w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w.fd < 0) {
         free(w.buf);
-        return kvs_seterr(KVS_EIO, "create %s: %s", tmp, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "create %s: %s", tmp, strerror(errno));
     }
     w.path = tmp;
     w.off = HINT_HDR;
@@ -110,7 +110,7 @@ int hint_write(const char *dir, const seg *s)
     close(w.fd);
     free(w.buf);
     if (rc == 0 && rename(tmp, path) < 0)
-        rc = kvs_seterr(KVS_EIO, "rename %s: %s", tmp, strerror(errno));
+        rc = kvs_seterr(kvs_errno(errno), "rename %s: %s", tmp, strerror(errno));
     if (rc < 0)
         unlink(tmp);
     return rc;
@@ -168,7 +168,7 @@ int hint_load(const char *dir, const seg *s, seg_scan_fn fn, void *ctx)
     m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (m == MAP_FAILED)
-        return kvs_seterr(KVS_EIO, "mmap %s: %s", path, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "mmap %s: %s", path, strerror(errno));
     size_t n = (size_t)size;
     XXH3_state_t sum;
     XXH3_64bits_reset(&sum);

@@ -78,6 +78,7 @@ typedef struct logdb {
     /* figures (atomics) */
     uint64_t writes, syncs, syncs_started, compactions, compact_reclaimed, compact_last_usec,
         corrupt_reads;
+    uint64_t corrupt_records; /* damaged records recovery found (record.h, seg_scan) */
     int compacting;
     uint64_t compact_done, compact_todo;
 } logdb;
@@ -106,6 +107,12 @@ int log_manifest_maybe_reset(logdb *db);
 
 /* recover.c */
 int log_recover(logdb *db);
+/* Segment ids run from 1 to LOG_SEG_ID_MAX and never wrap; next_id past it: they are used up. */
+#define LOG_SEG_ID_MAX (UINT32_MAX - 1)
+/* Take the id for a new segment (under wmu): next_id, or the first id after it whose names
+ * (NNNNNN.log, NNNNNN.hint) no file holds — a stray file of that name is skipped, never
+ * replaced — and advance next_id past it. KVS_ENOSPC when the ids are used up. */
+int log_take_seg_id(logdb *db, uint32_t *id);
 
 /* compact.c — none of these may be called with wmu or cmu held; they take them as needed. */
 /* Compact if the thresholds say so. Returns bytes reclaimed or an error. */
@@ -134,5 +141,12 @@ enum {
 void log_crash_point(int step);
 /* Test hook: sleep this long before each fdatasync of the active segment (0: off). */
 extern unsigned kvs_test_sync_delay_us;
+/* Test hook: sleep this long between a compaction's commit and its repointing of the index. */
+extern unsigned kvs_test_install_delay_us;
+/* Test hook: the everysec syncer sleeps this long after its fdatasyncs, and again before it clears
+ * the segments' flags (both inside its read section: compaction may retire them meanwhile). */
+extern unsigned kvs_test_syncer_delay_us;
+/* The manifest is rewritten as one edit once it holds this many (tests lower it). */
+extern unsigned log_manifest_reset_edits;
 
 #endif

@@ -185,7 +185,7 @@ int man_open(const char *dir, manifest *m, man_state *st)
     }
     m->fd = open(m->path, O_RDWR | O_CLOEXEC);
     if (m->fd < 0) {
-        rc = kvs_seterr(KVS_EIO, "open %s: %s", m->path, strerror(errno));
+        rc = kvs_seterr(kvs_errno(errno), "open %s: %s", m->path, strerror(errno));
         goto out;
     }
     rc = replay(b, len, m, st);

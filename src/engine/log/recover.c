@@ -231,7 +231,7 @@ static int remove_leftovers(logdb *db, const man_state *st, uint32_t *max_id)
     int removed = 0;
 
     if (!d)
-        return kvs_seterr(KVS_EIO, "open directory %s: %s", db->dir, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "open directory %s: %s", db->dir, strerror(errno));
     while ((de = readdir(d)) != NULL) {
         if (!is_leftover(de->d_name, st, max_id))
             continue;

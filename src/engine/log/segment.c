@@ -84,7 +84,7 @@ int seg_reserve(seg *s, uint64_t end)
         want = s->map_len;
     int e = posix_fallocate(s->fd, (off_t)s->alloc, (off_t)(want - s->alloc));
     if (e != 0)
-        return kvs_seterr(KVS_EIO, "%s: cannot grow to %llu bytes: %s", s->path,
+        return kvs_seterr(kvs_errno(e), "%s: cannot grow to %llu bytes: %s", s->path,
                           (unsigned long long)want, strerror(e));
     /* Fault the new pages in now, in one call, rather than one page fault per 4 KiB inside
      * the writers' memcpy (best effort: older kernels lack MADV_POPULATE_WRITE). */
@@ -105,7 +105,7 @@ int seg_make_writable(seg *s, uint64_t cap)
     s->map = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
     if (s->map == MAP_FAILED) {
         s->map = NULL;
-        return kvs_seterr(KVS_EIO, "mmap %s: %s", s->path, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "mmap %s: %s", s->path, strerror(errno));
     }
     s->map_len = cap;
     s->alloc = s->size;
@@ -121,7 +121,7 @@ int seg_map(seg *s)
     s->map = mmap(NULL, s->size, PROT_READ, MAP_SHARED, s->fd, 0);
     if (s->map == MAP_FAILED) {
         s->map = NULL;
-        return kvs_seterr(KVS_EIO, "mmap %s: %s", s->path, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "mmap %s: %s", s->path, strerror(errno));
     }
     s->map_len = s->size;
     return 0;
@@ -130,7 +130,7 @@ int seg_map(seg *s)
 int seg_seal(seg *s)
 {
     if (s->alloc > s->size && ftruncate(s->fd, (off_t)s->size) < 0)
-        return kvs_seterr(KVS_EIO, "truncate %s: %s", s->path, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "truncate %s: %s", s->path, strerror(errno));
     s->alloc = s->size;
     s->sealed = true;
     /* The mapping stays (readers may be in it); its pages leave this process's resident set. */
@@ -150,7 +150,7 @@ int seg_create(const char *dir, uint32_t id, uint64_t cap, seg **out)
         return KVS_ENOMEM;
     s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (s->fd < 0) {
-        rc = kvs_seterr(KVS_EIO, "create %s: %s", s->path, strerror(errno));
+        rc = kvs_seterr(kvs_errno(errno), "create %s: %s", s->path, strerror(errno));
         goto fail;
     }
     seg_header(h, id);
