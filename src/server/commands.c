@@ -382,7 +382,7 @@ static void cmd_config(conn *c, int argc, const char **argv, const size_t *lens)
         resp_error(&c->out, "ERR wrong number of arguments for 'config|get' command");
         return;
     }
-    snprintf(maxclients, sizeof maxclients, "%u", cfg->maxclients);
+    snprintf(maxclients, sizeof maxclients, "%u", c->srv->maxclients);
     snprintf(threads, sizeof threads, "%d", cfg->threads);
     const char *values[] = {"", "yes", sync, maxclients, "1", threads, cfg->dir};
     int n = (int)(sizeof names / sizeof names[0]), hits = 0;
@@ -478,7 +478,7 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
     if (want_section(argc, argv, lens, "clients"))
         tprintf(&t, "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%u\r\n\r\n",
                 (unsigned long long)__atomic_load_n(&s->st.clients, __ATOMIC_RELAXED),
-                s->cfg->maxclients);
+                s->maxclients);
     if (want_section(argc, argv, lens, "memory")) {
         getrusage(RUSAGE_SELF, &ru);
         tprintf(&t, "# Memory\r\nmaxrss_bytes:%llu\r\n\r\n", (unsigned long long)ru.ru_maxrss * 1024);

@@ -442,8 +442,8 @@ void conn_accept(worker *w, int fd)
     uv_tcp_nodelay(&c->tcp, 1);
     peer_name(c, &loopback);
     LOG_DEBUG("accepted connection %llu from %s", (unsigned long long)c->id, c->peer);
-    if (__atomic_load_n(&s->st.clients, __ATOMIC_RELAXED) > s->cfg->maxclients) {
-        refuse(c, "-ERR max number of clients reached\r\n");
+    if (__atomic_load_n(&s->st.clients, __ATOMIC_RELAXED) > s->maxclients) {
+        refuse(c, KVS_ERR_MAXCLIENTS);
         return;
     }
     if (s->protected_mode && !loopback) {

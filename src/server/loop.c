@@ -88,6 +88,7 @@ static void on_wake(uv_async_t *a)
     stop = w->stop;
     pthread_mutex_unlock(&w->mu);
     for (size_t i = 0; i < n; i++) {
+        __atomic_sub_fetch(&w->srv->handing, 1, __ATOMIC_RELAXED);
         if (stop)
             close(fds[i]);
         else
@@ -153,6 +154,7 @@ void workers_hand(server *s, int fd)
         w->capfds = cap;
     }
     w->fds[w->nfds++] = fd;
+    __atomic_add_fetch(&s->handing, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&w->mu);
     uv_async_send(&w->wake);
 }

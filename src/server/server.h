@@ -24,6 +24,10 @@
 
 #define KVS_SERVER_DEFAULT_ADDR "127.0.0.1:4000"
 
+/* The reply a client gets when the server has no room for it (Redis's words), sent by the
+ * maxclients check (conn.c) and by the acceptor when no file descriptor is free (server.c). */
+#define KVS_ERR_MAXCLIENTS "-ERR max number of clients reached\r\n"
+
 typedef struct kvs_server_config {
     const char *addr;         /* "IP:PORT" or "[IPv6]:PORT"; port 0 picks a free one */
     const char *engine;       /* NULL: the directory's, else "kvs" */
@@ -31,7 +35,7 @@ typedef struct kvs_server_config {
     int threads;              /* loop threads */
     kvs_sync sync;
     const char *requirepass;  /* NULL: no password */
-    uint32_t maxclients;
+    uint32_t maxclients;      /* wanted; the server may serve fewer (server.maxclients) */
     int log_level;            /* KVS_LOG_* */
     resp_limits limits;       /* bulk, multibulk, inline */
     uint64_t max_query;       /* query buffer per client (bytes) */
@@ -63,9 +67,12 @@ struct server {
     int nworkers;
     bool protected_mode;      /* bound beyond loopback without a password */
     char bound[128];          /* the address actually listened on */
+    uint32_t maxclients;      /* in force: cfg->maxclients, lowered at start to what the
+                               * open-file limit leaves for clients (server.c, fd_plan) */
     uint64_t start_usec;
     uint32_t next_worker;
     uint64_t next_conn_id;    /* atomic */
+    uint64_t handing;         /* sockets accepted and not yet adopted by a loop thread (atomic) */
     struct server_stats st;   /* atomics */
     void (*request_shutdown)(server *s);
     struct kvs_pool *pool;    /* blocking engine work; NULL when commits run inline */
