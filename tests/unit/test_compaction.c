@@ -46,7 +46,9 @@ static void test_course_compaction(void **state)
         uint64_t now = tu_dir_size(dir);
         if (now > peak)
             peak = now;
-        if (now < size)
+        /* a rotation alone can shrink the directory a little (the sealed segment gives back its
+         * preallocated tail): only a shrink with a compaction behind it counts */
+        if (now < size && tu_stats(db).compactions > 0)
             break;
         size = now;
     }
