@@ -250,6 +250,34 @@ class UnauthenticatedTest(Base):
         self.assertLess(s.peak_rss_kb(), 60 * 1024)
 
 
+class DamagedRecordTest(Base):
+    def test_damaged_newest_record_is_an_error(self):
+        """Issue 9: SET k old; SET k new; SET z x; a byte of "new" flipped on disk; restart: GET k
+        must be an error (never "old"), z intact, and INFO counts the damaged record."""
+        s = self.start("--engine", "kvs")
+        r = self.redis(s)
+        r.set("k", "old-value-old")
+        r.set("k", "new-value-new")
+        r.set("z", "x")
+        r.close()
+        self.assertEqual(s.stop(), 0)
+        seg = os.path.join(self.dir, "000001.log")
+        with open(seg, "r+b") as f:
+            data = f.read()
+            at = data.index(b"new-value-new")
+            f.seek(at + 4)
+            f.write(bytes([data[at + 4] ^ 0x20]))
+        s = self.start("--engine", "kvs")
+        r = self.redis(s)
+        with self.assertRaises(redis.ResponseError) as e:
+            r.get("k")
+        self.assertIn("corrupt", str(e.exception))
+        self.assertEqual(r.get("z"), b"x")
+        info = r.info("engine")
+        self.assertEqual(info["corrupt_records"], 1)
+        self.assertGreaterEqual(info["corrupt_reads"], 1)
+
+
 class RedisDifferencesTest(Base):
     def test_without_password(self):
         s = self.start()

@@ -73,6 +73,42 @@ int64_t tu_file_size(const char *path)
     return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
 }
 
+unsigned char *tu_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *b;
+    long n;
+
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+void tu_spill(const char *path, const void *b, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, len, f), len);
+    fclose(f);
+}
+
+void tu_flip_byte(const char *path, size_t off)
+{
+    size_t len;
+    unsigned char *b = tu_slurp(path, &len);
+    assert_true(off < len);
+    b[off] ^= 0x5a;
+    tu_spill(path, b, len);
+    free(b);
+}
+
 int tu_try_open(const char *dir, const kvs_options *opt, kvs_t **out)
 {
     kvs_t *db;

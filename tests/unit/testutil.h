@@ -24,6 +24,12 @@ uint64_t tu_dir_size(const char *dir);
 const char *tu_path(const char *dir, const char *name);
 /* Size of a file, or -1. */
 int64_t tu_file_size(const char *path);
+/* A whole file into a new buffer (one spare byte after it); *len its size. Asserts it is read. */
+unsigned char *tu_slurp(const char *path, size_t *len);
+/* Write len bytes as the whole of the file at path. */
+void tu_spill(const char *path, const void *b, size_t len);
+/* Flip bits of the byte at off in a file (asserted to be inside it). */
+void tu_flip_byte(const char *path, size_t off);
 /* Open a store at dir with opt (NULL: defaults); asserts success. */
 kvs_t *tu_open(const char *dir, const kvs_options *opt);
 /* Open and return the error code instead (the handle is closed on failure). */

@@ -67,15 +67,22 @@ void log_segs_remove(logdb *db, seg *s)
 }
 
 /* The live list is the manifest's state (compaction changes both under one hold of wmu), so
- * the rewrite names exactly what replaying the old manifest would. */
+ * the rewrite names exactly what replaying the old manifest would. Not while a compaction runs:
+ * a rewrite between its commit and the deletion of its victims would forget that they were
+ * dropped, and a crash then would leave them as unnamed files recovery must keep (they may hold
+ * records the compaction deliberately left behind); the compaction's end calls this again. */
 int log_manifest_maybe_reset(logdb *db)
 {
-    uint32_t *ids;
+    if (db->man.edits < log_manifest_reset_edits || db->compacting)
+        return 0;
+    return log_manifest_rewrite(db);
+}
+
+int log_manifest_rewrite(logdb *db)
+{
+    uint32_t *ids = malloc(db->nsegs * sizeof *ids);
     int rc;
 
-    if (db->man.edits < log_manifest_reset_edits)
-        return 0;
-    ids = malloc(db->nsegs * sizeof *ids);
     if (!ids)
         return KVS_ENOMEM;
     for (uint32_t i = 0; i < db->nsegs; i++)
@@ -115,18 +122,18 @@ static int rotate(logdb *db, uint64_t need)
 {
     seg *old = db->active, *s;
     uint64_t cap = db->opt.segment_size > SEG_HDR + need ? db->opt.segment_size : SEG_HDR + need;
+    uint32_t id;
     int rc;
 
     /* No sync here (it would stall every writer): the old segment's unsynced writes are synced
      * by whoever syncs next, before the new segment's (log_sync_locked). */
-    if ((rc = seg_create(db->dir, db->next_id, cap, &s)) < 0)
+    if ((rc = log_take_seg_id(db, &id)) < 0 || (rc = seg_create(db->dir, id, cap, &s)) < 0)
         return rc;
     if ((rc = man_append(&db->man, s->id, &s->id, 1, NULL, 0)) < 0 ||
         (rc = log_segs_add(db, s)) < 0) {
         seg_destroy(s);
         return rc;
     }
-    db->next_id++;
     old->needs_sync = db->dirty;
     db->dirty = false;
     if (seg_seal(old) < 0)

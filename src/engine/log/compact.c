@@ -107,10 +107,11 @@ static int out_room(compactor *c, uint64_t len, seg **out)
         c->outs = v;
         c->capouts = cap;
     }
+    uint32_t id;
     pthread_mutex_lock(&c->db->wmu);
-    uint32_t id = c->db->next_id++;
+    rc = log_take_seg_id(c->db, &id);
     pthread_mutex_unlock(&c->db->wmu);
-    if ((rc = seg_create(c->db->dir, id, 0, &o)) < 0)
+    if (rc < 0 || (rc = seg_create(c->db->dir, id, 0, &o)) < 0)
         return rc;
     o->sealed = true;
     c->outs[c->nouts++] = o;
@@ -387,7 +388,7 @@ static uint32_t candidates(logdb *db, double ratio, seg **out, uint64_t *dead)
     for (uint32_t i = 0; i < db->nsegs; i++) {
         seg *s = db->segs[i];
         uint64_t d = __atomic_load_n(&s->dead, __ATOMIC_RELAXED);
-        if (s == db->active || !s->sealed || d == 0)
+        if (s == db->active || !s->sealed || d == 0 || s->unreadable)
             continue;
         if ((double)d < ratio * (double)(s->size - SEG_HDR))
             continue;

@@ -164,6 +164,7 @@ static int log_stats(void *e, kvs_stats *out)
     out->writes = __atomic_load_n(&db->writes, __ATOMIC_RELAXED);
     out->syncs = __atomic_load_n(&db->syncs, __ATOMIC_RELAXED);
     out->corrupt_reads = __atomic_load_n(&db->corrupt_reads, __ATOMIC_RELAXED);
+    out->corrupt_records = __atomic_load_n(&db->corrupt_records, __ATOMIC_RELAXED);
     return 0;
 }
 

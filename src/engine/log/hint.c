@@ -132,6 +132,7 @@ static int hint_walk(const unsigned char *m, size_t n, const seg *s, uint32_t co
         r.vlen = le_get32(m + p + 12);
         r.klen = le_get32(m + p + 16);
         r.flags = m[p + 20];
+        r.damaged = false; /* unknown here: the read that fetches the record verifies it */
         r.len = rec_len(r.klen, r.vlen);
         if (r.klen > KVS_MAX_KEY || r.vlen > KVS_MAX_VALUE || (r.flags & ~REC_TOMBSTONE) ||
             r.seq == 0 || end - p - HINT_ENTRY < r.klen || r.off < SEG_HDR ||

@@ -3,7 +3,8 @@
  *
  * NNNNNN.hint lists, in file order, every record of sealed segment NNNNNN.log (sets and
  * tombstones, dead or alive: recovery and tombstone retention reason about what is physically in
- * the segment). It is written once, after the segment is sealed, through a temporary file and a
+ * the segment), those whose value is damaged too (their headers are authentic: the key must read
+ * as corrupt, not as an older value). It is written once, after the segment is sealed, through a temporary file and a
  * rename, and is only an accelerator: when it is missing, or anything in it is off, recovery
  * scans the segment instead.
  *

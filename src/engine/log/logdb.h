@@ -104,6 +104,8 @@ void log_segs_remove(logdb *db, seg *s);
 void log_mark_dead(seg *s, uint64_t bytes);
 /* Rewrite the manifest as one edit if it has grown long (under wmu). */
 int log_manifest_maybe_reset(logdb *db);
+/* Rewrite it as one edit naming the live list, now (under wmu, or alone at open). */
+int log_manifest_rewrite(logdb *db);
 
 /* recover.c */
 int log_recover(logdb *db);

@@ -1,5 +1,12 @@
 /*
  * manifest.c — reading, appending and rewriting the MANIFEST (format in manifest.h).
+ *
+ * Replay turns the edits into a man_state: the live ids, the active one, every id ever dropped,
+ * and where a damaged last edit begins. It never changes the file: what to do about a damaged
+ * last edit depends on the segment files, which recovery judges first. Appends go at the end of
+ * the last valid edit and are synced before they return; a failed append is cut off again.
+ * Rewriting (man_reset) builds the new file beside the old one and switches to it only once it
+ * is in place, so the handle always appends to a whole manifest.
  */
 #include "engine/log/manifest.h"
 
@@ -41,15 +48,16 @@ static unsigned char *man_encode(uint32_t active, const uint32_t *add, uint32_t 
     return b;
 }
 
-int man_state_has(const man_state *st, uint32_t id)
+/* Is id in the ascending array ids[0..n)? */
+static int ids_has(const uint32_t *ids, uint32_t n, uint32_t id)
 {
-    uint32_t lo = 0, hi = st->n;
+    uint32_t lo = 0, hi = n;
 
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (st->ids[mid] == id)
+        if (ids[mid] == id)
             return 1;
-        if (st->ids[mid] < id)
+        if (ids[mid] < id)
             lo = mid + 1;
         else
             hi = mid;
@@ -57,36 +65,58 @@ int man_state_has(const man_state *st, uint32_t id)
     return 0;
 }
 
-static int state_add(man_state *st, uint32_t id)
+/* Insert id into the ascending array *ids (n used, cap allocated); -1 if it is there already. */
+static int ids_insert(uint32_t **ids, uint32_t *n, uint32_t *cap, uint32_t id)
 {
     uint32_t i;
 
-    if (man_state_has(st, id))
+    if (ids_has(*ids, *n, id))
         return -1;
-    if (st->n == st->cap) {
-        uint32_t cap = st->cap ? st->cap * 2 : 64;
-        uint32_t *ids = realloc(st->ids, cap * sizeof *ids);
-        if (!ids)
+    if (*n == *cap) {
+        uint32_t c = *cap ? *cap * 2 : 64;
+        uint32_t *v = realloc(*ids, c * sizeof *v);
+        if (!v)
             return KVS_ENOMEM;
-        st->ids = ids;
-        st->cap = cap;
+        *ids = v;
+        *cap = c;
     }
-    for (i = st->n; i > 0 && st->ids[i - 1] > id; i--)
-        st->ids[i] = st->ids[i - 1];
-    st->ids[i] = id;
-    st->n++;
-    if (id > st->max_id)
-        st->max_id = id;
+    for (i = *n; i > 0 && (*ids)[i - 1] > id; i--)
+        (*ids)[i] = (*ids)[i - 1];
+    (*ids)[i] = id;
+    (*n)++;
     return 0;
 }
 
+int man_state_has(const man_state *st, uint32_t id)
+{
+    return ids_has(st->ids, st->n, id);
+}
+
+int man_state_dropped(const man_state *st, uint32_t id)
+{
+    return ids_has(st->dropped, st->ndropped, id);
+}
+
+static int state_add(man_state *st, uint32_t id)
+{
+    int rc = ids_insert(&st->ids, &st->n, &st->cap, id);
+
+    if (rc == 0 && id > st->max_id)
+        st->max_id = id;
+    return rc;
+}
+
+/* Drop a live id, remembering that it was dropped. */
 static int state_drop(man_state *st, uint32_t id)
 {
     for (uint32_t i = 0; i < st->n; i++)
         if (st->ids[i] == id) {
             memmove(st->ids + i, st->ids + i + 1, (st->n - i - 1) * sizeof *st->ids);
             st->n--;
-            return 0;
+            /* ids are never added twice, so it cannot be in dropped already */
+            return ids_insert(&st->dropped, &st->ndropped, &st->capdropped, id) == KVS_ENOMEM
+                       ? KVS_ENOMEM
+                       : 0;
         }
     return -1;
 }
@@ -109,10 +139,14 @@ static int apply_edit(man_state *st, const unsigned char *p, uint32_t plen, cons
             return kvs_seterr(KVS_ECORRUPT, "%s: edit at offset %llu adds segment %u twice", path,
                               (unsigned long long)off, le_get32(ids + 4 * i));
     }
-    for (uint32_t i = 0; i < nd; i++)
-        if (state_drop(st, le_get32(ids + 4 * (na + i))) < 0)
+    for (uint32_t i = 0; i < nd; i++) {
+        int rc = state_drop(st, le_get32(ids + 4 * (na + i)));
+        if (rc == KVS_ENOMEM)
+            return rc;
+        if (rc < 0)
             return kvs_seterr(KVS_ECORRUPT, "%s: edit at offset %llu drops unknown segment %u",
                               path, (unsigned long long)off, le_get32(ids + 4 * (na + i)));
+    }
     if (active)
         st->active = active;
     if (st->active && !man_state_has(st, st->active))
@@ -145,10 +179,13 @@ static int replay(const unsigned char *b, uint64_t size, manifest *m, man_state 
                     return kvs_seterr(KVS_ECORRUPT,
                                       "%s: damaged edit at offset %llu with valid edits after it",
                                       m->path, (unsigned long long)off);
-            LOG_WARN("%s: torn edit at the end: truncating %llu bytes at offset %llu", m->path,
-                     (unsigned long long)(size - off), (unsigned long long)off);
-            if (ftruncate(m->fd, (off_t)off) < 0 || io_fdatasync(m->fd, m->path) < 0)
-                return kvs_seterr(KVS_EIO, "truncate %s: %s", m->path, strerror(errno));
+            /* Torn, or damaged since it was written: either way its change is lost. Which
+             * files it may have named is for recovery to judge; the bytes stay until then. */
+            LOG_WARN("%s: torn edit at the end (or a last edit damaged since): %llu bytes at "
+                     "offset %llu are not a valid edit; what it changed is lost",
+                     m->path, (unsigned long long)(size - off), (unsigned long long)off);
+            st->lost_off = off;
+            st->lost_bytes = size - off;
             break;
         }
         if ((rc = apply_edit(st, b + off + 8, plen, m->path, off)) < 0)
@@ -200,36 +237,76 @@ out:
     return rc;
 }
 
-int man_reset(const char *dir, manifest *m, uint32_t active, const uint32_t *ids, uint32_t n)
+int man_drop_tail(manifest *m)
+{
+    LOG_WARN("%s: cutting off the lost edit at offset %llu", m->path,
+             (unsigned long long)m->size);
+    if (ftruncate(m->fd, (off_t)m->size) < 0)
+        return kvs_seterr(kvs_errno(errno), "truncate %s: %s", m->path, strerror(errno));
+    return io_fdatasync(m->fd, m->path);
+}
+
+/* The new manifest's bytes: header and one edit (active, ids). */
+static unsigned char *man_file(uint32_t active, const uint32_t *ids, uint32_t n, size_t *len)
 {
     size_t elen;
     unsigned char *edit = man_encode(active, ids, n, NULL, 0, &elen), *file;
-    int rc;
 
     if (!edit)
-        return KVS_ENOMEM;
+        return NULL;
     file = calloc(1, MAN_HDR + elen);
-    if (!file) {
-        free(edit);
-        return KVS_ENOMEM;
+    if (file) {
+        le_put32(file, MAN_MAGIC);
+        le_put16(file + 4, MAN_VERSION);
+        memcpy(file + MAN_HDR, edit, elen);
+        *len = MAN_HDR + elen;
     }
-    le_put32(file, MAN_MAGIC);
-    le_put16(file + 4, MAN_VERSION);
-    memcpy(file + MAN_HDR, edit, elen);
     free(edit);
-    man_close(m);
-    rc = io_join(m->path, sizeof m->path, dir, MAN_FILE);
+    return file;
+}
+
+/*
+ * The new file is written and synced beside the old one, then renamed over it; the fd it was
+ * written through becomes the one appends go to. Until the rename, m keeps appending to the old
+ * manifest (a failure here leaves it in use and whole); after it, only the new file is the
+ * MANIFEST, so m switches to it even if the directory sync then fails.
+ */
+int man_reset(const char *dir, manifest *m, uint32_t active, const uint32_t *ids, uint32_t n)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    size_t len = 0;
+    unsigned char *file = man_file(active, ids, n, &len);
+    int fd = -1, rc;
+
+    if (!file)
+        return KVS_ENOMEM;
+    if ((rc = io_join(path, sizeof path, dir, MAN_FILE)) < 0 ||
+        (rc = io_join(tmp, sizeof tmp, dir, MAN_FILE ".tmp")) < 0)
+        goto out;
+    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = kvs_seterr(kvs_errno(errno), "create %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    rc = io_pwrite_full(fd, file, len, 0, tmp);
     if (rc == 0)
-        rc = io_write_file_atomic(dir, MAN_FILE, file, MAN_HDR + elen);
-    free(file);
-    if (rc < 0)
-        return rc;
-    m->fd = open(m->path, O_RDWR | O_CLOEXEC);
-    if (m->fd < 0)
-        return kvs_seterr(KVS_EIO, "open %s: %s", m->path, strerror(errno));
-    m->size = MAN_HDR + elen;
+        rc = io_fdatasync(fd, tmp);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = kvs_seterr(kvs_errno(errno), "rename %s: %s", tmp, strerror(errno));
+    if (rc < 0) {
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    man_close(m);
+    m->fd = fd;
+    m->size = len;
     m->edits = 1;
-    return 0;
+    memcpy(m->path, path, sizeof path);
+    rc = io_fsync_dir(dir);
+out:
+    free(file);
+    return rc;
 }
 
 int man_append(manifest *m, uint32_t active, const uint32_t *add, uint32_t n_add,
@@ -266,5 +343,6 @@ void man_close(manifest *m)
 void man_state_free(man_state *st)
 {
     free(st->ids);
+    free(st->dropped);
     memset(st, 0, sizeof *st);
 }

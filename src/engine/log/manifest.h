@@ -5,8 +5,8 @@
  * active segment; replaying every edit from the start gives the live set. A rotation is one edit
  * (add the new segment, make it active); a compaction is one edit (add its outputs, drop what
  * they replace), so its swap is atomic: before the edit is on disk the old files are the truth,
- * after it the new ones are. Files in the directory that the manifest does not name are leftovers
- * of an unfinished step and are deleted at open.
+ * after it the new ones are. Files in the directory that the manifest does not name are judged
+ * at open by recover.c, which deletes only what is certain to hold nothing live.
  *
  * Header (16 bytes), then edits. Little-endian.
  *
@@ -25,9 +25,21 @@
  *       20  4*na  ids added
  *        .  4*nd  ids dropped
  *
- * A damaged last edit is a torn append (the edit was never acknowledged): it is truncated and
- * logged. A damaged edit with valid edits after it is corruption: open refuses (KVS_ECORRUPT)
- * rather than guess which segments are live and delete the others.
+ * A damaged last edit is either a torn append (never acknowledged) or an acknowledged edit
+ * damaged since; the bytes cannot tell which. Replay stops before it and reports its offset and
+ * size (man_state.lost_*) without touching the file: recovery first judges the segment files
+ * that edit may have named (recover.c), then cuts the damaged bytes off (man_drop_tail) or
+ * rewrites the whole manifest (man_reset). A damaged edit with valid edits after it is
+ * corruption: open refuses (KVS_ECORRUPT) rather than guess which segments are live.
+ *
+ * Ids only grow (next_id starts past every id an edit added), so an id is added at most once in
+ * a manifest's history. Replay remembers every id an edit dropped (man_state.dropped): a dropped
+ * segment whose file is still there is a compaction victim whose deletion a crash interrupted,
+ * dead for certain, while an unnamed id never dropped may hold the writes of a lost edit.
+ *
+ * man_reset replaces the file atomically (MANIFEST.tmp, fdatasync, rename, directory fsync) and
+ * keeps appending to the old file until the new one is in place: a reset that fails leaves the
+ * old manifest in use, whole, and the next reset tries again.
  */
 #ifndef KVS_LOG_MANIFEST_H
 #define KVS_LOG_MANIFEST_H
@@ -45,8 +57,11 @@
 typedef struct man_state {
     uint32_t active;
     uint32_t n, cap;
-    uint32_t *ids; /* live segment ids, ascending */
-    uint32_t max_id;
+    uint32_t *ids;     /* live segment ids, ascending */
+    uint32_t max_id;   /* highest id any edit added (dropped ones included) */
+    uint32_t ndropped, capdropped;
+    uint32_t *dropped; /* ids some edit dropped, ascending */
+    uint64_t lost_off, lost_bytes; /* a damaged last edit: where, how long (0: none) */
 } man_state;
 
 typedef struct manifest {
@@ -56,9 +71,14 @@ typedef struct manifest {
     char path[PATH_MAX];
 } manifest;
 
-/* Open dir's MANIFEST and replay it into st. KVS_ENOTFOUND if the directory has none. */
+/* Open dir's MANIFEST and replay it into st. KVS_ENOTFOUND if the directory has none. A damaged
+ * last edit is reported in st (lost_off, lost_bytes) and left in the file: the caller decides,
+ * then calls man_drop_tail or man_reset before the first man_append. */
 int man_open(const char *dir, manifest *m, man_state *st);
-/* Write a manifest holding one edit (active, ids) atomically over any old one, and open it. */
+/* Cut the file back to the end of its last valid edit, synced. */
+int man_drop_tail(manifest *m);
+/* Write a manifest holding one edit (active, ids) atomically over any old one, and append to it
+ * from then on. On failure m still appends to the old manifest, which is unchanged. */
 int man_reset(const char *dir, manifest *m, uint32_t active, const uint32_t *ids, uint32_t n);
 /* Append one edit and sync it. */
 int man_append(manifest *m, uint32_t active, const uint32_t *add, uint32_t n_add,
@@ -66,5 +86,7 @@ int man_append(manifest *m, uint32_t active, const uint32_t *add, uint32_t n_add
 void man_close(manifest *m);
 void man_state_free(man_state *st);
 int man_state_has(const man_state *st, uint32_t id);
+/* Did some edit drop segment id? */
+int man_state_dropped(const man_state *st, uint32_t id);
 
 #endif

@@ -1,8 +1,11 @@
 /*
  * record.c — encoding, decoding and verification of records (format in record.h).
  *
- * The checksum is computed in streaming form over header fields, key and value where they lie,
- * so neither the write path nor the read path copies a value to checksum it.
+ * The header checksum covers the header fields and the key; where the key lies right after the
+ * header (a record in a mapping) it is one pass over contiguous bytes, and where it does not (the
+ * write path, whose header is built apart from the caller's key) a streaming sum over both. The
+ * value checksum is one pass over the value where it lies, so neither the write path nor the read
+ * path copies a value to checksum it.
  */
 #include "engine/log/record.h"
 
@@ -10,35 +13,45 @@
 #include "util/checksum.h"
 #include "util/io.h"
 
-static uint32_t rec_sum(const unsigned char hdr[REC_HDR], const void *key, uint32_t klen,
-                        const void *val, uint32_t vlen)
+#define REC_FIELDS 8u /* where the fields that hcrc covers begin */
+
+static uint32_t head_sum(const unsigned char *hdr, const void *key, uint32_t klen)
 {
     XXH3_state_t st;
 
+    if ((const unsigned char *)key == hdr + REC_HDR)
+        return cksum32(hdr + REC_FIELDS, REC_HDR - REC_FIELDS + (size_t)klen);
     XXH3_64bits_reset(&st);
-    XXH3_64bits_update(&st, hdr + 4, REC_HDR - 4);
+    XXH3_64bits_update(&st, hdr + REC_FIELDS, REC_HDR - REC_FIELDS);
     XXH3_64bits_update(&st, key, klen);
-    XXH3_64bits_update(&st, val, vlen);
     return (uint32_t)XXH3_64bits_digest(&st);
+}
+
+/* A remove's value may be NULL: an empty one is summed from "". */
+static uint32_t value_sum(const void *val, uint32_t vlen)
+{
+    return cksum32(vlen ? val : "", vlen);
 }
 
 void rec_encode(unsigned char out[REC_HDR], uint64_t seq, uint8_t flags, const void *key,
                 uint32_t klen, const void *val, uint32_t vlen)
 {
-    le_put64(out + 4, seq);
-    out[12] = flags;
-    le_put32(out + 13, klen);
-    le_put32(out + 17, vlen);
-    le_put32(out, rec_sum(out, key, klen, val, vlen));
+    le_put64(out + 8, seq);
+    out[16] = flags;
+    le_put32(out + 17, klen);
+    le_put32(out + 21, vlen);
+    le_put32(out + 4, value_sum(val, vlen));
+    le_put32(out, head_sum(out, key, klen));
 }
 
 bool rec_decode(const unsigned char in[REC_HDR], rec_hdr *h)
 {
-    h->checksum = le_get32(in);
-    h->seq = le_get64(in + 4);
-    h->flags = in[12];
-    h->klen = le_get32(in + 13);
-    h->vlen = le_get32(in + 17);
+    h->hcrc = le_get32(in);
+    h->vcrc = le_get32(in + 4);
+    h->seq = le_get64(in + 8);
+    h->flags = in[16];
+    h->klen = le_get32(in + 17);
+    h->vlen = le_get32(in + 21);
     if (h->flags & ~REC_TOMBSTONE)
         return false;
     if (h->klen > KVS_MAX_KEY || h->vlen > KVS_MAX_VALUE || h->seq == 0)
@@ -48,14 +61,18 @@ bool rec_decode(const unsigned char in[REC_HDR], rec_hdr *h)
     return true;
 }
 
+bool rec_head_ok(const unsigned char *hdr, const void *key, uint32_t klen)
+{
+    return le_get32(hdr) == head_sum(hdr, key, klen);
+}
+
+bool rec_value_ok(const unsigned char *hdr, const void *val, uint32_t vlen)
+{
+    return le_get32(hdr + 4) == value_sum(val, vlen);
+}
+
 bool rec_verify(const unsigned char *hdr, const void *key, uint32_t klen,
                 const void *val, uint32_t vlen)
 {
-    const unsigned char *k = key, *v = val;
-
-    /* A record lying whole in memory (a mapped segment) is summed in one pass: the same value
-     * as the streaming sum, without its set-up cost on every read. */
-    if (k == hdr + REC_HDR && v == k + klen)
-        return le_get32(hdr) == (uint32_t)XXH3_64bits(hdr + 4, REC_HDR - 4 + (size_t)klen + vlen);
-    return le_get32(hdr) == rec_sum(hdr, key, klen, val, vlen);
+    return rec_head_ok(hdr, key, klen) && rec_value_ok(hdr, val, vlen);
 }

@@ -7,16 +7,23 @@
  *
  *   offset  size  field
  *   ------  ----  ---------------------------------------------------------------
- *        0     4  checksum: low 32 bits of XXH3-64 over bytes 4 .. end of value
- *        4     8  seq: the store-wide sequence number of this write (> 0)
- *       12     1  flags: bit 0 = tombstone; other bits 0
- *       13     4  key_len  (≤ KVS_MAX_KEY)
- *       17     4  val_len  (≤ KVS_MAX_VALUE; 0 for a tombstone)
- *       21     k  key bytes
- *     21+k     v  value bytes
+ *        0     4  hcrc: low 32 bits of XXH3-64 over bytes 8 .. end of key (header and key)
+ *        4     4  vcrc: low 32 bits of XXH3-64 over the value bytes
+ *        8     8  seq: the store-wide sequence number of this write (> 0)
+ *       16     1  flags: bit 0 = tombstone; other bits 0
+ *       17     4  key_len  (≤ KVS_MAX_KEY)
+ *       21     4  val_len  (≤ KVS_MAX_VALUE; 0 for a tombstone)
+ *       25     k  key bytes
+ *     25+k     v  value bytes
  *
- * The checksum covers the header fields too, so a flipped length is caught, not followed. A
- * record whose checksum fails is never served: readers verify every record they return.
+ * Two checksums, because one over the whole record cannot tell an authentic header from a
+ * damaged one. With hcrc matching, the header is authentic: the record's extent, key and seq are
+ * known, whatever happened to its value. So a scan steps from record to record by lengths it can
+ * trust and never looks for records inside the bytes of a value (where a client may have stored
+ * anything, encoded records included); a record whose value is damaged is still known to be the
+ * newest write of its key, and is reported as corrupt rather than letting an older value stand
+ * in for it. vcrc is outside hcrc: damage to it is damage to the value, not to the header. A
+ * record whose checksums fail is never served: readers verify both on every record they return.
  */
 #ifndef KVS_LOG_RECORD_H
 #define KVS_LOG_RECORD_H
@@ -25,11 +32,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REC_HDR 21u
+#define REC_HDR 25u
 #define REC_TOMBSTONE 0x01u
 
 typedef struct rec_hdr {
-    uint32_t checksum;
+    uint32_t hcrc, vcrc;
     uint64_t seq;
     uint8_t flags;
     uint32_t klen;
@@ -41,12 +48,16 @@ static inline uint64_t rec_len(uint32_t klen, uint32_t vlen)
     return (uint64_t)REC_HDR + klen + vlen;
 }
 
-/* Encode a complete header (checksum included) for key and value into out[REC_HDR]. */
+/* Encode a complete header (both checksums included) for key and value into out[REC_HDR]. */
 void rec_encode(unsigned char out[REC_HDR], uint64_t seq, uint8_t flags, const void *key,
                 uint32_t klen, const void *val, uint32_t vlen);
-/* Decode a header; false if its fields are out of bounds (lengths, flags). Checksum unchecked. */
+/* Decode a header; false if its fields are out of bounds (lengths, flags). Checksums unchecked. */
 bool rec_decode(const unsigned char in[REC_HDR], rec_hdr *h);
-/* Does the checksum in the encoded header hdr match key and val? */
+/* Is the encoded header hdr authentic, with key (klen as the header says) after it? */
+bool rec_head_ok(const unsigned char *hdr, const void *key, uint32_t klen);
+/* Does val match the value checksum of the encoded header hdr? */
+bool rec_value_ok(const unsigned char *hdr, const void *val, uint32_t vlen);
+/* Both: does the record hdr, key, val pass its checksums? */
 bool rec_verify(const unsigned char *hdr, const void *key, uint32_t klen,
                 const void *val, uint32_t vlen);
 

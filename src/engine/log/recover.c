@@ -3,16 +3,28 @@
  *
  *   1. Replay the MANIFEST: which segments are live, which is active. A new directory gets a
  *      manifest naming one empty active segment.
- *   2. Delete files the manifest does not name (outputs of a compaction that never committed, a
- *      segment created by a rotation that never committed, its victims after a committed one,
- *      temporary files).
+ *   2. Delete our temporary files (by their exact names); note the segment files the manifest
+ *      does not name, telling ours (a valid header naming the file's id) from strays, which are
+ *      left alone; next_id goes past the manifest's ids and ours, never past a stray's.
  *   3. Load each sealed segment from its hint file; where the hint is missing or damaged, scan
- *      the segment (verifying every checksum) and write the hint anew.
- *   4. Scan the active segment; a tail that holds no valid record is a torn append and is
- *      truncated, with its size logged.
- *   5. Resolve: for each key the record with the highest seq wins, whichever segment it is in
+ *      the segment (verifying every checksum) and write the hint anew. A zero tail (a crash
+ *      between a rotation and its seal) is cut first, so that the new hint matches.
+ *   4. Scan the active segment; a tail that holds no record is a torn append and is truncated,
+ *      with its size logged.
+ *   Damage (seg_scan) is logged with file and offset and counted (corrupt_records): a record
+ *   whose value is damaged is indexed all the same, so its key reads as KVS_ECORRUPT and never
+ *   as the value it replaced; a damaged header leaves the rest of its file unread but kept (the
+ *   active segment is then sealed as it is and a new one started).
+ *   5. Judge the unnamed segments of ours against what is loaded (see "The directory at open"
+ *      below): delete those certain to hold nothing live, adopt the segment of a rotation whose
+ *      manifest edit was lost, keep the rest (named in a warning); delete the hints of segments
+ *      neither live nor kept.
+ *   6. Resolve: for each key the record with the highest seq wins, whichever segment it is in
  *      (compaction copies records forward keeping their seq); keys whose winner is a tombstone
  *      are dropped from the index.
+ *   7. Settle the manifest before the first write: rewritten if a segment was adopted, else a
+ *      damaged last edit cut off; rewritten too if it has grown long (a failure there is only
+ *      a warning: the old manifest stays in use).
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -20,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <urcu-bp.h>
 
@@ -76,6 +89,16 @@ static int load_record(void *arg, const seg_rec *r)
     return 0;
 }
 
+/* Count what a scan found damaged (the stats' corrupt_records): each record whose value fails
+ * its checksum, and a damaged header that leaves the rest of its file unreadable. */
+static void count_damage(logdb *db, const seg_scan_result *res)
+{
+    uint64_t n = res->damaged + (res->tail == SEG_TAIL_CORRUPT ? 1 : 0);
+
+    if (n)
+        __atomic_add_fetch(&db->corrupt_records, n, __ATOMIC_RELAXED);
+}
+
 static int load_sealed(logdb *db, seg *s)
 {
     load_ctx c = {db, s, 0, &db->recovered_tombstones};
@@ -95,21 +118,29 @@ static int load_sealed(logdb *db, seg *s)
     rcu_read_unlock();
     if (rc < 0)
         return rc;
-    if (res.tail_bytes)
-        LOG_WARN("%s: damaged tail of %llu bytes at offset %llu fails its checksum; not served",
-                 s->path, (unsigned long long)res.tail_bytes, (unsigned long long)res.valid_end);
-    log_mark_dead(s, res.tail_bytes + res.corrupt_bytes);
+    count_damage(db, &res);
+    if (res.tail == SEG_TAIL_CORRUPT) {
+        /* seg_scan logged where; no hint: it could not describe the file as it is, so the
+         * segment is scanned and the damage reported at every open; compaction leaves it be,
+         * so that the unreadable bytes stay for whoever can salvage them */
+        s->unreadable = res.tail_bytes;
+        log_mark_dead(s, res.tail_bytes);
+        return 0;
+    }
+    if (res.tail == SEG_TAIL_ZERO) {
+        /* A crash between a rotation and the seal leaves the room the file was given ahead:
+         * cut it (nothing but zeros after the last record), or the hint, which records the
+         * segment's size, would never match and the segment be scanned at every open. */
+        LOG_INFO("%s: cutting %llu bytes of room never written at offset %llu", s->path,
+                 (unsigned long long)res.tail_bytes, (unsigned long long)res.valid_end);
+        if (seg_trim(s, res.valid_end) < 0) {
+            LOG_WARN("%s", kvs_last_error());
+            return 0;
+        }
+    }
     if (hint_write(db->dir, s) < 0)
         LOG_WARN("%s: cannot rewrite its hint: %s", s->path, kvs_last_error());
     return 0;
-}
-
-static bool all_zero(const seg *s, uint64_t from)
-{
-    for (uint64_t i = from; i < s->size; i++)
-        if (s->map[i])
-            return false;
-    return true;
 }
 
 /*
@@ -176,6 +207,46 @@ static int load_all_sealed(logdb *db)
     return 0;
 }
 
+/* The active segment holds a damaged header with data after it. Those bytes cannot be read but
+ * may hold acknowledged writes that someone could still salvage, so nothing is cut or
+ * overwritten: the segment stays whole, sealed, its unreadable bytes counted dead (and kept out
+ * of compaction), and once the manifest is settled writes go on in a new active segment
+ * (start_new_active). The store opens as of the point just before the damage. */
+static void seal_damaged_active(seg *s, const seg_scan_result *res)
+{
+    s->sealed = true;
+    s->unreadable = res->tail_bytes;
+    log_mark_dead(s, res->tail_bytes);
+    LOG_ERROR("%s: kept whole as a sealed segment (nothing after offset %llu is served); writes "
+              "go to a new segment",
+              s->path, (unsigned long long)res->valid_end);
+}
+
+/* A new active segment, named by a manifest edit as a rotation's is (after seal_damaged_active,
+ * once the manifest is settled). */
+static int start_new_active(logdb *db)
+{
+    uint32_t id;
+    seg *n;
+    int rc;
+
+    if ((rc = log_take_seg_id(db, &id)) < 0 ||
+        (rc = seg_create(db->dir, id, db->opt.segment_size, &n)) < 0)
+        return rc;
+    if ((rc = log_segs_add(db, n)) < 0) {
+        seg_destroy(n);
+        return rc;
+    }
+    if ((rc = man_append(&db->man, n->id, &n->id, 1, NULL, 0)) < 0) {
+        log_segs_remove(db, n);
+        seg_destroy(n);
+        return rc;
+    }
+    LOG_WARN("%s: the new active segment", n->path);
+    db->active = n;
+    return 0;
+}
+
 static int load_active(logdb *db, seg *s)
 {
     load_ctx c = {db, s, 0, &db->recovered_tombstones};
@@ -183,91 +254,423 @@ static int load_active(logdb *db, seg *s)
     int rc;
 
     rcu_read_lock();
-    rc = seg_scan(s, load_record, &c, &res);
+    rc = seg_scan_active(s, load_record, &c, &res);
     rcu_read_unlock();
     if (rc < 0)
         return rc;
-    log_mark_dead(s, res.corrupt_bytes);
-    if (res.tail_bytes) {
-        /* Zeros are room the file was given ahead of writes that never came; anything else is
-         * a write torn by a crash. */
-        if (all_zero(s, res.valid_end))
+    count_damage(db, &res);
+    if (res.tail == SEG_TAIL_CORRUPT) {
+        seal_damaged_active(s, &res);
+        return 0;
+    }
+    if (res.tail != SEG_TAIL_NONE) {
+        /* Zeros are room the file was given ahead of writes that never came; a torn tail is an
+         * append a crash cut short, never acknowledged as durable. */
+        if (res.tail == SEG_TAIL_ZERO)
             LOG_DEBUG("%s: dropping %llu preallocated bytes", s->path,
                       (unsigned long long)res.tail_bytes);
         else
             LOG_WARN("%s: torn tail: truncating %llu bytes at offset %llu", s->path,
                      (unsigned long long)res.tail_bytes, (unsigned long long)res.valid_end);
-        if (ftruncate(s->fd, (off_t)res.valid_end) < 0)
-            return kvs_seterr(KVS_EIO, "truncate %s: %s", s->path, strerror(errno));
-        if ((rc = io_fdatasync(s->fd, s->path)) < 0)
+        if ((rc = seg_trim(s, res.valid_end)) < 0)
             return rc;
-        s->size = res.valid_end;
     }
     return seg_make_writable(s, db->opt.segment_size);
 }
 
-/* Is name a file of ours that the manifest does not keep? Tracks the highest id seen. */
-static bool is_leftover(const char *name, const man_state *st, uint32_t *max_id)
-{
-    uint32_t id = seg_parse_name(name, "log");
+/*
+ * ---- The directory at open: which files are ours, which are dead, which are kept ----
+ *
+ * A file is deleted at open only when it is certain to hold nothing live:
+ *   - a temporary file kvs writes, by its exact name (MANIFEST.tmp, api.c's ENGINE.tmp,
+ *     NNNNNN.hint.tmp): a crash came before its rename. Nothing else ending in .tmp is ours;
+ *   - a segment file the manifest does not name, whose header is ours, and
+ *       - which an edit of the manifest dropped: a compaction victim whose deletion a crash
+ *         interrupted (its live records are in the outputs that edit added), or
+ *       - which holds no record newer than what the live segments hold for its key (same key,
+ *         seq ≤) and nothing unreadable: a rotation's new segment before it took a write, the
+ *         outputs of a compaction whose edit never committed (copies of live records);
+ *   - the hint file of a segment that is neither live nor kept.
+ * The second test needs the live segments in the index, so segment files are judged after
+ * loading; temporary files go first.
+ *
+ * An unnamed segment, never dropped, with records newer than anything live, is the segment of
+ * a lost edit. Only the last edit can be lost (a damaged edit with valid ones after it refuses
+ * to open), and the one lost edit that leaves such a segment is a rotation ("add N, active N")
+ * that was acknowledged, took writes, and was damaged afterwards. The segment is adopted —
+ * loaded as a sealed segment, and named again by a rewritten manifest — when it is certainly
+ * that: the manifest's last edit is damaged, it is the only such segment, its id is past every
+ * id the manifest ever named, and every record in it is newer than every live record.
+ * Otherwise it is kept, not loaded, and named in a warning. A dropped segment is never adopted:
+ * its compaction may have left out tombstones whose older records live only there.
+ *
+ * A file named like a segment whose header is not one of ours (or names another id) is a
+ * stray: an operator's, another program's. It is left alone, named in a warning, and does not
+ * move next_id; log_take_seg_id steps over its name when the ids get there.
+ */
 
-    if (!id)
-        id = seg_parse_name(name, "hint");
-    if (!id)
-        id = seg_parse_name(name, "hint.tmp");
-    if (id && id > *max_id)
-        *max_id = id;
-    if (id)
-        return !man_state_has(st, id) || strstr(name, ".tmp");
-    size_t n = strlen(name);
-    return n > 4 && strcmp(name + n - 4, ".tmp") == 0;
+typedef struct id_list {
+    uint32_t *v;
+    uint32_t n, cap;
+} id_list;
+
+static int id_push(id_list *l, uint32_t id)
+{
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 16;
+        uint32_t *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return KVS_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = id;
+    return 0;
 }
 
-static int remove_leftovers(logdb *db, const man_state *st, uint32_t *max_id)
+static bool id_in(const id_list *l, uint32_t id)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        if (l->v[i] == id)
+            return true;
+    return false;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Is name a temporary file of ours (manifest.c's, api.c's ENGINE, hint.c's)? */
+static bool is_leftover(const char *name)
+{
+    return strcmp(name, MAN_FILE ".tmp") == 0 || strcmp(name, "ENGINE.tmp") == 0 ||
+           seg_parse_name(name, "hint.tmp") != 0;
+}
+
+/* Delete our temporary files; list the NNNNNN.log and NNNNNN.hint files that the manifest does
+ * not name (logs ascending). */
+static int remove_leftovers(logdb *db, const man_state *st, id_list *logs, id_list *hints)
 {
     DIR *d = opendir(db->dir);
     struct dirent *de;
     char path[PATH_MAX];
-    int removed = 0;
+    int removed = 0, rc = 0;
+    uint32_t id;
 
     if (!d)
         return kvs_seterr(kvs_errno(errno), "open directory %s: %s", db->dir, strerror(errno));
-    while ((de = readdir(d)) != NULL) {
-        if (!is_leftover(de->d_name, st, max_id))
-            continue;
-        if (io_join(path, sizeof path, db->dir, de->d_name) < 0)
-            continue;
-        LOG_INFO("removing %s: not named by the manifest (an unfinished step)", path);
-        if (unlink(path) == 0)
-            removed++;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (is_leftover(de->d_name)) {
+            if (io_join(path, sizeof path, db->dir, de->d_name) < 0)
+                continue;
+            LOG_INFO("removing %s: the temporary file of a step that never finished", path);
+            if (unlink(path) == 0)
+                removed++;
+            else
+                LOG_WARN("cannot remove %s: %s", path, strerror(errno));
+        } else if ((id = seg_parse_name(de->d_name, "log")) != 0 && !man_state_has(st, id)) {
+            rc = id_push(logs, id);
+        } else if ((id = seg_parse_name(de->d_name, "hint")) != 0 && !man_state_has(st, id)) {
+            rc = id_push(hints, id);
+        }
     }
     closedir(d);
+    if (logs->n)
+        qsort(logs->v, logs->n, sizeof *logs->v, id_cmp);
+    if (rc == 0 && removed)
+        rc = io_fsync_dir(db->dir);
+    return rc;
+}
+
+/* Open segment file id read-only if its header is ours: 1. A stray (not a segment of this
+ * store, or one naming another id) is named in a warning and left alone: 0. */
+static int open_ours(logdb *db, uint32_t id, seg **s)
+{
+    int rc = seg_open(db->dir, id, false, s);
+
+    if (rc == KVS_ECORRUPT || rc == KVS_EVERSION) {
+        LOG_WARN("%s; not a segment of this store: left alone", kvs_last_error());
+        return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+/* Keep in logs only the segments that are ours, add the strays to kept; *max_id gets the
+ * highest id of ours. */
+static int keep_ours(logdb *db, id_list *logs, id_list *kept, uint32_t *max_id)
+{
+    uint32_t n = 0;
+    int rc = 0;
+
+    for (uint32_t i = 0; i < logs->n && rc >= 0; i++) {
+        seg *s;
+        if ((rc = open_ours(db, logs->v[i], &s)) == 1) {
+            seg_close(s);
+            logs->v[n++] = logs->v[i];
+            if (logs->v[i] > *max_id)
+                *max_id = logs->v[i];
+        } else if (rc == 0) {
+            rc = id_push(kept, logs->v[i]);
+        }
+    }
+    logs->n = n;
+    return rc < 0 ? rc : 0;
+}
+
+static void set_next_id(logdb *db, uint32_t max_id)
+{
+    db->next_id = max_id >= LOG_SEG_ID_MAX ? UINT32_MAX : max_id + 1;
+    if (db->next_id > LOG_SEG_ID_MAX)
+        LOG_WARN("%s: segment ids are used up (segment %u exists): the store takes writes until "
+                 "its active segment is full, then refuses them",
+                 db->dir, max_id);
+}
+
+/* Does a file hold dir/NNNNNN.suffix (or can it not be told)? */
+static bool name_taken(const char *dir, uint32_t id, const char *suffix)
+{
+    char name[SEG_NAME_MAX], path[PATH_MAX];
+    struct stat sb;
+
+    seg_name(name, sizeof name, id, suffix);
+    if (io_join(path, sizeof path, dir, name) < 0)
+        return true;
+    return lstat(path, &sb) == 0 || errno != ENOENT;
+}
+
+int log_take_seg_id(logdb *db, uint32_t *id)
+{
+    while (db->next_id != 0 && db->next_id <= LOG_SEG_ID_MAX) {
+        uint32_t n = db->next_id++;
+        if (!name_taken(db->dir, n, "log") && !name_taken(db->dir, n, "hint")) {
+            *id = n;
+            return 0;
+        }
+        LOG_WARN("%s: a file not of this store holds the name of segment %06u (.log or .hint): "
+                 "id skipped, file left alone",
+                 db->dir, n);
+    }
+    db->next_id = UINT32_MAX;
+    return kvs_seterr(KVS_ENOSPC, "%s: segment ids are used up (the last is %u): no new segment "
+                      "can be made; copy the data into a new store",
+                      db->dir, (unsigned)LOG_SEG_ID_MAX);
+}
+
+/* An unnamed segment of ours under judgement, and what its scan found. */
+typedef struct unnamed {
+    logdb *db;
+    seg *s;
+    uint64_t records, newer, min_seq;
+    seg_scan_result res;
+} unnamed;
+
+/* Count the records that are newer than what the live segments hold for their key. */
+static int judge_record(void *arg, const seg_rec *r)
+{
+    unnamed *u = arg;
+    idx_loc loc;
+
+    u->records++;
+    if (r->seq < u->min_seq)
+        u->min_seq = r->seq;
+    if (idx_lookup(u->db->idx, r->key, r->klen, &loc) != 0 || loc.seq < r->seq)
+        u->newer++;
+    return 0;
+}
+
+/* Scan u->s (read-only, as a crash may have left it: a torn tail is no damage). */
+static int judge(unnamed *u)
+{
+    int rc;
+
+    u->min_seq = UINT64_MAX;
+    rcu_read_lock();
+    rc = seg_scan_active(u->s, judge_record, u, &u->res);
+    rcu_read_unlock();
+    return rc;
+}
+
+/* Is u certainly the segment of a rotation whose edit was lost (see above)? */
+static bool adoptable(const logdb *db, const man_state *st, const unnamed *u)
+{
+    return st->lost_bytes && u->s->id > st->max_id && u->records && u->min_seq > db->seq;
+}
+
+/*
+ * Judge the unnamed segments of ours (after the live ones are loaded): delete the dead ones,
+ * put the one to adopt in *adopt, keep the others (their ids into kept). *adopt stays NULL if
+ * there is none.
+ */
+static int judge_unnamed(logdb *db, const man_state *st, const id_list *ours, id_list *kept,
+                         unnamed *adopt)
+{
+    unnamed *c = calloc(ours->n ? ours->n : 1, sizeof *c);
+    uint32_t nc = 0;
+    bool removed = false;
+    int rc = 0;
+
+    if (!c)
+        return KVS_ENOMEM;
+    for (uint32_t i = 0; i < ours->n && rc == 0; i++) {
+        unnamed u = {.db = db};
+        if ((rc = seg_open(db->dir, ours->v[i], false, &u.s)) < 0)
+            break;
+        if (man_state_dropped(st, u.s->id)) {
+            LOG_INFO("removing %s: dropped by a compaction's manifest edit (a crash came before "
+                     "its deletion)",
+                     u.s->path);
+            seg_destroy(u.s);
+            removed = true;
+            continue;
+        }
+        if ((rc = judge(&u)) < 0) {
+            seg_close(u.s);
+            break;
+        }
+        if (u.newer == 0 && u.res.tail != SEG_TAIL_CORRUPT) {
+            LOG_INFO("removing %s: not named by the manifest, and none of its %llu records is "
+                     "newer than the live segments' (an unfinished rotation or compaction)",
+                     u.s->path, (unsigned long long)u.records);
+            seg_destroy(u.s);
+            removed = true;
+            continue;
+        }
+        c[nc++] = u;
+    }
+    if (rc == 0 && nc == 1 && adoptable(db, st, &c[0])) {
+        *adopt = c[0];
+        nc = 0;
+    }
+    for (uint32_t i = 0; i < nc; i++) {
+        if (rc == 0) {
+            LOG_WARN("%s: not named by the manifest, yet %llu of its %llu records are newer than "
+                     "the live segments'%s: kept as it is, not loaded; look at it before "
+                     "removing it",
+                     c[i].s->path, (unsigned long long)c[i].newer,
+                     (unsigned long long)c[i].records,
+                     c[i].res.tail == SEG_TAIL_CORRUPT ? ", and part of it is unreadable" : "");
+            rc = id_push(kept, c[i].s->id);
+        }
+        seg_close(c[i].s);
+    }
+    free(c);
+    if (rc == 0 && removed)
+        rc = io_fsync_dir(db->dir);
+    return rc;
+}
+
+/* Delete segment id's hint file, if there is one: true if there was. */
+static bool remove_hint(logdb *db, uint32_t id)
+{
+    char name[SEG_NAME_MAX], path[PATH_MAX];
+
+    seg_name(name, sizeof name, id, "hint");
+    if (io_join(path, sizeof path, db->dir, name) < 0)
+        return false;
+    if (unlink(path) == 0) {
+        LOG_INFO("removing %s: the hint of a segment that is not sealed and live", path);
+        return true;
+    }
+    if (errno != ENOENT)
+        LOG_WARN("cannot remove %s: %s", path, strerror(errno));
+    return false;
+}
+
+/* Delete the hint files of segments that are neither live nor kept (the adopted one's too: it
+ * was active, and its hint is written anew when it is loaded). */
+static int remove_hints(logdb *db, const id_list *hints, const id_list *kept)
+{
+    bool removed = false;
+
+    for (uint32_t i = 0; i < hints->n; i++)
+        if (!id_in(kept, hints->v[i]) && remove_hint(db, hints->v[i]))
+            removed = true;
     return removed ? io_fsync_dir(db->dir) : 0;
 }
 
-static bool dir_has_segments(const char *dir)
+/* Load the segment of the lost rotation as a sealed one; it joins the live list (db owns it
+ * from then on, even on failure). The active segment stays the one the manifest names. */
+static int adopt_segment(logdb *db, const man_state *st, unnamed *u)
 {
-    DIR *d = opendir(dir);
+    seg *s = u->s;
+    int rc;
+
+    if (u->res.tail == SEG_TAIL_TORN || u->res.tail == SEG_TAIL_ZERO) {
+        if (u->res.tail == SEG_TAIL_TORN)
+            LOG_WARN("%s: torn tail: truncating %llu bytes at offset %llu", s->path,
+                     (unsigned long long)u->res.tail_bytes,
+                     (unsigned long long)u->res.valid_end);
+        if ((rc = seg_trim(s, u->res.valid_end)) < 0)
+            return rc;
+    }
+    if ((rc = log_segs_add(db, s)) < 0)
+        return rc;
+    u->s = NULL;
+    s->needs_sync = true; /* what it took may not have reached the disk yet */
+    /* The active segment takes appends again: a hint written when the lost rotation sealed it
+     * would describe it no longer. */
+    remove_hint(db, db->active->id);
+    LOG_WARN("%s: adopted: the manifest's last edit is lost (%llu bytes at offset %llu), and "
+             "this segment, which no edit names, holds %llu records all newer than every live "
+             "one: the segment a rotation made active before that edit was damaged. It is "
+             "loaded, and the manifest rewritten to name it",
+             s->path, (unsigned long long)st->lost_bytes, (unsigned long long)st->lost_off,
+             (unsigned long long)u->records);
+    return load_sealed(db, s);
+}
+
+/* Leave the manifest whole and naming the live list before the first write: rewritten if a
+ * segment was adopted, else cut back to its last valid edit if one was lost. */
+static int settle_manifest(logdb *db, const man_state *st, bool adopted)
+{
+    int rc;
+
+    if (adopted)
+        rc = log_manifest_rewrite(db);
+    else
+        rc = st->lost_bytes ? man_drop_tail(&db->man) : 0;
+    if (rc < 0)
+        return rc;
+    /* A failed rewrite leaves the old manifest in use: not a reason to refuse the store. */
+    if (log_manifest_maybe_reset(db) < 0)
+        LOG_WARN("%s: manifest rewrite failed, the old one stays in use: %s", db->dir,
+                 kvs_last_error());
+    return 0;
+}
+
+/* Does dir hold a segment of ours? (Strays are named in warnings and do not count.) */
+static int dir_has_segments(logdb *db)
+{
+    DIR *d = opendir(db->dir);
     struct dirent *de;
-    bool found = false;
+    int found = 0;
+    uint32_t id;
+    seg *s;
 
     if (!d)
-        return false;
-    while (!found && (de = readdir(d)) != NULL)
-        found = seg_parse_name(de->d_name, "log") != 0;
+        return kvs_seterr(kvs_errno(errno), "open directory %s: %s", db->dir, strerror(errno));
+    while (found == 0 && (de = readdir(d)) != NULL)
+        if ((id = seg_parse_name(de->d_name, "log")) != 0 && (found = open_ours(db, id, &s)) == 1)
+            seg_close(s);
     closedir(d);
     return found;
 }
 
 static int create_fresh(logdb *db)
 {
-    const uint32_t first = 1;
+    uint32_t first;
     seg *s;
     int rc;
 
-    if (dir_has_segments(db->dir))
-        return kvs_seterr(KVS_ECORRUPT, "%s holds segment files but no MANIFEST", db->dir);
-    if ((rc = seg_create(db->dir, first, db->opt.segment_size, &s)) < 0)
+    if ((rc = dir_has_segments(db)) != 0)
+        return rc < 0 ? rc
+                      : kvs_seterr(KVS_ECORRUPT, "%s holds segment files but no MANIFEST",
+                                   db->dir);
+    db->next_id = 1;
+    if ((rc = log_take_seg_id(db, &first)) < 0 ||
+        (rc = seg_create(db->dir, first, db->opt.segment_size, &s)) < 0)
         return rc;
     if ((rc = man_reset(db->dir, &db->man, first, &first, 1)) < 0 ||
         (rc = log_segs_add(db, s)) < 0) {
@@ -275,13 +678,14 @@ static int create_fresh(logdb *db)
         return rc;
     }
     db->active = s;
-    db->next_id = first + 1;
     return 0;
 }
 
 int log_recover(logdb *db)
 {
     man_state st;
+    id_list logs = {0}, hints = {0}, kept = {0};
+    unnamed adopt = {0};
     uint32_t max_id = 0;
     int rc = man_open(db->dir, &db->man, &st);
 
@@ -289,9 +693,10 @@ int log_recover(logdb *db)
         return create_fresh(db);
     if (rc < 0)
         return rc;
-    if ((rc = remove_leftovers(db, &st, &max_id)) < 0)
+    if ((rc = remove_leftovers(db, &st, &logs, &hints)) < 0 ||
+        (rc = keep_ours(db, &logs, &kept, &max_id)) < 0)
         goto out;
-    db->next_id = (st.max_id > max_id ? st.max_id : max_id) + 1;
+    set_next_id(db, st.max_id > max_id ? st.max_id : max_id);
     for (uint32_t i = 0; i < st.n; i++) {
         seg *s;
         if ((rc = seg_open(db->dir, st.ids[i], st.ids[i] == st.active, &s)) < 0)
@@ -307,11 +712,23 @@ int log_recover(logdb *db)
         goto out;
     if ((rc = load_active(db, db->active)) < 0)
         goto out;
+    if ((rc = judge_unnamed(db, &st, &logs, &kept, &adopt)) < 0 ||
+        (rc = remove_hints(db, &hints, &kept)) < 0)
+        goto out;
+    bool adopted = adopt.s != NULL;
+    if (adopted && (rc = adopt_segment(db, &st, &adopt)) < 0)
+        goto out;
     if (db->recovered_tombstones > 0)
         idx_drop_tombstones(db->idx);
     idx_resize_if_needed(db->idx);
-    rc = log_manifest_maybe_reset(db);
+    if ((rc = settle_manifest(db, &st, adopted)) == 0 && db->active->sealed)
+        rc = start_new_active(db);
 out:
+    if (adopt.s)
+        seg_close(adopt.s);
+    free(logs.v);
+    free(hints.v);
+    free(kept.v);
     man_state_free(&st);
     return rc;
 }

@@ -1,11 +1,15 @@
 /*
  * segment.c — creating, opening, scanning and destroying segment files (format in segment.h).
  *
- * Scanning maps the file read-only and walks it record by record. Every record must decode within
- * bounds and match its checksum. When one does not, the scanner looks for the next offset where a
- * valid record starts — first where the damaged header says the record ends (a flipped value
- * byte), then byte by byte — and reports the skipped span. If nothing valid follows, the span is
- * a tail: on the active segment that is a torn write, which recovery truncates.
+ * Scanning maps the file read-only and walks it record by record, trusting a length only once the
+ * header that holds it has passed its checksum. It never searches: the bytes after a record are
+ * either the next record, or no record can be read there. A search for "the next place where
+ * something checks out" would read records inside values — where a client may have stored an
+ * encoded record of its choosing, which a torn append would then bring to life — and would hash
+ * a damaged region once per byte offset. So after a record whose header is authentic and whose
+ * value is damaged, the scan goes on at the end that header gives; at a header that is not
+ * authentic it stops, and what follows is judged whole: zeros (room never written), an append a
+ * crash cut short (the active segment only), or corruption that is reported and kept.
  */
 #include "engine/log/segment.h"
 
@@ -200,7 +204,10 @@ int seg_open(const char *dir, uint32_t id, bool writable, seg **out)
         goto fail;
     }
     if (le_get16(h + 4) != SEG_VERSION) {
-        rc = kvs_seterr(KVS_EVERSION, "%s: segment format version %u, this build reads %u",
+        rc = kvs_seterr(KVS_EVERSION,
+                        "%s: segment format version %u; this build reads only version %u "
+                        "(records with a header and a value checksum): open it with the build "
+                        "that wrote it",
                         s->path, le_get16(h + 4), SEG_VERSION);
         goto fail;
     }
@@ -217,6 +224,19 @@ int seg_open(const char *dir, uint32_t id, bool writable, seg **out)
 fail:
     seg_close(s);
     return rc;
+}
+
+int seg_trim(seg *s, uint64_t end)
+{
+    int rc;
+
+    /* by path: a sealed segment is open read-only */
+    if (truncate(s->path, (off_t)end) < 0)
+        return kvs_seterr(kvs_errno(errno), "truncate %s: %s", s->path, strerror(errno));
+    if ((rc = io_fdatasync(s->fd, s->path)) < 0)
+        return rc;
+    s->size = s->alloc = end;
+    return 0;
 }
 
 void seg_close(seg *s)
@@ -241,51 +261,151 @@ void seg_destroy(seg *s)
     seg_close(s);
 }
 
-/* Does a valid record start at off? Fills r if so. */
-static bool rec_at(const unsigned char *base, uint64_t size, uint64_t off, seg_rec *r)
+uint64_t kvs_test_scan_hashed;
+
+/* What a scan finds at an offset. */
+enum { AT_INTACT, AT_DAMAGED, AT_CUT, AT_BAD };
+
+/* r from the header at off, which has been found authentic. */
+static void rec_fill(const unsigned char *base, uint64_t off, seg_rec *r)
 {
     rec_hdr h;
 
-    if (size - off < REC_HDR || !rec_decode(base + off, &h))
-        return false;
-    if (rec_len(h.klen, h.vlen) > size - off)
-        return false;
-    r->key = base + off + REC_HDR;
-    r->val = r->key + h.klen;
-    if (!rec_verify(base + off, r->key, h.klen, r->val, h.vlen))
-        return false;
+    rec_decode(base + off, &h);
     r->off = off;
     r->len = rec_len(h.klen, h.vlen);
     r->seq = h.seq;
     r->flags = h.flags;
+    r->damaged = false;
     r->klen = h.klen;
     r->vlen = h.vlen;
+    r->key = base + off + REC_HDR;
+    r->val = r->key + h.klen;
+}
+
+/* What lies at off: a record (intact, or with a damaged value), an authentic header whose record
+ * runs past the end, or no authentic header. Fills r unless AT_BAD. Header and key are hashed,
+ * then the value: each byte once, counted in *hashed. */
+static int rec_at(const unsigned char *base, uint64_t size, uint64_t off, seg_rec *r,
+                  uint64_t *hashed)
+{
+    rec_hdr h;
+    uint64_t room = size - off;
+
+    if (room < REC_HDR || !rec_decode(base + off, &h) || h.klen > room - REC_HDR)
+        return AT_BAD;
+    *hashed += REC_HDR + h.klen;
+    if (!rec_head_ok(base + off, base + off + REC_HDR, h.klen))
+        return AT_BAD;
+    rec_fill(base, off, r);
+    if (r->len > room)
+        return AT_CUT;
+    *hashed += r->vlen;
+    r->damaged = !rec_value_ok(base + off, r->val, r->vlen);
+    return r->damaged ? AT_DAMAGED : AT_INTACT;
+}
+
+static bool zero_from(const unsigned char *base, uint64_t size, uint64_t from)
+{
+    for (uint64_t i = from; i < size; i++)
+        if (base[i])
+            return false;
     return true;
 }
 
-/* The next offset after a damaged record at off where a valid record starts, or size. */
-static uint64_t resync(const unsigned char *base, uint64_t size, uint64_t off, seg_rec *r)
+/* Is the header at off, which is not authentic, the last append cut short? An append copies
+ * header, key and value, in that order, into room given ahead (zeros, and the whole record fits
+ * in it); a crash leaves data only up to where the copy stopped. So: nothing but zeros after the
+ * header's bytes (the copy stopped inside the header, or the file ends there); or the header
+ * complete — its lengths are the record's, its record fits in the file — and nothing but zeros
+ * after the key (the copy stopped inside the key). Anything else is corruption, even damage that
+ * could be a cut (a file ending inside a key whose length may be the damaged field): a torn tail
+ * is cut away, corruption is kept, and only bytes that could never be read may be cut. */
+static bool torn_at(const unsigned char *base, uint64_t size, uint64_t off)
 {
     rec_hdr h;
+    uint64_t room = size - off;
 
-    if (size - off >= REC_HDR) {
-        rec_decode(base + off, &h);
-        uint64_t next = off + rec_len(h.klen, h.vlen);
-        if (next > off + REC_HDR && next < size && rec_at(base, size, next, r))
-            return next;
-    }
-    for (uint64_t p = off + 1; p + REC_HDR <= size; p++)
-        if (rec_at(base, size, p, r))
-            return p;
-    return size;
+    if (room <= REC_HDR || zero_from(base, size, off + REC_HDR))
+        return true;
+    return rec_decode(base + off, &h) && rec_len(h.klen, h.vlen) <= room &&
+           zero_from(base, size, off + REC_HDR + h.klen);
 }
 
-int seg_scan(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res)
+typedef struct scanner {
+    const seg *s;
+    const unsigned char *base;
+    seg_scan_fn fn;
+    void *ctx;
+    seg_scan_result *res;
+} scanner;
+
+static int hand_out(scanner *sc, const seg_rec *r)
 {
-    unsigned char *base = NULL;
-    uint64_t size = s->size, off = SEG_HDR;
+    if (r->damaged) {
+        LOG_ERROR("%s: damaged record at offset %llu: its value fails its checksum; the key "
+                  "(%u bytes, seq %llu) reads as corrupt",
+                  sc->s->path, (unsigned long long)r->off, r->klen, (unsigned long long)r->seq);
+        sc->res->damaged++;
+        sc->res->damaged_bytes += r->len;
+    }
+    sc->res->records++;
+    sc->res->valid_end = r->off + r->len;
+    return sc->fn(sc->ctx, r);
+}
+
+/* Hand out the damaged records held back between from and to (their headers were authentic). */
+static int hand_out_held(scanner *sc, uint64_t from, uint64_t to)
+{
     seg_rec r;
-    int rc = 0;
+    int rc;
+
+    for (uint64_t off = from; off < to; off += r.len) {
+        rec_fill(sc->base, off, &r);
+        r.damaged = true;
+        if ((rc = hand_out(sc, &r)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Judge what follows the records handed out: reading stopped at stop (the end, a record cut
+ * by the end, or a header that is not authentic); held marks damaged records held back. */
+static int judge_tail(scanner *sc, bool active, uint64_t stop, int at, uint64_t held)
+{
+    seg_scan_result *res = sc->res;
+    uint64_t size = sc->s->size;
+    int rc;
+
+    if (stop >= size && !held)
+        return 0;
+    if (active && (stop >= size || at == AT_CUT || torn_at(sc->base, size, stop))) {
+        res->tail = !held && zero_from(sc->base, size, stop) ? SEG_TAIL_ZERO : SEG_TAIL_TORN;
+        res->valid_end = held ? held : stop;
+    } else {
+        /* damaged records before corruption are corruption too: they are handed out */
+        if (held && (rc = hand_out_held(sc, held, stop)) < 0)
+            return rc;
+        res->tail = zero_from(sc->base, size, stop) ? SEG_TAIL_ZERO : SEG_TAIL_CORRUPT;
+        if (res->tail == SEG_TAIL_CORRUPT)
+            LOG_ERROR("%s: %s at offset %llu: the %llu bytes from there to the end cannot be "
+                      "read",
+                      sc->s->path,
+                      at == AT_CUT ? "record cut short by the end of the file"
+                                   : "damaged record header",
+                      (unsigned long long)stop, (unsigned long long)(size - stop));
+    }
+    res->tail_bytes = size - res->valid_end;
+    return 0;
+}
+
+static int scan(const seg *s, bool active, seg_scan_fn fn, void *ctx, seg_scan_result *res)
+{
+    uint64_t size = s->size, off = SEG_HDR, held = 0, hashed = 0;
+    scanner sc = {s, NULL, fn, ctx, res};
+    int at = AT_INTACT, rc = 0;
+    unsigned char *base;
+    seg_rec r;
 
     memset(res, 0, sizeof *res);
     res->valid_end = SEG_HDR;
@@ -293,27 +413,39 @@ int seg_scan(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res)
         return 0;
     base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, s->fd, 0);
     if (base == MAP_FAILED)
-        return kvs_seterr(KVS_EIO, "mmap %s: %s", s->path, strerror(errno));
+        return kvs_seterr(kvs_errno(errno), "mmap %s: %s", s->path, strerror(errno));
+    sc.base = base;
     madvise(base, size, MADV_SEQUENTIAL);
     while (off < size) {
-        if (!rec_at(base, size, off, &r)) {
-            uint64_t next = resync(base, size, off, &r);
-            if (next >= size) {
-                res->tail_bytes = size - off;
-                break;
-            }
-            LOG_WARN("%s: damaged record at offset %llu: %llu bytes fail their checksum and are "
-                     "skipped",
-                     s->path, (unsigned long long)off, (unsigned long long)(next - off));
-            res->corrupt_bytes += next - off;
-            off = next;
+        at = rec_at(base, size, off, &r, &hashed);
+        if (at == AT_CUT || at == AT_BAD)
+            break;
+        if (at == AT_DAMAGED && active) {
+            /* a torn append, unless an intact record follows: hold it back until we know */
+            held = held ? held : off;
+            off += r.len;
+            continue;
         }
-        res->records++;
-        if ((rc = fn(ctx, &r)) < 0)
+        if (held && (rc = hand_out_held(&sc, held, off)) < 0)
+            break;
+        held = 0;
+        if ((rc = hand_out(&sc, &r)) < 0)
             break;
         off += r.len;
-        res->valid_end = off;
     }
+    if (rc == 0)
+        rc = judge_tail(&sc, active, off, at, held);
+    __atomic_add_fetch(&kvs_test_scan_hashed, hashed, __ATOMIC_RELAXED);
     munmap(base, size);
     return rc;
+}
+
+int seg_scan(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res)
+{
+    return scan(s, false, fn, ctx, res);
+}
+
+int seg_scan_active(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res)
+{
+    return scan(s, true, fn, ctx, res);
 }

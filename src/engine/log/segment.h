@@ -11,7 +11,7 @@
  *   offset  size  field
  *   ------  ----  ---------------------------------------------------------------
  *        0     4  magic "KVSL" (0x4c53564b little-endian)
- *        4     2  format version (1)
+ *        4     2  format version (2: records with a header and a value checksum, record.h)
  *        6     2  reserved, 0
  *        8     4  segment id (must match the file name)
  *       12     4  checksum: low 32 bits of XXH3-64 over bytes 0..11
@@ -22,7 +22,8 @@
  * cache, which survives the process being killed, and fdatasync writes them to disk like any
  * other dirty page. The file grows ahead of the writes in fallocated steps (so a full disk is an
  * error from fallocate, never a SIGBUS), and is cut back to its data when sealed or closed;
- * recovery drops a tail of zeros silently and reports any other tail as torn. A sealed
+ * recovery drops a tail of zeros silently (sealed segments too: a crash can come between a
+ * rotation and the seal) and reports what else it finds (seg_scan below). A sealed
  * segment's pages are released from the process (MADV_DONTNEED) so that what it wrote does not
  * stay counted in its resident memory; reads fault back in what they touch.
  *
@@ -40,7 +41,7 @@
 #include "engine/log/record.h"
 
 #define SEG_MAGIC 0x4c53564bu
-#define SEG_VERSION 1u
+#define SEG_VERSION 2u
 #define SEG_HDR 16u
 #define SEG_NAME_MAX 24
 
@@ -50,6 +51,8 @@ typedef struct seg {
     bool sealed;
     bool needs_hint;   /* sealed, hint file not written yet (under wmu) */
     bool needs_sync;   /* sealed with writes not yet synced (under wmu) */
+    uint64_t unreadable; /* bytes after a damaged record header: kept for salvage, and so
+                          * never compacted away (recovery sets it) */
     uint64_t size;     /* bytes in the file that hold valid data (header included) */
     uint64_t dead;     /* bytes of records superseded, removed, or corrupt */
     uint64_t min_seq;  /* smallest seq of any record in it; UINT64_MAX when empty */
@@ -80,6 +83,8 @@ int seg_make_writable(seg *s, uint64_t cap);
 int seg_reserve(seg *s, uint64_t end);
 /* The active segment is done: cut the file back to its data and release its pages. */
 int seg_seal(seg *s);
+/* Cut the file back to end bytes (a tail recovery found), synced; sealed or not. */
+int seg_trim(seg *s, uint64_t end);
 /* Close and free without touching the files. */
 void seg_close(seg *s);
 /* Close, unlink the .log and .hint files, free. The caller guarantees no reader can reach s. */
@@ -91,6 +96,7 @@ typedef struct seg_rec {
     uint64_t len;
     uint64_t seq;
     uint8_t flags;
+    bool damaged; /* its header is authentic, its value fails its checksum (scans only) */
     uint32_t klen, vlen;
     const unsigned char *key, *val;
 } seg_rec;
@@ -98,16 +104,44 @@ typedef struct seg_rec {
 /* Callback: return 0 to go on, negative to stop the scan with that error. */
 typedef int (*seg_scan_fn)(void *ctx, const seg_rec *r);
 
+/* What follows the last record a scan handed out. */
+enum seg_tail {
+    SEG_TAIL_NONE = 0, /* nothing: the records run to the end of the file */
+    SEG_TAIL_ZERO,     /* zeros only: room given ahead of appends that never came */
+    SEG_TAIL_TORN,     /* an append a crash cut short (seg_scan_active only) */
+    SEG_TAIL_CORRUPT,  /* a damaged record header, data after it: unreadable from there on */
+};
+
 typedef struct seg_scan_result {
-    uint64_t valid_end;     /* end of the last valid record (where a torn tail begins) */
-    uint64_t tail_bytes;    /* bytes after valid_end that hold no valid record */
-    uint64_t corrupt_bytes; /* bytes skipped between valid records */
-    uint64_t records;
+    uint64_t valid_end;     /* end of the last record handed out: where the tail begins */
+    uint64_t tail_bytes;    /* bytes from valid_end to the end of the file */
+    int tail;               /* what they hold (enum seg_tail) */
+    uint64_t records;       /* records handed out, damaged ones included */
+    uint64_t damaged;       /* of those, records whose value fails its checksum */
+    uint64_t damaged_bytes; /* ... and their bytes */
 } seg_scan_result;
 
-/* Read every valid record of s up to s->size in order, verifying checksums. A damaged region
- * followed by valid records is skipped and reported (file and offset); damage that runs to the
- * end is returned as tail_bytes for the caller to judge (torn write on the active segment). */
+/*
+ * Read the records of s up to s->size in order, verifying both checksums of each, and hand them
+ * to fn. The scan steps only by the lengths of authentic headers, so it never reads records
+ * inside a value, and it checksums each byte at most once (linear in the file):
+ *   - header authentic, value intact: a record;
+ *   - header authentic, value damaged: handed out with damaged set (its key, seq and extent are
+ *     known: the caller indexes it, so that its key reads as corrupt rather than older), logged
+ *     with file and offset; the scan goes on after it;
+ *   - header authentic, extent past the end of the file, or header not authentic: the scan stops
+ *     there; the rest is the tail, judged as enum seg_tail says (a damaged header with data
+ *     after it is logged with offset and byte count).
+ * seg_scan is for sealed segments, where only zeros are not corruption. */
 int seg_scan(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res);
+/* The same for the active segment after a crash, where the tail may be an append cut short:
+ * damaged records with nothing intact after them, an authentic header whose record runs past the
+ * end, or a damaged header followed by nothing but zeros (the copy stopped inside the header or,
+ * the header complete, inside the key). Damaged records that are part of such a tail are not
+ * handed out: the tail is SEG_TAIL_TORN, for the caller to cut. */
+int seg_scan_active(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res);
+
+/* Test figure: bytes seg_scan has checksummed since the process started. */
+extern uint64_t kvs_test_scan_hashed;
 
 #endif
