@@ -9,6 +9,9 @@ PKGS=(
   libuv1-dev librocksdb-dev
   redis-server redis-tools
   python3 python3-redis iproute2 gnuplot-nox
+  # fuzzing (make fuzz, make test-fuzz): clang, libFuzzer's runtime (libclang_rt.fuzzer in
+  # libclang-rt-14-dev, pulled in by libclang-rt-dev), llvm-symbolizer for the stack traces
+  clang libclang-rt-dev llvm
 )
 
 missing=()
