@@ -7,6 +7,13 @@
 #   make bench    build, then bench/run.sh: kvs-server vs redis-server, and the thread pools
 #                 (CSVs, text and PNG charts in bench/results/; see BENCHMARKS.md)
 #   make deps     install the Debian packages the build and the tests need (only what is missing)
+#   make fuzz     the libFuzzer targets of tests/fuzz (clang, ASan+UBSan, build-fuzz/), FUZZ_SECONDS
+#                 (default 600) each, two at a time; make test runs them 60 s each (test-fuzz)
+#   make torture  the kill -9 torture at length (TORTURE_CYCLES=200 per engine x sync mode, through
+#                 kvs-server and through libkvs), then the power-cut long run (torture-powercut:
+#                 POWERCUT_CUTS=1000 power cuts per sync mode, IOERR_RUNS=400 I/O-fault runs)
+#   make soak     SOAK_SECONDS (default 1800) of mixed load with compaction, kills and power cuts
+#                 (SOAK_CUTS=0: kills only)
 #   make clean
 
 JOBS ?= $(shell nproc)
@@ -15,7 +22,7 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all build test test-release test-asan test-tsan run bench deps clean
+.PHONY: all build test test-release test-asan test-tsan run bench deps clean torture soak
 
 all: build
 
@@ -26,7 +33,7 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-test: test-release test-asan test-tsan
+test: test-release test-asan test-tsan test-fuzz
 
 test-release: build
 	cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
@@ -59,5 +66,57 @@ run: build
 bench: build
 	bench/run.sh $(BUILD)/bin/kvs-server
 
+# The long runs of tests/integration/test_torture.py (seeded: the seed is printed; replay with
+# KVS_TORTURE_SEED=N). Each prints what it checked: cycles, kills during compaction, writes acked,
+# keys checked, losses.
+TORTURE_CYCLES ?= 200
+SOAK_SECONDS ?= 1800
+SOAK_CUTS ?= 1
+TORTURE = /usr/bin/python3 tests/integration/test_torture.py $(BUILD)/bin/kvs-server \
+  $(BUILD)/bin/kvs_writer
+torture: build
+	KVS_TORTURE_CYCLES=$(TORTURE_CYCLES) $(TORTURE)
+	$(POWERCUT)
+
+# Power cuts and I/O faults at length (tests/integration/test_powercut.py over the shim of
+# tests/crashsim): POWERCUT_CUTS cuts per sync mode (always, everysec: 2,000 in all), IOERR_RUNS
+# fault runs. Seeded, the seed printed (replay with KVS_POWERCUT_SEED=N); KVS_POWERCUT_KEEP=1 keeps
+# the directories of a failure. `make torture` runs it after the kill -9 torture.
+POWERCUT_CUTS ?= 1000
+IOERR_RUNS ?= 400
+POWERCUT = KVS_POWERCUT_CUTS=$(POWERCUT_CUTS) KVS_IOERR_RUNS=$(IOERR_RUNS) /usr/bin/python3 \
+  tests/integration/test_powercut.py $(BUILD)/bin/kvs-server $(BUILD)/lib/libcrashsim.so
+.PHONY: torture-powercut
+torture-powercut: build
+	$(POWERCUT)
+
+soak: build
+	SOAK_CUTS=$(SOAK_CUTS) $(TORTURE) --soak $(SOAK_SECONDS)
+
+# Fuzzing (tests/fuzz): its own build with clang (-DKVS_FUZZ=ON), the targets FUZZ_JOBS at a
+# time; a crash, leak or hang fails the run and names its reproducer (tests/fuzz/run.sh).
+# make fuzz FUZZ_SECONDS=3600 FUZZ_TARGETS="fuzz_recover" narrows it; make fuzz-seeds rewrites
+# the committed seed corpora (tests/fuzz/corpus) from fuzz_seeds.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_TEST_SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZ_JOBS ?= 2
+.PHONY: fuzz fuzz-build test-fuzz fuzz-seeds
+fuzz-build: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Release -DKVS_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_all
+
+test-fuzz: fuzz-build
+	FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TEST_SECONDS)
+
+fuzz: fuzz-build
+	FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-seeds: fuzz-build
+	rm -rf tests/fuzz/corpus
+	UBSAN_OPTIONS=halt_on_error=1:suppressions=$(CURDIR)/tests/fuzz/ubsan.supp \
+	  $(FUZZ_BUILD)/bin/fuzz_seeds tests/fuzz/corpus
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

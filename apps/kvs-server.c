@@ -28,6 +28,10 @@ static const char usage[] =
     "  --pool-threads N       its threads (default 16)\n"
     "  --offload auto|always|never   commit writes on the pool: auto = with --sync always\n"
     "                         or the lmdb engine (default auto)\n"
+    "  --segment-size BYTES   kvs engine: rotate the active segment at this size\n"
+    "                         (default 8mb, range 4kb .. 1gb)\n"
+    "  --compact-min-bytes BYTES   kvs engine: compact once this many dead bytes are\n"
+    "                         reclaimable (default 1mb)\n"
     "  -V, --version          print the version\n"
     "  -h, --help             this text\n";
 
@@ -161,6 +165,14 @@ int main(int argc, char **argv)
                 cfg.offload = 0;
             else
                 return bad(f, v, "expected auto, always or never");
+        } else if (strcmp(f, "--segment-size") == 0) {
+            if ((b = parse_bytes(v)) < 4096 || b > (1ll << 30))
+                return bad(f, v, "expected 4kb .. 1gb");
+            cfg.segment_size = (uint64_t)b;
+        } else if (strcmp(f, "--compact-min-bytes") == 0) {
+            if ((b = parse_bytes(v)) < 1)
+                return bad(f, v, "expected at least 1 byte");
+            cfg.compact_min_bytes = (uint64_t)b;
         } else {
             return bad("option", f, "unknown");
         }

@@ -33,6 +33,17 @@
  * kernel, so it survives the process being killed. KVS_SYNC_ALWAYS also puts it on disk before
  * returning (it survives power loss); KVS_SYNC_EVERYSEC syncs at most a second later;
  * KVS_SYNC_NEVER leaves it to the operating system.
+ *
+ * A sync that fails (fsync/fdatasync returns an error) fences the store: after it the kernel
+ * may have dropped the pages it could not write while calling them clean, so a sync retried
+ * later could succeed without them — and acknowledge as durable writes that are not. So the
+ * store retries nothing: every later write (and kvs_sync_now, kvs_compact) fails with
+ * KVS_ESYNC, reads go on, and reopening the store recovers from what is on disk. With
+ * KVS_SYNC_ALWAYS the writes whose sync failed get the error, and none acknowledged before it
+ * is at risk; with KVS_SYNC_EVERYSEC the writes acknowledged since the last sync that succeeded
+ * (about a second's worth) may be lost, what remains being a prefix of the commit order.
+ * A write that fails for want of space (KVS_ENOSPC from a write or an allocation, not from a
+ * sync) does not fence: writes work again once there is room.
  */
 #ifndef KVS_H
 #define KVS_H
@@ -66,6 +77,8 @@ enum {
     KVS_EVERSION = -12,   /* on-disk format version this build does not read */
     KVS_ECLOSED = -13,    /* the store is shutting down */
     KVS_ENOSPC = -14,     /* no space left on the device (or over a disk quota) */
+    KVS_ESYNC = -15,      /* a sync to disk failed earlier: the store takes no more writes
+                             (reads go on) until it is reopened (see "Durability" above) */
 };
 
 typedef enum kvs_sync {

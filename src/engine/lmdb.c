@@ -15,6 +15,18 @@
  * thread calls mdb_env_sync once a second if anything was written; KVS_SYNC_NEVER opens with
  * MDB_NOSYNC | MDB_NOMETASYNC. close always syncs.
  *
+ * A failed sync (kvs.h, "Durability"). With MDB_NOSYNC (everysec, never) commits only write
+ * pages into the page cache, and mdb_env_sync makes them durable together; when it fails, the
+ * kernel may have dropped some of those pages while calling them clean, and a later sync that
+ * succeeds could write a meta page naming pages that never reached the disk — a store that no
+ * longer opens. So a failed mdb_env_sync fences the engine (lm_fence): writes fail with
+ * KVS_ESYNC, reads go on, nothing is synced again (close neither), and the next open recovers
+ * from the last meta page that was synced. With KVS_SYNC_ALWAYS LMDB keeps the rule itself:
+ * a commit syncs its data pages before it writes the meta page (with O_DSYNC), so a failed sync
+ * aborts that transaction alone — LMDB never rewrites a committed page, and the next commit
+ * writes and syncs its own — and a failed meta page write sets MDB_FATAL_ERROR, after which
+ * every transaction, reads too, fails with MDB_PANIC (KVS_EIO) until the store is reopened.
+ *
  * Keys. LMDB keys are at most mdb_env_get_maxkeysize() bytes (511 in Debian's build) and must not
  * be empty; kvs keys are 0 .. 64 KiB. So every stored key begins with a tag byte:
  *
@@ -61,6 +73,7 @@
 
 #include "engine/engine.h"
 #include "util/err.h"
+#include "util/fence.h"
 #include "util/io.h"
 #include "util/log.h"
 
@@ -94,6 +107,8 @@ typedef struct lmdb_db {
     /* figures (atomics) */
     uint64_t writes, syncs;
     uint64_t synced_writes; /* writes as they were when the last sync started */
+
+    kvs_fence fence; /* up once a sync failed (lm_fence) */
 } lmdb_db;
 
 /* A key as LMDB sees it: tag and key, or tag and hash. */
@@ -298,14 +313,30 @@ out:
 
 /* ---- syncing ---- */
 
+/* KVS_ESYNC (detail set) if a sync failed earlier, else 0. */
+static int lm_fenced(lmdb_db *db)
+{
+    return fence_check(&db->fence);
+}
+
+/* A sync failed (detail in kvs_last_error): fence, once, and return KVS_ESYNC. */
+static int lm_fence(lmdb_db *db)
+{
+    return fence_raise(&db->fence, db->dir, kvs_last_error());
+}
+
 /* mdb_env_sync(force), counted; done by kvs_sync_now, the syncer and close. */
 static int lm_sync(lmdb_db *db)
 {
     uint64_t w = __atomic_load_n(&db->writes, __ATOMIC_RELAXED);
-    int rc = mdb_env_sync(db->env, 1);
+    int rc;
 
-    if (rc != 0)
-        return lm_err(db, rc, "sync");
+    if ((rc = lm_fenced(db)) < 0)
+        return rc;
+    if ((rc = io_test_sync_fails() ? EIO : mdb_env_sync(db->env, 1)) != 0) {
+        lm_err(db, rc, "sync");
+        return lm_fence(db);
+    }
     __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&db->synced_writes, w, __ATOMIC_RELAXED);
     return 0;
@@ -326,9 +357,8 @@ static void *syncer_main(void *arg)
             break;
         pthread_mutex_unlock(&db->mu);
         if (__atomic_load_n(&db->writes, __ATOMIC_RELAXED) !=
-                __atomic_load_n(&db->synced_writes, __ATOMIC_RELAXED) &&
-            lm_sync(db) < 0)
-            LOG_ERROR("background sync failed: %s", kvs_last_error());
+                __atomic_load_n(&db->synced_writes, __ATOMIC_RELAXED))
+            lm_sync(db); /* a failure fences the store, and lm_fence logs it */
         pthread_mutex_lock(&db->mu);
         /* A sync slower than a second skips the ticks it overran rather than catching up. */
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -447,7 +477,7 @@ static int lm_close(void *e)
     int rc;
 
     syncer_stop(db);
-    rc = lm_sync(db);
+    rc = lm_sync(db); /* not after a failed sync: KVS_ESYNC */
     lm_free(db);
     return rc;
 }
@@ -504,7 +534,7 @@ static int lm_set(void *e, const void *key, size_t klen, const void *val, size_t
     int rc;
 
     key_encode(db, key, klen, &k);
-    if ((rc = lm_begin(db, 0, &txn)) < 0)
+    if ((rc = lm_fenced(db)) < 0 || (rc = lm_begin(db, 0, &txn)) < 0)
         goto out;
     if (k.hashed) {
         /* Never overwrite another key's entry, and write key and value in place (no copy). */
@@ -546,7 +576,7 @@ static int lm_remove(void *e, const void *key, size_t klen)
     int rc;
 
     key_encode(db, key, klen, &k);
-    if ((rc = lm_begin(db, 0, &txn)) < 0)
+    if ((rc = lm_fenced(db)) < 0 || (rc = lm_begin(db, 0, &txn)) < 0)
         goto out;
     if (k.hashed && (rc = lm_lookup(db, txn, &k, key, klen, &found)) < 0)
         goto out;

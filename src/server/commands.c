@@ -50,7 +50,10 @@ static bool arg_is(const char *a, size_t n, const char *word)
  * thread's kvs_last_error()). */
 static void engine_error_detail(conn *c, const char *what, int rc, const char *detail)
 {
-    LOG_WARN("%s failed: %s: %s", what, kvs_strerror(rc), detail);
+    /* After a failed sync every write is refused (KVS_ESYNC): the engine logged the failure
+     * once; a line per refused write would flood the log. */
+    if (rc != KVS_ESYNC)
+        LOG_WARN("%s failed: %s: %s", what, kvs_strerror(rc), detail);
     resp_error(&c->out, "ERR %s", kvs_strerror(rc));
 }
 

@@ -43,6 +43,8 @@ typedef struct kvs_server_config {
     const char *pool;         /* engine pool: "naive", "shared" (default) or "uv" */
     unsigned pool_threads;    /* its threads (default 16) */
     int offload;              /* -1: auto (sync always, or lmdb), 0: never, 1: always */
+    uint64_t segment_size;    /* kvs engine: kvs_options.segment_size; 0: the library's default */
+    uint64_t compact_min_bytes; /* kvs engine: kvs_options.compact_min_bytes; 0: default */
 } kvs_server_config;
 
 void kvs_server_config_init(kvs_server_config *c);

@@ -61,6 +61,7 @@ const char *kvs_strerror(int err)
     case KVS_EVERSION: return "unsupported on-disk format version";
     case KVS_ECLOSED: return "store is closing";
     case KVS_ENOSPC: return "no space left on device";
+    case KVS_ESYNC: return "a sync to disk failed: the store takes no more writes until it is reopened";
     default: return "unknown error";
     }
 }

@@ -89,11 +89,40 @@ int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char
     return io_pwritev_full(fd, &iov, 1, off, path);
 }
 
+static _Thread_local bool sync_failed;
+int kvs_test_fail_sync;
+
+bool io_take_sync_failure(void)
+{
+    bool f = sync_failed;
+    sync_failed = false;
+    return f;
+}
+
+bool io_test_sync_fails(void)
+{
+    return __atomic_load_n(&kvs_test_fail_sync, __ATOMIC_RELAXED) > 0 &&
+           __atomic_sub_fetch(&kvs_test_fail_sync, 1, __ATOMIC_RELAXED) == 0;
+}
+
+/* fsync or fdatasync fd, retried on EINTR (and only then); errno set on failure. */
+static int sync_fd(int fd, bool data_only)
+{
+    if (io_test_sync_fails()) {
+        errno = EIO;
+        return -1;
+    }
+    while ((data_only ? fdatasync(fd) : fsync(fd)) < 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
 int io_fdatasync(int fd, const char *path)
 {
-    while (fdatasync(fd) < 0) {
-        if (errno != EINTR)
-            return kvs_seterr(kvs_errno(errno), "fdatasync %s: %s", path, strerror(errno));
+    if (sync_fd(fd, true) < 0) {
+        sync_failed = true;
+        return kvs_seterr(kvs_errno(errno), "fdatasync %s: %s", path, strerror(errno));
     }
     return 0;
 }
@@ -105,11 +134,9 @@ int io_fsync_dir(const char *dir)
 
     if (fd < 0)
         return kvs_seterr(kvs_errno(errno), "open directory %s: %s", dir, strerror(errno));
-    while (fsync(fd) < 0) {
-        if (errno != EINTR) {
-            rc = kvs_seterr(kvs_errno(errno), "fsync directory %s: %s", dir, strerror(errno));
-            break;
-        }
+    if (sync_fd(fd, false) < 0) {
+        sync_failed = true;
+        rc = kvs_seterr(kvs_errno(errno), "fsync directory %s: %s", dir, strerror(errno));
     }
     close(fd);
     return rc;

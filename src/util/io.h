@@ -9,6 +9,7 @@
 #ifndef KVS_UTIL_IO_H
 #define KVS_UTIL_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,6 +25,16 @@ int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char
 int io_fdatasync(int fd, const char *path);
 /* fsync the directory so that a create, rename or unlink in it is durable. */
 int io_fsync_dir(const char *dir);
+/* Did an fdatasync or fsync (io_fdatasync, io_fsync_dir) fail on this thread since the last
+ * call? Clears the mark. A failed sync is not like other failures: the store above must stop
+ * trusting later syncs (kvs.h, "Durability"); this tells its callers which failure they got
+ * without threading a flag through every function that syncs. */
+bool io_take_sync_failure(void);
+/* Test hook: when set to N > 0, the Nth sync from then on (io_fdatasync, io_fsync_dir) fails
+ * with EIO without syncing; it counts down to 0, which is off. */
+extern int kvs_test_fail_sync;
+/* Does the test hook fail this sync? (For syncs made elsewhere: the lmdb engine's.) */
+bool io_test_sync_fails(void);
 /* Write a whole small file atomically: tmp file, fsync, rename over path, fsync dir. */
 int io_write_file_atomic(const char *dir, const char *name, const void *buf, size_t len);
 /* Read a whole file of at most max bytes into a new buffer (caller frees, NUL-terminated).

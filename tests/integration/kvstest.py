@@ -50,8 +50,9 @@ class ServerError(AssertionError):
 
 class Server:
     def __init__(self, binary, dir, *args, addr="127.0.0.1:0", check_exit=True,
-                 start_timeout=START_TIMEOUT):
+                 start_timeout=START_TIMEOUT, env=None):
         self.binary = binary
+        self.env = env  # the process's environment (None: this one's)
         self.dir = dir
         self.args = list(args)
         self.addr = addr
@@ -77,7 +78,7 @@ class Server:
     def start(self):
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=_die_with_parent, env=self.env)
         self.pid = self.proc.pid
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()

@@ -24,8 +24,14 @@ the baseline for the next round (check() returns the problems; settle() adopts t
     ... crash, restart ...
     problems = o.check(read_all(o.keys()), cut_time=t, grace=0.0, prefix=False)
     o.settle(state)
+
+Several writer threads may share one oracle: new_write() makes a value and begins its write
+under the oracle's lock (value() and begin() must not be split by another thread's begin), and
+check_read() judges a read made while writes of its key may still be in flight.
 """
+import bisect
 import random
+import threading
 import time
 import zlib
 
@@ -73,6 +79,7 @@ class Oracle:
         self.history = {}   # key -> [Write] since the last settle, oldest first
         self.base = {}      # key -> value (None: absent) at the last settle
         self.by_n = {}      # write number -> Write (this round)
+        self.lock = threading.Lock()  # for new_write(): value() + begin() as one step
 
     # ---- writing ----
 
@@ -99,6 +106,16 @@ class Oracle:
         self.history.setdefault(key, []).append(w)
         self.by_n[w.n] = w
         return w
+
+    def new_write(self, key, size):
+        """value() and begin() as one step, safe among threads: a write to key of a new value of
+        about size bytes, or a remove if size is None. Returns the handle."""
+        with self.lock:
+            return self.begin(key, None if size is None else self.value(key, size))
+
+    def last_n(self):
+        """The number of the last write begun so far."""
+        return self.n
 
     def ack(self, w, at=None):
         w.acked = time.monotonic() if at is None else at
@@ -166,21 +183,65 @@ class Oracle:
                                    "the baseline" if what == [-1] else
                                    ", ".join(repr(self.history[key][i]) for i in what)))
                 continue
-            chosen[key] = ok[-1]
+            # An absent key matches the baseline and every remove alike (and a DEL of an absent
+            # key writes nothing): as the survivor the prefix check takes the earliest write the
+            # state can be, as the one that must have survived the latest -- no false alarm.
+            chosen[key] = (ok[0], ok[-1])
         if prefix and not problems:
             problems += self._check_prefix(chosen)
         return problems
 
+    def check_read(self, key, got, since, upto=None):
+        """Problems (a list, empty if none) of a read of key answered got (None: absent) while
+        writes may be in flight. The read was sent at since (monotonic): it must return the last
+        write of key acknowledged by then (the baseline if none) or a later one, acknowledged or
+        not -- but none numbered above upto (the last write number begun before the read was
+        sent; None: no bound), which the store had not been asked for yet."""
+        kind, what = self._which(key, got)
+        if kind == "bad":
+            return ["%r: read %s" % (key, what)]
+        hist = self.history.get(key, [])
+        req = self._required(key, since)
+        ok = [i for i in what if i >= req and (upto is None or i < 0 or hist[i].n <= upto)]
+        if ok:
+            return []
+        return ["%r: read %s, but %s" % (
+            key, "absent" if got is None else "the baseline" if what == [-1] else
+            ", ".join(repr(hist[i]) for i in what),
+            "%r was acknowledged before the read was sent" % hist[req] if req >= 0 and
+            all(i < req for i in what) else "that write was sent after the read")]
+
+    def _required_table(self, keys):
+        """A function (key, deadline) -> _required(key, deadline) for these keys that takes
+        log time: per key the acknowledgement times sorted, with the highest history index
+        acknowledged up to each."""
+        table = {}
+        for key in keys:
+            acks = sorted((w.acked, i) for i, w in enumerate(self.history.get(key, []))
+                          if w.acked is not None)
+            best, top = [], -1
+            for _, i in acks:
+                top = max(top, i)
+                best.append(top)
+            table[key] = ([t for t, _ in acks], best)
+
+        def required(key, deadline):
+            times, best = table[key]
+            k = bisect.bisect_right(times, deadline)
+            return best[k - 1] if k else -1
+        return required
+
     def _check_prefix(self, chosen):
         """Every write acknowledged before a surviving write was sent survived (or a later one of
-        its key did)."""
+        its key did). chosen: key -> (earliest, latest) history index its state can be."""
         problems = []
-        for key, i in chosen.items():
+        required = self._required_table(chosen)
+        for key, (i, _) in chosen.items():
             if i < 0:
                 continue
             sent = self.history[key][i].sent
-            for other, j in chosen.items():
-                req = self._required(other, sent)
+            for other, (_, j) in chosen.items():
+                req = required(other, sent)
                 if j < req:
                     problems.append("not a prefix: %r survived, but %r, acknowledged before it "
                                     "was sent, did not" % (self.history[key][i],

@@ -548,6 +548,46 @@ static void test_stray_at_the_last_id(void **state)
     free(dir);
 }
 
+/* kill -9 between seg_create's creation of the file and its header write leaves an empty (or
+ * header-short) NNNNNN.log at the next id: removed at open, not kept as a stray at every open
+ * (found by the kill -9 torture: 8 such files after 60 kills). Two in a row (a crash at each
+ * open) go too; a short file at another id stays a stray. */
+static void test_unfinished_creation_removed(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp(), next[4096], after[4096], far[4096], name[32];
+    kvs_options o = small_segments();
+    kvs_t *db = tu_open(dir, &o);
+    uint32_t ids[1024], n;
+
+    set_big(db, 0);
+    assert_int_equal(kvs_close(db), 0);
+    n = log_ids(dir, ids, 1024);
+    assert_true(n > 0);
+    snprintf(name, sizeof name, "%06u.log", ids[n - 1] + 1);
+    snprintf(next, sizeof next, "%s", tu_path(dir, name));
+    tu_spill(next, "", 0);
+    snprintf(name, sizeof name, "%06u.log", ids[n - 1] + 2);
+    snprintf(after, sizeof after, "%s", tu_path(dir, name));
+    tu_spill(after, "KVSL", 4); /* the start of a header */
+    snprintf(name, sizeof name, "%06u.log", ids[n - 1] + 9);
+    snprintf(far, sizeof far, "%s", tu_path(dir, name));
+    tu_spill(far, "", 0);
+    tu_log_capture(KVS_LOG_INFO);
+    db = tu_open(dir, &o);
+    assert_logged("creation a crash cut short", "");
+    assert_false(exists(next));
+    assert_false(exists(after));
+    assert_true(exists(far));
+    for (int i = 1; i < 10; i++) /* rotations */
+        set_big(db, i);
+    check_big(db, 0, 10);
+    assert_int_equal(kvs_close(db), 0);
+    tu_log_release();
+    tu_rm_rf(dir);
+    free(dir);
+}
+
 static void test_stray_in_the_way(void **state)
 {
     (void)state;
@@ -658,6 +698,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_failed_manifest_rewrite),
         cmocka_unit_test(test_stray_at_the_last_id),
         cmocka_unit_test(test_stray_in_the_way),
+        cmocka_unit_test(test_unfinished_creation_removed),
         cmocka_unit_test(test_ids_used_up),
         cmocka_unit_test(test_only_our_tmp_files_removed),
     };

@@ -13,6 +13,17 @@
  * one manifest edit, then write the sealed segment's hint file. A crash between any two steps
  * leaves either the old state (an unnamed new file, deleted at open) or the new one (a sealed
  * segment without a hint, scanned at open).
+ *
+ * Order of syncs: whoever syncs (the leader with KVS_SYNC_ALWAYS, the everysec syncer, the hint
+ * writer, a compaction before its commit) syncs sealed segments oldest first, then the active
+ * one, so what a power cut leaves is a prefix of the commit order — recovery relies on it to
+ * tell a torn tail from damage (seg_scan_unsynced).
+ *
+ * A failed sync fences the store (log_fence, kvs.h "Durability"): the kernel may have dropped
+ * the pages it could not write and marked them clean, so no sync is retried and nothing is
+ * acknowledged after it; every later write gets KVS_ESYNC, reads go on. Syncs of one segment are
+ * one at a time (log_sync_seg) so that a sync cannot succeed, unseen, just after another failed.
+ * A failure that is not a sync's (ENOSPC from fallocate) fails its batch and nothing more.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +42,76 @@
 
 unsigned log_manifest_reset_edits = 1024;
 unsigned kvs_test_syncer_delay_us = 0;
+
+int log_fence(logdb *db, const char *why)
+{
+    return fence_raise(&db->fence, db->dir, why);
+}
+
+int log_fenced(logdb *db)
+{
+    return fence_check(&db->fence);
+}
+
+bool log_fence_if_sync_failed(logdb *db)
+{
+    if (!io_take_sync_failure())
+        return false;
+    log_fence(db, kvs_last_error());
+    return true;
+}
+
+int log_sync_seg(logdb *db, seg *s)
+{
+    int rc;
+
+    pthread_mutex_lock(&s->smu);
+    if ((rc = log_fenced(db)) == 0 && (rc = io_fdatasync(s->fd, s->path)) < 0 &&
+        io_take_sync_failure())
+        rc = log_fence(db, kvs_last_error());
+    pthread_mutex_unlock(&s->smu);
+    return rc;
+}
+
+/* Compaction calls this right before its commit. It dropped the records that newer writes
+ * replaced, and the commit makes the drop durable: the newer writes must be durable first, or a
+ * power cut after the commit loses both (with everysec, a key written long ago would vanish).
+ * Sealed segments first, oldest first, then the active one, as the syncer does — and outside
+ * wmu, as the syncer does: writes landing meanwhile replaced nothing the compaction dropped. */
+int log_sync_written(logdb *db)
+{
+    seg **v;
+    uint32_t n = 0, sealed;
+    int rc = 0;
+
+    pthread_mutex_lock(&db->wmu);
+    v = malloc((db->nsegs + 1) * sizeof *v);
+    for (uint32_t i = 0; v && i < db->nsegs; i++)
+        if (db->segs[i]->needs_sync)
+            v[n++] = db->segs[i];
+    sealed = n;
+    bool active = v && db->dirty;
+    if (active) {
+        v[n++] = db->active;
+        db->dirty = false;
+    }
+    pthread_mutex_unlock(&db->wmu);
+    if (!v)
+        return KVS_ENOMEM;
+    /* no lock: only compaction frees segments, and the caller holds cmu */
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        rc = log_sync_seg(db, v[i]);
+    pthread_mutex_lock(&db->wmu);
+    for (uint32_t i = 0; rc == 0 && i < sealed; i++)
+        v[i]->needs_sync = false; /* sealed: nothing is appended to them any more */
+    if (rc < 0 && active)
+        db->dirty = true;
+    if (rc == 0 && n > 0)
+        __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&db->wmu);
+    free(v);
+    return rc;
+}
 
 void log_mark_dead(seg *s, uint64_t bytes)
 {
@@ -73,7 +154,7 @@ void log_segs_remove(logdb *db, seg *s)
  * records the compaction deliberately left behind); the compaction's end calls this again. */
 int log_manifest_maybe_reset(logdb *db)
 {
-    if (db->man.edits < log_manifest_reset_edits || db->compacting)
+    if (db->man.edits < log_manifest_reset_edits || db->compacting || log_is_fenced(db))
         return 0;
     return log_manifest_rewrite(db);
 }
@@ -101,15 +182,17 @@ int log_sync_locked(logdb *db)
 {
     int rc = 0;
 
+    if ((rc = log_fenced(db)) < 0)
+        return rc;
     __atomic_add_fetch(&db->syncs_started, 1, __ATOMIC_RELAXED);
     if (kvs_test_sync_delay_us)
         usleep(kvs_test_sync_delay_us);
     for (uint32_t i = 0; i < db->nsegs && rc == 0; i++) {
         seg *s = db->segs[i];
-        if (s->needs_sync && (rc = io_fdatasync(s->fd, s->path)) == 0)
+        if (s->needs_sync && (rc = log_sync_seg(db, s)) == 0)
             s->needs_sync = false;
     }
-    if (rc == 0 && db->dirty && (rc = io_fdatasync(db->active->fd, db->active->path)) == 0)
+    if (rc == 0 && db->dirty && (rc = log_sync_seg(db, db->active)) == 0)
         db->dirty = false;
     if (rc == 0)
         __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
@@ -129,9 +212,18 @@ static int rotate(logdb *db, uint64_t need)
      * by whoever syncs next, before the new segment's (log_sync_locked). */
     if ((rc = log_take_seg_id(db, &id)) < 0 || (rc = seg_create(db->dir, id, cap, &s)) < 0)
         return rc;
-    if ((rc = man_append(&db->man, s->id, &s->id, 1, NULL, 0)) < 0 ||
-        (rc = log_segs_add(db, s)) < 0) {
+    if ((rc = log_segs_add(db, s)) < 0) {
         seg_destroy(s);
+        return rc;
+    }
+    if ((rc = man_append(&db->man, s->id, &s->id, 1, NULL, 0)) < 0) {
+        log_segs_remove(db, s);
+        /* A failed sync leaves it unknown whether the edit reached the disk: keep the file it
+         * names (empty: at the next open it is either the active segment or deleted). */
+        if (log_fence_if_sync_failed(db))
+            seg_close(s);
+        else
+            seg_destroy(s);
         return rc;
     }
     old->needs_sync = db->dirty;
@@ -140,7 +232,7 @@ static int rotate(logdb *db, uint64_t need)
         LOG_WARN("%s", kvs_last_error()); /* only the preallocated tail stays */
     old->needs_hint = true;
     __atomic_store_n(&db->active, s, __ATOMIC_RELEASE);
-    if ((rc = log_manifest_maybe_reset(db)) < 0)
+    if ((rc = log_manifest_maybe_reset(db)) < 0 && !log_fence_if_sync_failed(db))
         LOG_WARN("manifest rewrite failed: %s", kvs_last_error());
     log_maint_kick(db);
     return 0;
@@ -335,6 +427,8 @@ static void commit_batch(logdb *db, commit_req *batch)
     pthread_mutex_lock(&db->wmu);
     if (db->stopping)
         rc = kvs_seterr(KVS_ECLOSED, "the store is closing");
+    else
+        rc = log_fenced(db);
     for (commit_req *r = batch; r && rc == 0; r = r->next)
         for (size_t i = 0; i < r->n && rc == 0; i++) {
             r->ops[i].rc = 0;
@@ -344,6 +438,12 @@ static void commit_batch(logdb *db, commit_req *batch)
         rc = flush_pending(db, &p);
     if (rc == 0 && db->opt.sync == KVS_SYNC_ALWAYS)
         rc = log_sync_locked(db);
+    /* A sync that failed in this batch (a rotation's, a manifest rewrite's) or in another
+     * thread meanwhile fails the batch too: none of it is acknowledged behind a failed sync. */
+    if (rc < 0)
+        log_fence_if_sync_failed(db);
+    if (log_is_fenced(db))
+        rc = log_fenced(db);
     db->last_write_usec = clock_usec();
     db->idle_done = false;
     if (idx_needs_resize(db->idx))
@@ -457,6 +557,8 @@ static void *syncer_main(void *arg)
             v = nv;
             cap = db->nsegs + 1;
         }
+        if (log_is_fenced(db))
+            continue; /* nothing is synced after a failed sync (log_fence) */
         for (uint32_t i = 0; i < db->nsegs; i++)
             if (db->segs[i]->needs_sync)
                 v[n++] = db->segs[i];
@@ -472,7 +574,7 @@ static void *syncer_main(void *arg)
         rcu_read_lock();
         pthread_mutex_unlock(&db->wmu);
         for (uint32_t i = 0; i < n && rc == 0; i++)
-            rc = io_fdatasync(v[i]->fd, v[i]->path);
+            rc = log_sync_seg(db, v[i]); /* a failure fences the store */
         if (kvs_test_syncer_delay_us)
             usleep(kvs_test_syncer_delay_us);
         /* Clear the flags before leaving the read section: a segment synced here may have been
@@ -487,7 +589,6 @@ static void *syncer_main(void *arg)
                 v[i]->needs_sync = false;
         rcu_read_unlock();
         if (rc < 0) {
-            LOG_ERROR("background sync failed: %s", kvs_last_error());
             db->dirty = db->dirty || active;
             continue;
         }
@@ -507,7 +608,7 @@ static void *syncer_main(void *arg)
 static bool idle_cleanup_due(logdb *db)
 {
     if (!db->opt.auto_compact || db->idle_done || db->last_write_usec == 0 ||
-        clock_usec() - db->last_write_usec < IDLE_USEC)
+        log_is_fenced(db) || clock_usec() - db->last_write_usec < IDLE_USEC)
         return false;
     db->idle_done = true;
     seg *a = db->active;
@@ -528,6 +629,8 @@ static void *maint_main(void *arg)
     next.tv_sec += 1;
     while (tick_wait(db, &db->maint_cv, &next, &db->maint_kicked)) {
         db->maint_kicked = false;
+        if (log_is_fenced(db))
+            continue; /* no hints, no compaction: both sync (log_fence) */
         bool idle = idle_cleanup_due(db);
         bool due = db->opt.auto_compact && log_compact_due(db);
         pthread_mutex_unlock(&db->wmu);

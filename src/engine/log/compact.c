@@ -12,9 +12,11 @@
  *   1. write the outputs                      crash → outputs are leftovers, deleted at open
  *   2. fdatasync the outputs and the dir      crash → same
  *   3. write their hint files                 crash → same
- *   4. one manifest edit: add outputs, drop victims (synced) — the commit point
+ *   4. sync every write not synced yet (everysec, never): the drop of a record that a newer
+ *      write replaced must not reach the disk before that write does (log_sync_written)
+ *   5. one manifest edit: add outputs, drop victims (synced) — the commit point
  *                                             crash → victims are leftovers, deleted at open
- *   5. repoint the index (compare-and-swap per key), take the victims off the segment list,
+ *   6. repoint the index (compare-and-swap per key), take the victims off the segment list,
  *      wait for an RCU grace period, close and delete the victims
  *
  * Which records are live: a set is live if the index still names exactly this record
@@ -225,7 +227,7 @@ static int write_outputs(compactor *c, seg **victims, uint32_t n)
     return 0;
 }
 
-/* Step 4: the manifest edit that commits the swap. */
+/* Step 5: the manifest edit that commits the swap. */
 static int commit_swap(compactor *c, seg **victims, uint32_t n)
 {
     uint32_t *add = malloc((c->nouts + 1) * sizeof *add), *drop = malloc(n * sizeof *drop);
@@ -254,7 +256,7 @@ out:
 
 unsigned kvs_test_install_delay_us = 0;
 
-/* Step 5 (the victims already left the segment list with the commit): point the index at the
+/* Step 6 (the victims already left the segment list with the commit): point the index at the
  * copies, then retire the victims. Repointing needs no lock:
  * each swap is a compare-and-swap against the exact record copied, so a write that lands
  * meanwhile wins and the copy is counted dead. */
@@ -279,7 +281,7 @@ static void install(compactor *c, seg **victims, uint32_t n)
     synchronize_rcu(); /* no reader still holds an entry naming a victim */
     for (uint32_t i = 0; i < n; i++)
         seg_destroy(victims[i]);
-    if (io_fsync_dir(db->dir) < 0)
+    if (io_fsync_dir(db->dir) < 0 && !log_fence_if_sync_failed(db))
         LOG_WARN("compaction: %s", kvs_last_error());
     log_crash_point(CRASH_AFTER_DELETE);
 }
@@ -301,6 +303,8 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
 
     if (n == 0)
         return 0;
+    if ((rc = log_fenced(db)) < 0)
+        return rc;
     pthread_mutex_lock(&db->wmu);
     for (uint32_t i = 0; i < n && rc == 0; i++)
         if (!is_live(db, victims[i]) || !victims[i]->sealed || victims[i] == db->active)
@@ -321,7 +325,7 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
         rc = KVS_ENOMEM;
         goto fail;
     }
-    if ((rc = write_outputs(&c, victims, n)) < 0)
+    if ((rc = write_outputs(&c, victims, n)) < 0 || (rc = log_sync_written(db)) < 0)
         goto fail;
     /* The segment list changes with the manifest edit, under the same hold of wmu: whoever
      * reads the list (a manifest rewrite, above all) sees the store as the manifest says it is
@@ -334,8 +338,17 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
             log_segs_remove(db, victims[i]);
     }
     pthread_mutex_unlock(&db->wmu);
-    if (rc < 0)
+    if (rc < 0) {
+        if (log_fence_if_sync_failed(db)) {
+            /* Whether the edit reached the disk is unknown: keep the outputs (and their hints)
+             * it names. The next open finds them live and the victims dropped, or deletes them
+             * as copies of live records. */
+            for (uint32_t i = 0; i < c.nouts; i++)
+                seg_close(c.outs[i]);
+            c.nouts = 0;
+        }
         goto fail;
+    }
     log_crash_point(CRASH_AFTER_MANIFEST);
     for (uint32_t i = 0; i < c.nouts; i++)
         out += c.outs[i]->size;
@@ -352,11 +365,13 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
              (unsigned long long)in, c.nouts, (unsigned long long)out, (unsigned long long)usec);
     pthread_mutex_lock(&db->wmu);
     db->compacting = 0;
-    if (log_manifest_maybe_reset(db) < 0)
+    if (log_manifest_maybe_reset(db) < 0 && !log_fence_if_sync_failed(db))
         LOG_WARN("manifest rewrite failed: %s", kvs_last_error());
     pthread_mutex_unlock(&db->wmu);
     return (int64_t)(in - out);
 fail:
+    if (log_fence_if_sync_failed(db))
+        rc = log_fenced(db);
     compactor_free(&c, true);
     pthread_mutex_lock(&db->wmu);
     db->compacting = 0;
@@ -388,6 +403,10 @@ static uint32_t candidates(logdb *db, double ratio, seg **out, uint64_t *dead)
     for (uint32_t i = 0; i < db->nsegs; i++) {
         seg *s = db->segs[i];
         uint64_t d = __atomic_load_n(&s->dead, __ATOMIC_RELAXED);
+        /* A sealed segment that holds no record (its writes lost to a power cut before it was
+         * synced, its tail cut at open) is all reclaimable: its header and its file. */
+        if (s->sealed && s->size <= SEG_HDR && s != db->active && !s->unreadable)
+            d = SEG_HDR;
         if (s == db->active || !s->sealed || d == 0 || s->unreadable)
             continue;
         if ((double)d < ratio * (double)(s->size - SEG_HDR))
@@ -417,6 +436,8 @@ static int64_t compact_chosen(logdb *db, double ratio, uint64_t min_dead, uint64
     uint32_t n = 0, take = 0;
     int64_t rc = 0;
 
+    if ((rc = log_fenced(db)) < 0)
+        return rc;
     pthread_mutex_lock(&db->cmu);
     pthread_mutex_lock(&db->wmu);
     if ((v = malloc((db->nsegs + 1) * sizeof *v)) != NULL)
@@ -449,6 +470,8 @@ void log_write_pending_hints(logdb *db)
     seg **v;
     uint32_t n = 0;
 
+    if (log_is_fenced(db))
+        return; /* a hint's segment is synced first: nothing syncs after a failed sync */
     pthread_mutex_lock(&db->cmu);
     pthread_mutex_lock(&db->wmu);
     v = malloc((db->nsegs + 1) * sizeof *v);
@@ -458,15 +481,18 @@ void log_write_pending_hints(logdb *db)
     pthread_mutex_unlock(&db->wmu);
     for (uint32_t i = 0; i < n; i++) {
         /* A hint must never describe writes a crash could still lose: sync first (the flag
-         * stays for the syncer, which keeps the order of syncs). */
-        int rc = io_fdatasync(v[i]->fd, v[i]->path);
+         * stays for the syncer, which keeps the order of syncs; so does this loop, oldest
+         * first, and it stops at a failed sync). */
+        int rc = log_sync_seg(db, v[i]);
         if (rc == 0)
             rc = hint_write(db->dir, v[i]);
+        if (rc < 0 && (rc == KVS_ESYNC || log_fence_if_sync_failed(db)))
+            break;
         if (rc < 0)
             LOG_WARN("%s: no hint file written (%s); the segment will be scanned at open",
                      v[i]->path, kvs_last_error());
     }
-    if (n && io_fsync_dir(db->dir) < 0)
+    if (n && !log_is_fenced(db) && io_fsync_dir(db->dir) < 0 && !log_fence_if_sync_failed(db))
         LOG_WARN("hint files: %s", kvs_last_error());
     pthread_mutex_lock(&db->wmu);
     for (uint32_t i = 0; i < n; i++)

@@ -33,6 +33,7 @@
 #include "engine/log/manifest.h"
 #include "engine/log/segment.h"
 #include "kvs.h"
+#include "util/fence.h"
 
 /* A writer's request in the commit queue (commit.c). */
 typedef struct commit_req {
@@ -81,9 +82,36 @@ typedef struct logdb {
     uint64_t corrupt_records; /* damaged records recovery found (record.h, seg_scan) */
     int compacting;
     uint64_t compact_done, compact_todo;
+
+    /* A sync failed: no more writes, syncs or maintenance (log_fence; util/fence.h). */
+    kvs_fence fence;
 } logdb;
 
 /* commit.c */
+/* fsyncgate (kvs.h, "Durability"). A sync failed — why says which and how: fence the store.
+ * After a failed fsync the kernel may have dropped the pages it could not write and marked them
+ * clean, so a sync retried later can succeed without them. So nothing is retried: every later
+ * write, sync, compaction and hint write fails with KVS_ESYNC, reads go on, and a restart
+ * recovers from what is on disk. Any thread, any locks. Returns KVS_ESYNC with the detail. */
+int log_fence(logdb *db, const char *why);
+/* KVS_ESYNC (detail set) if the store is fenced, else 0. */
+int log_fenced(logdb *db);
+static inline bool log_is_fenced(logdb *db)
+{
+    return fence_is_up(&db->fence);
+}
+/* After a step that may have synced failed: if a sync failed on this thread
+ * (io_take_sync_failure), fence with the failure's detail (kvs_last_error) and return true. */
+bool log_fence_if_sync_failed(logdb *db);
+/* fdatasync segment s: the way the log engine syncs a segment. Syncs of one segment are one at
+ * a time, and a failure fences the store before the next may start: the kernel reports a failed
+ * writeback of a file to one fdatasync only, so the sync after it could succeed and prove
+ * nothing. KVS_ESYNC once fenced. */
+int log_sync_seg(logdb *db, seg *s);
+/* Sync every write not synced yet — sealed segments oldest first, then the active one — the
+ * fdatasyncs outside wmu (cmu held, wmu not): before a compaction commits, the writes that
+ * replaced the records it dropped must be durable. */
+int log_sync_written(logdb *db);
 /* Commit ops (checked by api.c) through the group-commit queue; each op's rc is set. */
 int log_write(logdb *db, kvs_op *ops, size_t n);
 int log_sync(logdb *db);

@@ -2,13 +2,16 @@
  * recover.c — opening a store: from the files on disk to a ready index.
  *
  *   1. Replay the MANIFEST: which segments are live, which is active. A new directory gets a
- *      manifest naming one empty active segment.
+ *      manifest naming one empty active segment — so does one that holds no MANIFEST and only
+ *      segments of ours that hold nothing (a first open cut short; they are removed).
  *   2. Delete our temporary files (by their exact names); note the segment files the manifest
  *      does not name, telling ours (a valid header naming the file's id) from strays, which are
  *      left alone; next_id goes past the manifest's ids and ours, never past a stray's.
  *   3. Load each sealed segment from its hint file; where the hint is missing or damaged, scan
  *      the segment (verifying every checksum) and write the hint anew. A zero tail (a crash
- *      between a rotation and its seal) is cut first, so that the new hint matches.
+ *      between a rotation and its seal) is cut first, so that the new hint matches; so is a
+ *      torn tail of a segment without a hint (it may not have been synced since it was sealed:
+ *      it is scanned as the active one is).
  *   4. Scan the active segment; a tail that holds no record is a torn append and is truncated,
  *      with its size logged.
  *   Damage (seg_scan) is logged with file and offset and counted (corrupt_records): a record
@@ -99,22 +102,16 @@ static void count_damage(logdb *db, const seg_scan_result *res)
         __atomic_add_fetch(&db->corrupt_records, n, __ATOMIC_RELAXED);
 }
 
-static int load_sealed(logdb *db, seg *s)
+/* Scan sealed segment s into the index (it has no hint, or a damaged one), judging its tail as
+ * seg_scan_unsynced does with newer; cut a zero or torn tail, write the hint anew. */
+static int load_scanned(logdb *db, seg *s, uint64_t newer)
 {
     load_ctx c = {db, s, 0, &db->recovered_tombstones};
     seg_scan_result res;
-    rcu_read_lock(); /* one outer section: each insert's own lock nests at no cost */
-    int rc = hint_load(db->dir, s, load_record, &c);
-    rcu_read_unlock();
+    int rc;
 
-    if (rc == 0)
-        return 0;
-    if (rc != KVS_ENOTFOUND && rc != KVS_ECORRUPT)
-        return rc;
-    if (rc == KVS_ECORRUPT)
-        LOG_WARN("%s; scanning the segment instead", kvs_last_error());
-    rcu_read_lock();
-    rc = seg_scan(s, load_record, &c, &res);
+    rcu_read_lock(); /* one outer section: each insert's own lock nests at no cost */
+    rc = seg_scan_unsynced(s, newer, load_record, &c, &res);
     rcu_read_unlock();
     if (rc < 0)
         return rc;
@@ -127,12 +124,19 @@ static int load_sealed(logdb *db, seg *s)
         log_mark_dead(s, res.tail_bytes);
         return 0;
     }
-    if (res.tail == SEG_TAIL_ZERO) {
+    if (res.tail == SEG_TAIL_ZERO || res.tail == SEG_TAIL_TORN) {
         /* A crash between a rotation and the seal leaves the room the file was given ahead:
          * cut it (nothing but zeros after the last record), or the hint, which records the
-         * segment's size, would never match and the segment be scanned at every open. */
-        LOG_INFO("%s: cutting %llu bytes of room never written at offset %llu", s->path,
-                 (unsigned long long)res.tail_bytes, (unsigned long long)res.valid_end);
+         * segment's size, would never match and the segment be scanned at every open. A torn
+         * append (a power cut before the sealed segment was synced) is cut the same way. */
+        if (res.tail == SEG_TAIL_TORN)
+            LOG_WARN("%s: torn tail: truncating %llu bytes at offset %llu (a crash before the "
+                     "sealed segment was synced)",
+                     s->path, (unsigned long long)res.tail_bytes,
+                     (unsigned long long)res.valid_end);
+        else
+            LOG_INFO("%s: cutting %llu bytes of room never written at offset %llu", s->path,
+                     (unsigned long long)res.tail_bytes, (unsigned long long)res.valid_end);
         if (seg_trim(s, res.valid_end) < 0) {
             LOG_WARN("%s", kvs_last_error());
             return 0;
@@ -143,11 +147,57 @@ static int load_sealed(logdb *db, seg *s)
     return 0;
 }
 
+/* Load sealed segment s from its hint: 0, or KVS_ENOTFOUND when it has none — the caller then
+ * scans it (load_unhinted) once every segment it must be compared with is loaded: without a
+ * hint it may not have been synced since it was sealed (a hint is written only after its
+ * segment's sync), so a power cut may have torn its tail as it tears the active one's. A
+ * damaged hint was written, so its segment had been synced: it is scanned now, and there only
+ * zeros are not damage. */
+static int load_sealed(logdb *db, seg *s)
+{
+    load_ctx c = {db, s, 0, &db->recovered_tombstones};
+
+    rcu_read_lock(); /* one outer section: each insert's own lock nests at no cost */
+    int rc = hint_load(db->dir, s, load_record, &c);
+    rcu_read_unlock();
+    if (rc != KVS_ECORRUPT)
+        return rc;
+    LOG_WARN("%s; scanning the segment instead", kvs_last_error());
+    return load_scanned(db, s, UINT64_MAX);
+}
+
+static int by_id_desc(const void *a, const void *b)
+{
+    uint32_t x = (*(seg *const *)a)->id, y = (*(seg *const *)b)->id;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The sealed segments without a hint, after all the others and the active one, newest first:
+ * each one's tail is judged against the newest record any other segment holds (a segment with
+ * a lower id never holds a record newer than one of a higher id: it was sealed, or written by
+ * a compaction, before that one existed). */
+static int load_unhinted(logdb *db, seg **v, uint32_t n)
+{
+    int rc = 0;
+
+    qsort(v, n, sizeof *v, by_id_desc);
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        uint64_t newest = 0;
+        for (uint32_t j = 0; j < db->nsegs; j++)
+            if (db->segs[j] != v[i] && db->segs[j]->min_seq != UINT64_MAX &&
+                db->segs[j]->max_seq > newest)
+                newest = db->segs[j]->max_seq;
+        rc = load_scanned(db, v[i], newest);
+    }
+    return rc;
+}
+
 /*
  * Sealed segments load in parallel, one segment per thread at a time: the index takes
  * concurrent inserts, "newest seq wins" is decided per key by the index itself whatever order
  * the segments come in, and the shared figures (last seq, dead bytes, tombstone count) are
- * atomics. The active segment, which may need truncating, is loaded alone afterwards.
+ * atomics. The active segment, which may need truncating, is loaded alone afterwards, and
+ * after it the sealed segments that have no hint (load_unhinted).
  */
 #define LOADERS_MAX 4
 
@@ -156,6 +206,8 @@ typedef struct loaders {
     uint32_t next; /* atomic: the next segment index to take */
     int rc;        /* first failure (under mu) */
     char err[256];
+    seg **unhinted; /* the segments without a hint, for load_unhinted (under mu) */
+    uint32_t nunhinted;
     pthread_mutex_t mu;
 } loaders;
 
@@ -172,6 +224,12 @@ static void *loader_main(void *arg)
         if (s == db->active)
             continue;
         int rc = load_sealed(db, s);
+        if (rc == KVS_ENOTFOUND) {
+            pthread_mutex_lock(&l->mu);
+            l->unhinted[l->nunhinted++] = s;
+            pthread_mutex_unlock(&l->mu);
+            continue;
+        }
         if (rc < 0) {
             pthread_mutex_lock(&l->mu);
             if (l->rc == 0) {
@@ -186,13 +244,19 @@ static void *loader_main(void *arg)
     return NULL;
 }
 
-static int load_all_sealed(logdb *db)
+/* Load the sealed segments that have a hint; those without one go into *unhinted (n of them,
+ * an array the caller frees). */
+static int load_all_sealed(logdb *db, seg ***unhinted, uint32_t *nunhinted)
 {
-    loaders l = {db, 0, 0, "", PTHREAD_MUTEX_INITIALIZER};
+    loaders l = {db, 0, 0, "", NULL, 0, PTHREAD_MUTEX_INITIALIZER};
     pthread_t t[LOADERS_MAX];
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int n = cores < 1 ? 1 : cores > LOADERS_MAX ? LOADERS_MAX : (int)cores, started = 0;
 
+    if (!(l.unhinted = malloc((db->nsegs + 1) * sizeof *l.unhinted)))
+        return KVS_ENOMEM;
+    *unhinted = l.unhinted;
+    *nunhinted = 0;
     if (db->nsegs < 3)
         n = 1;
     for (int i = 1; i < n; i++)
@@ -202,6 +266,7 @@ static int load_all_sealed(logdb *db)
     for (int i = 0; i < started; i++)
         pthread_join(t[i], NULL);
     pthread_mutex_destroy(&l.mu);
+    *nunhinted = l.nunhinted;
     if (l.rc < 0)
         return kvs_seterr(l.rc, "%s", l.err);
     return 0;
@@ -239,7 +304,11 @@ static int start_new_active(logdb *db)
     }
     if ((rc = man_append(&db->man, n->id, &n->id, 1, NULL, 0)) < 0) {
         log_segs_remove(db, n);
-        seg_destroy(n);
+        /* a failed sync: the edit may be on disk, so the file it names stays (as in rotate) */
+        if (io_take_sync_failure())
+            seg_close(n);
+        else
+            seg_destroy(n);
         return rc;
     }
     LOG_WARN("%s: the new active segment", n->path);
@@ -399,14 +468,47 @@ static int open_ours(logdb *db, uint32_t id, seg **s)
 
 /* Keep in logs only the segments that are ours, add the strays to kept; *max_id gets the
  * highest id of ours. */
-static int keep_ours(logdb *db, id_list *logs, id_list *kept, uint32_t *max_id)
+/*
+ * A segment whose creation a crash cut short (seg_create makes the file, then writes its
+ * header: a kill in between leaves it empty or with part of the header) is ours if it is the
+ * next id that would have been taken — or the next after such a one, a crash at each open.
+ * Those are deleted; any other short file is a stray like the rest. unfinished: ascending.
+ */
+static int drop_unfinished(logdb *db, const id_list *unfinished, uint32_t next, id_list *kept)
 {
+    bool removed = false;
+    int rc = 0;
+
+    for (uint32_t i = 0; i < unfinished->n && rc == 0; i++) {
+        char name[SEG_NAME_MAX], path[PATH_MAX];
+        uint32_t id = unfinished->v[i];
+        seg_name(name, sizeof name, id, "log");
+        if (id == next && io_join(path, sizeof path, db->dir, name) == 0 && unlink(path) == 0) {
+            LOG_INFO("removing %s: a segment whose creation a crash cut short", path);
+            removed = true;
+            next++;
+            continue;
+        }
+        LOG_WARN("%s/%s: shorter than a segment header, and not the segment being created: "
+                 "left alone",
+                 db->dir, name);
+        rc = id_push(kept, id);
+    }
+    return rc == 0 && removed ? io_fsync_dir(db->dir) : rc;
+}
+
+static int keep_ours(logdb *db, id_list *logs, id_list *kept, uint32_t *max_id,
+                     uint32_t man_max)
+{
+    id_list unfinished = {0};
     uint32_t n = 0;
     int rc = 0;
 
     for (uint32_t i = 0; i < logs->n && rc >= 0; i++) {
         seg *s;
-        if ((rc = open_ours(db, logs->v[i], &s)) == 1) {
+        if (seg_is_unfinished(db->dir, logs->v[i])) {
+            rc = id_push(&unfinished, logs->v[i]);
+        } else if ((rc = open_ours(db, logs->v[i], &s)) == 1) {
             seg_close(s);
             logs->v[n++] = logs->v[i];
             if (logs->v[i] > *max_id)
@@ -416,6 +518,9 @@ static int keep_ours(logdb *db, id_list *logs, id_list *kept, uint32_t *max_id)
         }
     }
     logs->n = n;
+    if (rc >= 0)
+        rc = drop_unfinished(db, &unfinished, (man_max > *max_id ? man_max : *max_id) + 1, kept);
+    free(unfinished.v);
     return rc < 0 ? rc : 0;
 }
 
@@ -618,7 +723,7 @@ static int adopt_segment(logdb *db, const man_state *st, unnamed *u)
              "loaded, and the manifest rewritten to name it",
              s->path, (unsigned long long)st->lost_bytes, (unsigned long long)st->lost_off,
              (unsigned long long)u->records);
-    return load_sealed(db, s);
+    return load_scanned(db, s, 0); /* its tail is cut already: it was judged as the active */
 }
 
 /* Leave the manifest whole and naming the live list before the first write: rewritten if a
@@ -640,8 +745,20 @@ static int settle_manifest(logdb *db, const man_state *st, bool adopted)
     return 0;
 }
 
-/* Does dir hold a segment of ours? (Strays are named in warnings and do not count.) */
-static int dir_has_segments(logdb *db)
+/* Does segment file id (ours) hold anything: a record, or bytes that are not zeros? */
+static int holds_data(logdb *db, seg *s)
+{
+    unnamed u = {.db = db, .s = s};
+    int rc = judge(&u);
+
+    if (rc < 0)
+        return rc;
+    return u.records > 0 || u.res.tail == SEG_TAIL_CORRUPT || u.res.tail == SEG_TAIL_TORN;
+}
+
+/* Does dir hold a segment of ours that holds data? (Strays are named in warnings and do not
+ * count.) Segments of ours that hold nothing go into empty. */
+static int dir_has_segments(logdb *db, id_list *empty)
 {
     DIR *d = opendir(db->dir);
     struct dirent *de;
@@ -652,19 +769,47 @@ static int dir_has_segments(logdb *db)
     if (!d)
         return kvs_seterr(kvs_errno(errno), "open directory %s: %s", db->dir, strerror(errno));
     while (found == 0 && (de = readdir(d)) != NULL)
-        if ((id = seg_parse_name(de->d_name, "log")) != 0 && (found = open_ours(db, id, &s)) == 1)
+        if ((id = seg_parse_name(de->d_name, "log")) != 0 && (found = open_ours(db, id, &s)) == 1) {
+            if ((found = holds_data(db, s)) == 0)
+                found = id_push(empty, id);
             seg_close(s);
+        }
     closedir(d);
     return found;
 }
 
+/* Delete the segments of a first open that a crash cut short before its MANIFEST was in place:
+ * they hold no record (a segment is created, synced, and only then named by a new MANIFEST). */
+static int remove_unborn(logdb *db, const id_list *empty)
+{
+    char name[SEG_NAME_MAX], path[PATH_MAX];
+    int rc;
+
+    for (uint32_t i = 0; i < empty->n; i++) {
+        seg_name(name, sizeof name, empty->v[i], "log");
+        if ((rc = io_join(path, sizeof path, db->dir, name)) < 0)
+            return rc;
+        LOG_WARN("removing %s: an empty segment and no MANIFEST (the first open of this "
+                 "directory was cut short)",
+                 path);
+        if (unlink(path) < 0)
+            return kvs_seterr(kvs_errno(errno), "remove %s: %s", path, strerror(errno));
+    }
+    return empty->n ? io_fsync_dir(db->dir) : 0;
+}
+
 static int create_fresh(logdb *db)
 {
+    id_list empty = {0};
     uint32_t first;
     seg *s;
     int rc;
 
-    if ((rc = dir_has_segments(db)) != 0)
+    rc = dir_has_segments(db, &empty);
+    if (rc == 0)
+        rc = remove_unborn(db, &empty);
+    free(empty.v);
+    if (rc != 0)
         return rc < 0 ? rc
                       : kvs_seterr(KVS_ECORRUPT, "%s holds segment files but no MANIFEST",
                                    db->dir);
@@ -686,7 +831,8 @@ int log_recover(logdb *db)
     man_state st;
     id_list logs = {0}, hints = {0}, kept = {0};
     unnamed adopt = {0};
-    uint32_t max_id = 0;
+    uint32_t max_id = 0, nunhinted = 0;
+    seg **unhinted = NULL;
     int rc = man_open(db->dir, &db->man, &st);
 
     if (rc == KVS_ENOTFOUND)
@@ -694,7 +840,7 @@ int log_recover(logdb *db)
     if (rc < 0)
         return rc;
     if ((rc = remove_leftovers(db, &st, &logs, &hints)) < 0 ||
-        (rc = keep_ours(db, &logs, &kept, &max_id)) < 0)
+        (rc = keep_ours(db, &logs, &kept, &max_id, st.max_id)) < 0)
         goto out;
     set_next_id(db, st.max_id > max_id ? st.max_id : max_id);
     for (uint32_t i = 0; i < st.n; i++) {
@@ -708,9 +854,10 @@ int log_recover(logdb *db)
         if (s->id == st.active)
             db->active = s;
     }
-    if ((rc = load_all_sealed(db)) < 0)
+    if ((rc = load_all_sealed(db, &unhinted, &nunhinted)) < 0)
         goto out;
-    if ((rc = load_active(db, db->active)) < 0)
+    if ((rc = load_active(db, db->active)) < 0 ||
+        (rc = load_unhinted(db, unhinted, nunhinted)) < 0)
         goto out;
     if ((rc = judge_unnamed(db, &st, &logs, &kept, &adopt)) < 0 ||
         (rc = remove_hints(db, &hints, &kept)) < 0)
@@ -726,6 +873,7 @@ int log_recover(logdb *db)
 out:
     if (adopt.s)
         seg_close(adopt.s);
+    free(unhinted);
     free(logs.v);
     free(hints.v);
     free(kept.v);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kvs.h"
@@ -62,6 +63,7 @@ static seg *seg_alloc(const char *dir, uint32_t id)
     s->id = id;
     s->fd = -1;
     s->min_seq = UINT64_MAX;
+    pthread_mutex_init(&s->smu, NULL);
     return s;
 }
 
@@ -141,6 +143,28 @@ int seg_seal(seg *s)
     if (s->map)
         madvise(s->map, s->map_len, MADV_DONTNEED);
     return 0;
+}
+
+bool seg_is_unfinished(const char *dir, uint32_t id)
+{
+    unsigned char want[SEG_HDR], got[SEG_HDR];
+    char name[SEG_NAME_MAX], path[PATH_MAX];
+    bool yes = false;
+
+    seg_name(name, sizeof name, id, "log");
+    if (io_join(path, sizeof path, dir, name) < 0)
+        return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = pread(fd, got, sizeof got, 0);
+    struct stat st;
+    if (n >= 0 && n < (ssize_t)SEG_HDR && fstat(fd, &st) == 0 && st.st_size == n) {
+        seg_header(want, id);
+        yes = memcmp(got, want, (size_t)n) == 0;
+    }
+    close(fd);
+    return yes;
 }
 
 int seg_create(const char *dir, uint32_t id, uint64_t cap, seg **out)
@@ -247,6 +271,7 @@ void seg_close(seg *s)
         munmap(s->map, s->map_len);
     if (s->fd >= 0)
         close(s->fd);
+    pthread_mutex_destroy(&s->smu);
     free(s);
 }
 
@@ -370,22 +395,24 @@ static int hand_out_held(scanner *sc, uint64_t from, uint64_t to)
 }
 
 /* Judge what follows the records handed out: reading stopped at stop (the end, a record cut
- * by the end, or a header that is not authentic); held marks damaged records held back. */
+ * by the end, or a header that is not authentic); held marks damaged records held back; active:
+ * the tail may be an append a crash cut short. */
 static int judge_tail(scanner *sc, bool active, uint64_t stop, int at, uint64_t held)
 {
     seg_scan_result *res = sc->res;
     uint64_t size = sc->s->size;
-    int rc;
 
     if (stop >= size && !held)
         return 0;
-    if (active && (stop >= size || at == AT_CUT || torn_at(sc->base, size, stop))) {
+    /* Damaged records held back (their seq newer than anything elsewhere) with no intact
+     * record after them are an append a crash cut short, whatever follows them: after a power
+     * cut the bytes past the last sync may be anything, zeros or not. They are cut, not kept:
+     * kept, a later scan (once newer records exist elsewhere) would read them as damage, and
+     * their seqs, never counted, would be handed out again to new writes. */
+    if (active && (held || stop >= size || at == AT_CUT || torn_at(sc->base, size, stop))) {
         res->tail = !held && zero_from(sc->base, size, stop) ? SEG_TAIL_ZERO : SEG_TAIL_TORN;
         res->valid_end = held ? held : stop;
     } else {
-        /* damaged records before corruption are corruption too: they are handed out */
-        if (held && (rc = hand_out_held(sc, held, stop)) < 0)
-            return rc;
         res->tail = zero_from(sc->base, size, stop) ? SEG_TAIL_ZERO : SEG_TAIL_CORRUPT;
         if (res->tail == SEG_TAIL_CORRUPT)
             LOG_ERROR("%s: %s at offset %llu: the %llu bytes from there to the end cannot be "
@@ -399,9 +426,12 @@ static int judge_tail(scanner *sc, bool active, uint64_t stop, int at, uint64_t 
     return 0;
 }
 
-static int scan(const seg *s, bool active, seg_scan_fn fn, void *ctx, seg_scan_result *res)
+/* Scan s. Its tail may be an append a crash cut short (torn_at, damaged records held back)
+ * where its records are newer than newer, the newest seq found elsewhere: 0 for the active
+ * segment, UINT64_MAX for one certainly synced. */
+static int scan(const seg *s, uint64_t newer, seg_scan_fn fn, void *ctx, seg_scan_result *res)
 {
-    uint64_t size = s->size, off = SEG_HDR, held = 0, hashed = 0;
+    uint64_t size = s->size, off = SEG_HDR, held = 0, hashed = 0, last_seq = 0;
     scanner sc = {s, NULL, fn, ctx, res};
     int at = AT_INTACT, rc = 0;
     unsigned char *base;
@@ -420,7 +450,7 @@ static int scan(const seg *s, bool active, seg_scan_fn fn, void *ctx, seg_scan_r
         at = rec_at(base, size, off, &r, &hashed);
         if (at == AT_CUT || at == AT_BAD)
             break;
-        if (at == AT_DAMAGED && active) {
+        if (at == AT_DAMAGED && r.seq > newer) {
             /* a torn append, unless an intact record follows: hold it back until we know */
             held = held ? held : off;
             off += r.len;
@@ -431,10 +461,14 @@ static int scan(const seg *s, bool active, seg_scan_fn fn, void *ctx, seg_scan_r
         held = 0;
         if ((rc = hand_out(&sc, &r)) < 0)
             break;
+        last_seq = r.seq;
         off += r.len;
     }
+    /* Past the last record, a crash can have cut the appends that came after it, unless a
+     * record newer than it is found elsewhere: syncs go oldest first, so that one's sync made
+     * this whole segment durable before it. */
     if (rc == 0)
-        rc = judge_tail(&sc, active, off, at, held);
+        rc = judge_tail(&sc, held || newer == 0 || last_seq >= newer, off, at, held);
     __atomic_add_fetch(&kvs_test_scan_hashed, hashed, __ATOMIC_RELAXED);
     munmap(base, size);
     return rc;
@@ -442,10 +476,16 @@ static int scan(const seg *s, bool active, seg_scan_fn fn, void *ctx, seg_scan_r
 
 int seg_scan(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res)
 {
-    return scan(s, false, fn, ctx, res);
+    return scan(s, UINT64_MAX, fn, ctx, res);
 }
 
 int seg_scan_active(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res)
 {
-    return scan(s, true, fn, ctx, res);
+    return scan(s, 0, fn, ctx, res);
+}
+
+int seg_scan_unsynced(const seg *s, uint64_t newest_elsewhere, seg_scan_fn fn, void *ctx,
+                      seg_scan_result *res)
+{
+    return scan(s, newest_elsewhere, fn, ctx, res);
 }

@@ -35,6 +35,7 @@
 #ifndef KVS_LOG_SEGMENT_H
 #define KVS_LOG_SEGMENT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -61,6 +62,7 @@ typedef struct seg {
     uint64_t map_len;   /* bytes mapped: the capacity of the active segment, else its size */
     uint64_t alloc;     /* bytes the file holds on disk (active: ahead of size) */
     bool writable;      /* mapped for appends */
+    pthread_mutex_t smu; /* one sync of this file at a time (commit.c, log_sync_seg) */
     char path[];        /* dir/NNNNNN.log, for messages and unlink */
 } seg;
 
@@ -73,6 +75,9 @@ uint32_t seg_parse_name(const char *name, const char *suffix);
  * it becomes an active segment mapped for appends of up to cap bytes in all; cap == 0: a file
  * written with pwrite (a compaction output), mapped by seg_map once complete. */
 int seg_create(const char *dir, uint32_t id, uint64_t cap, seg **out);
+/* Is dir/NNNNNN.log (id) a creation a crash cut short: shorter than a header, and its bytes the
+ * start of the header seg_create writes for id (an empty file included)? */
+bool seg_is_unfinished(const char *dir, uint32_t id);
 /* Open an existing segment, checking its header, and map it. writable: the active one. */
 int seg_open(const char *dir, uint32_t id, bool writable, seg **out);
 /* Map a complete segment for reading (a compaction output). */
@@ -138,8 +143,16 @@ int seg_scan(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res);
  * damaged records with nothing intact after them, an authentic header whose record runs past the
  * end, or a damaged header followed by nothing but zeros (the copy stopped inside the header or,
  * the header complete, inside the key). Damaged records that are part of such a tail are not
- * handed out: the tail is SEG_TAIL_TORN, for the caller to cut. */
+ * handed out: the tail is SEG_TAIL_TORN, for the caller to cut — also when what follows such
+ * damaged records is not zeros (a power cut may leave anything after the last sync). */
 int seg_scan_active(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res);
+/* A sealed segment that may not have been synced since it was sealed (it has no hint file): its
+ * tail is judged as seg_scan_active judges one where its records are newer than
+ * newest_elsewhere — the newest seq any other segment holds — and as seg_scan judges one where
+ * they are not: segments are synced oldest first, so a newer record that survived elsewhere
+ * means this segment had been synced whole, and damage in it is damage. */
+int seg_scan_unsynced(const seg *s, uint64_t newest_elsewhere, seg_scan_fn fn, void *ctx,
+                      seg_scan_result *res);
 
 /* Test figure: bytes seg_scan has checksummed since the process started. */
 extern uint64_t kvs_test_scan_hashed;
