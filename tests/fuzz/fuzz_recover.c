@@ -407,30 +407,6 @@ static void write_files(const file *fs, size_t n)
     }
 }
 
-/*
- * Known (regressions/fuzz_recover/stale-hint-of-reactivated-segment): when the manifest's last
- * edits are lost, the segment they had sealed (and given a hint) is the active one again; its
- * hint stays. If that segment then holds a damaged header, recovery seals it as it is (nothing
- * after the damage served, and its seqs not counted), new writes take seqs it already holds,
- * and the next open loads the whole segment from the old hint, whose records then win over
- * those writes: acknowledged writes lost. Until recovery deletes the active segment's hint, this
- * deletes it before the open (-DFUZZ_RECOVER_STRICT: not).
- */
-static void drop_active_hint(void)
-{
-    manifest m;
-    man_state st;
-    char name[SEG_NAME_MAX], path[8192];
-
-    if (man_open(run_dir, &m, &st) < 0)
-        return;
-    seg_name(name, sizeof name, st.active, "hint");
-    snprintf(path, sizeof path, "%s/%s", run_dir, name);
-    unlink(path);
-    man_close(&m);
-    man_state_free(&st);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char new_key[] = "fuzz-new-key", new_val[] = "fuzz-new-value";
@@ -455,9 +431,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     apply_edits(&in, fs, &nfs);
     write_files(fs, nfs);
-#ifndef FUZZ_RECOVER_STRICT
-    drop_active_hint();
-#endif
 
     int rc = store_open(&db, run_dir);
     if (rc < 0) {

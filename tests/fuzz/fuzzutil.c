@@ -4,7 +4,8 @@
  * The scratch directory is made with mkdtemp under $KVS_FUZZ_TMP, else /dev/shm (tmpfs: the
  * targets that open stores create and delete files for every input, and the disk should not
  * pay for that), else $TMPDIR or /tmp. Each process has its own, so parallel runs (make test
- * runs two targets at once, -jobs runs several of one) never share files.
+ * runs two targets at once, -jobs runs several of one) never share files. It is named with the
+ * pid, so that the next process removes it if this one dies without its atexit (a crash).
  */
 #include "fuzzutil.h"
 
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,6 +75,26 @@ static void scratch_remove(void)
         fz_rmrf(scratch);
 }
 
+/* Remove the scratch directories of processes that are gone (a crash, a timeout or an
+ * interrupted run ends without atexit): kvs-fuzz-<pid>-XXXXXX with no such pid. */
+static void remove_stale(const char *base)
+{
+    DIR *d = opendir(base);
+    struct dirent *de;
+    char path[PATH_MAX];
+    int pid;
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL)
+        if (sscanf(de->d_name, "kvs-fuzz-%d-", &pid) == 1 && pid > 0 && kill(pid, 0) < 0 &&
+            errno == ESRCH) {
+            snprintf(path, sizeof path, "%s/%s", base, de->d_name);
+            fz_rmrf(path);
+        }
+    closedir(d);
+}
+
 const char *fz_scratch(void)
 {
     const char *base = getenv("KVS_FUZZ_TMP");
@@ -86,7 +108,8 @@ const char *fz_scratch(void)
                    : getenv("TMPDIR");
     if (!base || !*base)
         base = "/tmp";
-    snprintf(scratch, sizeof scratch, "%s/kvs-fuzz-XXXXXX", base);
+    remove_stale(base);
+    snprintf(scratch, sizeof scratch, "%s/kvs-fuzz-%d-XXXXXX", base, (int)getpid());
     if (!mkdtemp(scratch)) {
         perror("fuzz: mkdtemp");
         abort();

@@ -854,6 +854,11 @@ int log_recover(logdb *db)
         if (s->id == st.active)
             db->active = s;
     }
+    /* The active segment takes appends: a hint of it (written when a rotation sealed it, the
+     * rotation's edit then lost) would describe it no longer, and a later open would trust it
+     * over the writes made since (found by fuzz_recover: stale-hint-of-reactivated-segment). */
+    if (remove_hint(db, db->active->id) && (rc = io_fsync_dir(db->dir)) < 0)
+        goto out;
     if ((rc = load_all_sealed(db, &unhinted, &nunhinted)) < 0)
         goto out;
     if ((rc = load_active(db, db->active)) < 0 ||
