@@ -32,14 +32,14 @@ enum {
 
 /* Everything dispatch, batching and COMMAND need to know of a command: nothing else in this
  * file recognises a command by its name. */
-typedef struct command {
+struct command {
     const char *name;
     int arity;                /* N: exactly N words, name included; -N: at least N */
     int flags;                /* CMD_* */
     int first_key, last_key, key_step; /* Redis's key positions (last -1: to the end) */
     int batch;                /* BATCH_* if consecutive calls commit as one batch, else -1 */
     cmd_fn fn;
-} command;
+};
 
 static bool arg_is(const char *a, size_t n, const char *word)
 {
@@ -551,7 +551,7 @@ static const command commands[] = {
 
 /* ---- write batches (see conn.h) ---- */
 
-static const command *lookup(const char *name, size_t n)
+const command *cmd_lookup(const char *name, size_t n)
 {
     for (const command *k = commands; k->name; k++)
         if (arg_is(name, n, k->name))
@@ -604,9 +604,9 @@ static bool batch_keep(batch *b, int argc, const char **argv, const size_t *lens
     return true;
 }
 
-int cmd_batch_add(conn *c, int argc, const char **argv, const size_t *lens, bool transient)
+int cmd_batch_add(conn *c, const command *k, int argc, const char **argv, const size_t *lens,
+                  bool transient)
 {
-    const command *k = lookup(argv[0], lens[0]);
     batch *b = &c->batch;
     int err = 0;
     size_t n;
@@ -681,9 +681,8 @@ void cmd_batch_reply(conn *c)
     }
 }
 
-void cmd_dispatch(conn *c, int argc, const char **argv, const size_t *lens)
+void cmd_dispatch(conn *c, const command *k, int argc, const char **argv, const size_t *lens)
 {
-    const command *k = lookup(argv[0], lens[0]);
 
     if (!k) {
         /* As Redis words it: the name cut to 128 bytes, then quoted arguments while the list

@@ -204,6 +204,7 @@ static bool output_within_limit(conn *c, size_t before, size_t replies)
 /* The arguments of the command just parsed, as the arrays commands take: on the stack when they
  * fit, else allocated (args_free). */
 typedef struct args {
+    const command *cmd; /* argv[0] looked up */
     const char **argv;
     size_t *lens;
     const char *sargv[STACK_ARGS];
@@ -229,6 +230,7 @@ static bool args_get(conn *c, args *a)
         a->argv[i] = resp_arg_ptr(p, c->q + c->qpos, i);
         a->lens[i] = p->argv[i].len;
     }
+    a->cmd = cmd_lookup(a->argv[0], a->lens[0]);
     return true;
 }
 
@@ -245,7 +247,7 @@ static bool run_command(conn *c, const args *a)
 {
     size_t before = c->out.bytes + c->inflight;
 
-    cmd_dispatch(c, (int)c->parser.argc, a->argv, a->lens);
+    cmd_dispatch(c, a->cmd, (int)c->parser.argc, a->argv, a->lens);
     return output_within_limit(c, before, 1) && !c->closing;
 }
 
@@ -343,7 +345,8 @@ static void process(conn *c)
             }
             /* inline arguments live in the parser's arena, which the next parse overwrites */
             bool transient = c->parser.last_kind != '*';
-            bool queued = cmd_batch_add(c, (int)c->parser.argc, a.argv, a.lens, transient);
+            bool queued = cmd_batch_add(c, a.cmd, (int)c->parser.argc, a.argv, a.lens,
+                                        transient);
             if (!queued && !run_batch(c)) {
                 args_free(&a);
                 break; /* this command runs after the batch: parsed again then */

@@ -113,12 +113,16 @@ void conn_close_after_flush(conn *c);
 void conn_close(conn *c);
 void conn_flush(conn *c);
 
-/* commands.c */
-void cmd_dispatch(conn *c, int argc, const char **argv, const size_t *lens);
+/* commands.c. A parsed command is looked up once (cmd_lookup: NULL if unknown), then offered to
+ * the batch and, if not taken, dispatched. */
+typedef struct command command;
+const command *cmd_lookup(const char *name, size_t n);
+void cmd_dispatch(conn *c, const command *k, int argc, const char **argv, const size_t *lens);
 /* Add a write command to c's batch: 1 if it was one (and is now queued, or refused in its place),
  * 0 if it is to be run the ordinary way. transient: the arguments do not outlive the next parse,
  * so the batch copies them (argv is then pointed at the copies). */
-int cmd_batch_add(conn *c, int argc, const char **argv, const size_t *lens, bool transient);
+int cmd_batch_add(conn *c, const command *k, int argc, const char **argv, const size_t *lens,
+                  bool transient);
 /* Emit the replies of a committed batch, in order. */
 void cmd_batch_reply(conn *c);
 /* loop.c: pool for blocking engine work (NULL: commit on the loop thread) */

@@ -22,13 +22,6 @@
 #define KEYS 1000
 #define ROUNDS 1000
 
-static void set_str(kvs_t *db, const char *k, const char *v)
-{
-    int rc = kvs_set(db, k, strlen(k), v, strlen(v));
-    if (rc)
-        fail_msg("set %s: %s: %s", k, kvs_strerror(rc), kvs_last_error());
-}
-
 static void test_course_compaction(void **state)
 {
     (void)state;
@@ -41,7 +34,7 @@ static void test_course_compaction(void **state)
         for (int k = 0; k < KEYS; k++) {
             snprintf(key, sizeof key, "key%d", k);
             snprintf(val, sizeof val, "%d", round);
-            set_str(db, key, val);
+            tu_set(db, key, val);
         }
         uint64_t now = tu_dir_size(dir);
         if (now > peak)
@@ -96,7 +89,7 @@ static void seal_active(kvs_t *db, const char *prefix)
 
     for (int i = 0; ldb->active == start; i++) {
         snprintf(key, sizeof key, "%s-%d", prefix, i);
-        set_str(db, key, "filler-value-filler-value");
+        tu_set(db, key, "filler-value-filler-value");
     }
 }
 
@@ -130,7 +123,7 @@ static void test_tombstone_kept_while_older_value_outside(void **state)
     kvs_options o = small_manual();
     kvs_t *db = tu_open(dir, &o);
 
-    set_str(db, "victim", "old-value"); /* lands in the first segment */
+    tu_set(db, "victim", "old-value"); /* lands in the first segment */
     seal_active(db, "a");
     assert_int_equal(kvs_remove(db, "victim", 6), 0); /* tombstone in the second */
     seal_active(db, "b");
@@ -175,9 +168,9 @@ static void test_tombstone_dropped_when_value_compacted_with_it(void **state)
     kvs_options o = small_manual();
     kvs_t *db = tu_open(dir, &o);
 
-    set_str(db, "gone", "value");
+    tu_set(db, "gone", "value");
     assert_int_equal(kvs_remove(db, "gone", 4), 0);
-    set_str(db, "kept", "value");
+    tu_set(db, "kept", "value");
     seal_active(db, "c");
     /* One sealed segment holds both value and tombstone of "gone". */
     compact_one(db, segment_by_index(db, 0));
@@ -202,9 +195,9 @@ static void test_overwrite_after_compaction_wins(void **state)
     kvs_options o = small_manual();
     kvs_t *db = tu_open(dir, &o);
 
-    set_str(db, "k", "v1");
+    tu_set(db, "k", "v1");
     seal_active(db, "d");
-    set_str(db, "k", "v2"); /* newer value in the active segment */
+    tu_set(db, "k", "v2"); /* newer value in the active segment */
     assert_true(kvs_compact(db) >= 0);
     tu_assert_value(db, "k", "v2");
     reopen(&db, dir, &o);

@@ -50,11 +50,6 @@ static size_t find(const unsigned char *b, size_t len, const void *needle, size_
     return (size_t)(p - b);
 }
 
-static void set_str(kvs_t *db, const char *k, const char *v)
-{
-    assert_int_equal(kvs_set(db, k, strlen(k), v, strlen(v)), 0);
-}
-
 static void assert_get_rc(kvs_t *db, const char *key, int want)
 {
     void *v;
@@ -112,7 +107,7 @@ static void fill_to_rotate(kvs_t *db)
     char key[16];
     for (int i = 0; i < 120; i++) {
         snprintf(key, sizeof key, "fill%03d", i);
-        set_str(db, key, "filler-value-filler-value");
+        tu_set(db, key, "filler-value-filler-value");
     }
 }
 
@@ -151,11 +146,11 @@ static void inject(injected *in, int how)
     memset(val + PAD1 + sizeof rec, 'w', PAD2);
 
     kvs_t *db = tu_open(in->dir, &in->opt);
-    set_str(db, "a", "1");
-    set_str(db, "victim", "old");
+    tu_set(db, "a", "1");
+    tu_set(db, "victim", "old");
     assert_int_equal(kvs_set(db, "victim", 6, val, vlen), 0);
     if (how != INJ_LAST)
-        set_str(db, "z", "x");
+        tu_set(db, "z", "x");
     if (how == INJ_SEALED)
         fill_to_rotate(db);
     assert_int_equal(kvs_close(db), 0);
@@ -385,10 +380,10 @@ static size_t write_big(const char *dir, const kvs_options *o, int follow, char 
     assert_non_null(v);
     for (size_t i = 0; i < BIG; i += 8)
         v[i] = 0x7f;
-    set_str(db, "a", "1");
+    tu_set(db, "a", "1");
     assert_int_equal(kvs_set(db, "big", 3, v, BIG), 0);
     if (follow)
-        set_str(db, "z", "x");
+        tu_set(db, "z", "x");
     assert_int_equal(kvs_close(db), 0);
     free(v);
     /* the big record is in the segment that is at least BIG long */
@@ -508,9 +503,9 @@ static char *old_new_z(const kvs_options *o, int sealed, size_t delta, size_t *r
     kvs_t *db = tu_open(dir, o);
     size_t len;
 
-    set_str(db, "k", "old");
-    set_str(db, "k", "new");
-    set_str(db, "z", "x");
+    tu_set(db, "k", "old");
+    tu_set(db, "k", "new");
+    tu_set(db, "z", "x");
     if (sealed)
         fill_to_rotate(db);
     assert_int_equal(kvs_close(db), 0);
@@ -550,7 +545,7 @@ static void check_old_new_z(const kvs_options *o, int sealed)
             tu_assert_value(db, "z", "x");
         }
         /* a new write supersedes it */
-        set_str(db, "k", "newer");
+        tu_set(db, "k", "newer");
         tu_reopen(&db, dir, o);
         tu_assert_value(db, "k", "newer");
         tu_assert_value(db, "z", "x");
@@ -583,9 +578,9 @@ static char *abc(const char *cval, size_t *rec, unsigned char **file, size_t *le
     kvs_options o = one_segment();
     kvs_t *db = tu_open(dir, &o);
 
-    set_str(db, "a-key", "1");
-    set_str(db, "b-key", "2");
-    set_str(db, "ckey-ckey-ckey", cval);
+    tu_set(db, "a-key", "1");
+    tu_set(db, "b-key", "2");
+    tu_set(db, "ckey-ckey-ckey", cval);
     assert_int_equal(kvs_close(db), 0);
     *file = tu_slurp(tu_path(dir, "000001.log"), len);
     *rec = find(*file, *len, "ckey-ckey-ckey", 14) - REC_HDR;
@@ -667,7 +662,7 @@ static void test_damaged_header_in_active_kept(void **state)
         if (round == 0) {
             assert_logged("000001.log: kept whole", "sealed segment");
             assert_logged("000002.log", "new active segment");
-            set_str(db, "after", "damage"); /* writes go on, in a new segment */
+            tu_set(db, "after", "damage"); /* writes go on, in a new segment */
         }
         tu_assert_value(db, "after", "damage");
         assert_int_equal(kvs_close(db), 0);
@@ -707,7 +702,7 @@ static void test_damaged_header_in_active_and_manifest(void **state)
         tu_assert_value(db, "a-key", "1");
         tu_assert_value(db, "b-key", NULL);
         if (round == 0)
-            set_str(db, "after", "damage");
+            tu_set(db, "after", "damage");
         tu_assert_value(db, "after", "damage");
         assert_int_equal(kvs_close(db), 0);
         assert_int_equal(tu_file_size(segf), (int64_t)len); /* nothing cut */
@@ -766,7 +761,7 @@ static void test_version1_segment_refused(void **state)
     kvs_t *db = tu_open(dir, NULL);
     size_t len;
 
-    set_str(db, "a", "1");
+    tu_set(db, "a", "1");
     assert_int_equal(kvs_close(db), 0);
     snprintf(segf, sizeof segf, "%s", tu_path(dir, "000001.log"));
     unsigned char *b = tu_slurp(segf, &len);

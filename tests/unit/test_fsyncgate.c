@@ -39,13 +39,6 @@
 #include "testutil.h"
 #include "util/io.h"
 
-static void set_str(kvs_t *db, const char *k, const char *v)
-{
-    int rc = kvs_set(db, k, strlen(k), v, strlen(v));
-    if (rc != 0)
-        fail_msg("set %s: %s: %s", k, kvs_strerror(rc), kvs_last_error());
-}
-
 static int try_set(kvs_t *db, const char *k, const char *v)
 {
     return kvs_set(db, k, strlen(k), v, strlen(v));
@@ -80,8 +73,8 @@ static void test_always_fences(void **state)
     kvs_options o = opts("kvs", KVS_SYNC_ALWAYS);
     kvs_t *db = tu_open(dir, &o);
 
-    set_str(db, "k1", "v1");
-    set_str(db, "k2", "v2");
+    tu_set(db, "k1", "v1");
+    tu_set(db, "k2", "v2");
     tu_log_capture(KVS_LOG_ERROR);
     /* the next sync: this batch's fdatasync */
     __atomic_store_n(&kvs_test_fail_sync, 1, __ATOMIC_RELAXED);
@@ -101,7 +94,7 @@ static void test_always_fences(void **state)
     tu_assert_value(db, "k1", "v1");
     tu_assert_value(db, "k2", "v2");
     tu_assert_value(db, "k4", NULL);
-    set_str(db, "k5", "v5");
+    tu_set(db, "k5", "v5");
     assert_int_equal(kvs_close(db), 0);
     tu_rm_rf(dir);
     free(dir);
@@ -126,7 +119,7 @@ static void everysec_fences(const char *engine)
     kvs_options o = opts(engine, KVS_SYNC_EVERYSEC);
     kvs_t *db = tu_open(dir, &o);
 
-    set_str(db, "k1", "v1");
+    tu_set(db, "k1", "v1");
     tu_log_capture(KVS_LOG_ERROR);
     __atomic_store_n(&kvs_test_fail_sync, 1, __ATOMIC_RELAXED); /* the syncer's next sync */
     wait_fenced(db);
@@ -136,7 +129,7 @@ static void everysec_fences(const char *engine)
     assert_non_null(strstr(tu_log_text(), "a sync failed"));
     tu_log_release();
     db = tu_open(dir, &o);
-    set_str(db, "k2", "v2");
+    tu_set(db, "k2", "v2");
     tu_assert_value(db, "k2", "v2");
     assert_int_equal(kvs_close(db), 0);
     tu_rm_rf(dir);
@@ -181,7 +174,7 @@ static void test_rotation_manifest_sync_fails(void **state)
     val[sizeof val - 1] = '\0';
     for (i = 0; i < 5; i++) { /* 5 x ~630 bytes: one segment, not full */
         snprintf(key, sizeof key, "key%d", i);
-        set_str(db, key, val);
+        tu_set(db, key, val);
     }
     int before = count_logs(dir);
     for (; i < 40 && rc == 0; i++) { /* until the rotation */
@@ -201,7 +194,7 @@ static void test_rotation_manifest_sync_fails(void **state)
         snprintf(key, sizeof key, "key%d", j);
         tu_assert_value(db, key, val);
     }
-    set_str(db, "again", "yes");
+    tu_set(db, "again", "yes");
     assert_int_equal(kvs_close(db), 0);
     tu_rm_rf(dir);
     free(dir);
@@ -222,7 +215,7 @@ static void test_first_open_cut_short(void **state)
     db = tu_open(dir, NULL);
     assert_non_null(strstr(tu_log_text(), "the first open of this directory was cut short"));
     tu_log_release();
-    set_str(db, "a", "1");
+    tu_set(db, "a", "1");
     assert_int_equal(kvs_close(db), 0);
     db = tu_open(dir, NULL);
     tu_assert_value(db, "a", "1");
@@ -237,7 +230,7 @@ static void test_no_manifest_with_data_refuses(void **state)
     (void)state;
     char *dir = tu_mkdtemp();
     kvs_t *db = tu_open(dir, NULL);
-    set_str(db, "a", "1");
+    tu_set(db, "a", "1");
     assert_int_equal(kvs_close(db), 0);
     assert_int_equal(unlink(tu_path(dir, "MANIFEST")), 0);
     assert_int_equal(unlink(tu_path(dir, "ENGINE")), 0);
@@ -259,13 +252,13 @@ static void torn_sealed(int garbage)
 
     memset(big, 'b', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    set_str(db, "k", "old");
-    set_str(db, "f1", big);
-    set_str(db, "f2", big);
-    set_str(db, "f3", big); /* rotates: segment 1 sealed */
-    set_str(db, "k", "new-value-new-value-new-value");
-    set_str(db, "f4", big);
-    set_str(db, "f5", big); /* segment 2 sealed, k=new in it */
+    tu_set(db, "k", "old");
+    tu_set(db, "f1", big);
+    tu_set(db, "f2", big);
+    tu_set(db, "f3", big); /* rotates: segment 1 sealed */
+    tu_set(db, "k", "new-value-new-value-new-value");
+    tu_set(db, "f4", big);
+    tu_set(db, "f5", big); /* segment 2 sealed, k=new in it */
     assert_int_equal(kvs_close(db), 0);
     snprintf(segf, sizeof segf, "%s", tu_path(dir, "000002.log"));
     unsigned char *b = tu_slurp(segf, &len);
@@ -293,7 +286,7 @@ static void torn_sealed(int garbage)
     assert_int_equal(kvs_close(db), 0);
     db = tu_open(dir, &o); /* and so it stays */
     tu_assert_value(db, "k", "old");
-    set_str(db, "k", "newer");
+    tu_set(db, "k", "newer");
     assert_int_equal(kvs_close(db), 0);
     db = tu_open(dir, &o);
     tu_assert_value(db, "k", "newer");
@@ -323,8 +316,8 @@ static void test_torn_active_garbage(void **state)
     kvs_t *db = tu_open(dir, &o);
     size_t len;
 
-    set_str(db, "k", "old");
-    set_str(db, "k", "new-value-new-value-new-value");
+    tu_set(db, "k", "old");
+    tu_set(db, "k", "new-value-new-value-new-value");
     assert_int_equal(kvs_close(db), 0);
     snprintf(segf, sizeof segf, "%s", tu_path(dir, "000001.log"));
     unsigned char *b = tu_slurp(segf, &len);
@@ -340,7 +333,7 @@ static void test_torn_active_garbage(void **state)
     free(b);
     db = tu_open(dir, &o);
     tu_assert_value(db, "k", "old");
-    set_str(db, "k2", "x");
+    tu_set(db, "k2", "x");
     assert_int_equal(kvs_close(db), 0);
     db = tu_open(dir, &o);
     tu_assert_value(db, "k", "old");
@@ -364,11 +357,11 @@ static void test_empty_sealed_reclaimed(void **state)
 
     memset(big, 'b', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    set_str(db, "f1", big);
-    set_str(db, "f2", big);
-    set_str(db, "f3", big); /* rotates: segment 1 sealed */
-    set_str(db, "f4", big);
-    set_str(db, "f5", big); /* segment 2 sealed */
+    tu_set(db, "f1", big);
+    tu_set(db, "f2", big);
+    tu_set(db, "f3", big); /* rotates: segment 1 sealed */
+    tu_set(db, "f4", big);
+    tu_set(db, "f5", big); /* segment 2 sealed */
     assert_int_equal(kvs_close(db), 0);
     unsigned char *b = tu_slurp(tu_path(dir, "000002.log"), &len);
     tu_spill(tu_path(dir, "000002.log"), b, SEG_HDR); /* its records never reached the disk */
@@ -407,12 +400,12 @@ static void test_compaction_syncs_what_replaced(void **state)
     val[sizeof val - 1] = '\0';
     for (int i = 0; i < 30; i++) { /* several sealed segments */
         snprintf(key, sizeof key, "key%02d", i);
-        set_str(db, key, val);
+        tu_set(db, key, val);
     }
     val[0] = 'b';
     for (int i = 0; i < 30; i++) { /* replace them all: the old segments are dead */
         snprintf(key, sizeof key, "key%02d", i);
-        set_str(db, key, val);
+        tu_set(db, key, val);
     }
     uint64_t syncs = tu_stats(db).syncs;
     assert_true(kvs_compact(db) > 0);

@@ -23,11 +23,6 @@
 
 #include "testutil.h"
 
-static void set_str(kvs_t *db, const char *k, const char *v)
-{
-    assert_int_equal(kvs_set(db, k, strlen(k), v, strlen(v)), 0);
-}
-
 static size_t rec_size(size_t klen, size_t vlen)
 {
     return 25 + klen + vlen; /* record.h: 25-byte header, key, value */
@@ -50,11 +45,11 @@ static void test_torn_tail_every_offset(void **state)
     kvs_t *db = tu_open(dir, NULL);
     size_t len;
 
-    set_str(db, "a", "1");
-    set_str(db, "b", "2");
-    set_str(db, "c", "3");
-    set_str(db, "x", "one");          /* the last three records: a new key, */
-    set_str(db, "a", "overwritten");  /* an overwrite, */
+    tu_set(db, "a", "1");
+    tu_set(db, "b", "2");
+    tu_set(db, "c", "3");
+    tu_set(db, "x", "one");          /* the last three records: a new key, */
+    tu_set(db, "a", "overwritten");  /* an overwrite, */
     assert_int_equal(kvs_remove(db, "b", 1), 0); /* and a tombstone */
     assert_int_equal(kvs_close(db), 0);
 
@@ -170,7 +165,7 @@ static void test_bit_rot_in_sealed_segment(void **state)
     for (int i = 0; i < ROT_KEYS; i++) {
         snprintf(key, sizeof key, "k%03d", i);
         rot_value(i, val, sizeof val);
-        set_str(db, key, val);
+        tu_set(db, key, val);
     }
     assert_int_equal(kvs_close(db), 0);
 
@@ -291,13 +286,13 @@ static void run_hint_case(hint_damage damage, const char *logged)
     for (int i = 0; i < HINT_KEYS; i++) {
         snprintf(key, sizeof key, "k%d", i);
         snprintf(val, sizeof val, "first-%d", i);
-        set_str(db, key, val);
+        tu_set(db, key, val);
     }
     for (int i = 0; i < HINT_KEYS; i++) {
         snprintf(key, sizeof key, "k%d", i);
         hint_model(i, val, sizeof val, &present);
         if (i % 3 == 0)
-            set_str(db, key, val);
+            tu_set(db, key, val);
         if (!present)
             assert_int_equal(kvs_remove(db, key, strlen(key)), 0);
     }
@@ -356,7 +351,7 @@ static char *store_with_rotations(kvs_options *o)
 
     for (int i = 0; i < 400; i++) {
         snprintf(key, sizeof key, "m%d", i);
-        set_str(db, key, "manifest-test-value");
+        tu_set(db, key, "manifest-test-value");
     }
     assert_int_equal(kvs_close(db), 0);
     return dir;

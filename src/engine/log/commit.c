@@ -199,17 +199,12 @@ int log_sync_locked(logdb *db)
     return rc;
 }
 
-/* Seal the active segment and start the next one (under wmu). The sealed segment's hint file
- * is written by the maintenance thread, not here: a writer never waits for a scan. */
-static int rotate(logdb *db, uint64_t need)
+int log_add_active_seg(logdb *db, uint64_t cap, seg **out)
 {
-    seg *old = db->active, *s;
-    uint64_t cap = db->opt.segment_size > SEG_HDR + need ? db->opt.segment_size : SEG_HDR + need;
     uint32_t id;
+    seg *s;
     int rc;
 
-    /* No sync here (it would stall every writer): the old segment's unsynced writes are synced
-     * by whoever syncs next, before the new segment's (log_sync_locked). */
     if ((rc = log_take_seg_id(db, &id)) < 0 || (rc = seg_create(db->dir, id, cap, &s)) < 0)
         return rc;
     if ((rc = log_segs_add(db, s)) < 0) {
@@ -226,6 +221,22 @@ static int rotate(logdb *db, uint64_t need)
             seg_destroy(s);
         return rc;
     }
+    *out = s;
+    return 0;
+}
+
+/* Seal the active segment and start the next one (under wmu). The sealed segment's hint file
+ * is written by the maintenance thread, not here: a writer never waits for a scan. */
+static int rotate(logdb *db, uint64_t need)
+{
+    seg *old = db->active, *s;
+    uint64_t cap = db->opt.segment_size > SEG_HDR + need ? db->opt.segment_size : SEG_HDR + need;
+    int rc;
+
+    /* No sync here (it would stall every writer): the old segment's unsynced writes are synced
+     * by whoever syncs next, before the new segment's (log_sync_locked). */
+    if ((rc = log_add_active_seg(db, cap, &s)) < 0)
+        return rc;
     old->needs_sync = db->dirty;
     db->dirty = false;
     if (seg_seal(old) < 0)

@@ -130,6 +130,10 @@ int log_segs_add(logdb *db, seg *s);
 void log_segs_remove(logdb *db, seg *s);
 /* Mark a record's bytes dead in its segment. */
 void log_mark_dead(seg *s, uint64_t bytes);
+/* Create the next segment (room for cap bytes) and name it active with a manifest edit (under
+ * wmu, or alone at open): *out joins the live list; making it db->active is the caller's. A
+ * failed edit whose sync failed fences the store and keeps the file (the edit may be on disk). */
+int log_add_active_seg(logdb *db, uint64_t cap, seg **out);
 /* Rewrite the manifest as one edit if it has grown long (under wmu). */
 int log_manifest_maybe_reset(logdb *db);
 /* Rewrite it as one edit naming the live list, now (under wmu, or alone at open). */

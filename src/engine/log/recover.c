@@ -291,26 +291,11 @@ static void seal_damaged_active(seg *s, const seg_scan_result *res)
  * once the manifest is settled). */
 static int start_new_active(logdb *db)
 {
-    uint32_t id;
     seg *n;
-    int rc;
+    int rc = log_add_active_seg(db, db->opt.segment_size, &n);
 
-    if ((rc = log_take_seg_id(db, &id)) < 0 ||
-        (rc = seg_create(db->dir, id, db->opt.segment_size, &n)) < 0)
+    if (rc < 0)
         return rc;
-    if ((rc = log_segs_add(db, n)) < 0) {
-        seg_destroy(n);
-        return rc;
-    }
-    if ((rc = man_append(&db->man, n->id, &n->id, 1, NULL, 0)) < 0) {
-        log_segs_remove(db, n);
-        /* a failed sync: the edit may be on disk, so the file it names stays (as in rotate) */
-        if (io_take_sync_failure())
-            seg_close(n);
-        else
-            seg_destroy(n);
-        return rc;
-    }
     LOG_WARN("%s: the new active segment", n->path);
     db->active = n;
     return 0;
