@@ -115,8 +115,7 @@ fuzz: fuzz-build
 
 fuzz-seeds: fuzz-build
 	rm -rf tests/fuzz/corpus
-	UBSAN_OPTIONS=halt_on_error=1:suppressions=$(CURDIR)/tests/fuzz/ubsan.supp \
-	  $(FUZZ_BUILD)/bin/fuzz_seeds tests/fuzz/corpus
+	UBSAN_OPTIONS=halt_on_error=1 $(FUZZ_BUILD)/bin/fuzz_seeds tests/fuzz/corpus
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

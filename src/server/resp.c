@@ -87,8 +87,8 @@ static int line_at(resp_parser *p, const char *buf, size_t len, size_t pos, size
     size_t scan = avail < p->lim->max_inline + 2 ? avail : (size_t)p->lim->max_inline + 2;
     const char *nl = memchr(buf + pos, '\n', scan);
 
-    if (!nl) {
-        if (avail > p->lim->max_inline)
+    if (!nl) { /* judged on the same max_inline + 2 bytes whether the line came whole or not */
+        if (avail >= (size_t)p->lim->max_inline + 2)
             return proto_error(p, "too big %s", what);
         return 0;
     }
@@ -116,6 +116,7 @@ static int parse_multibulk(resp_parser *p, const char *buf, size_t len)
     }
     while (p->left > 0) {
         if (p->bulk < 0) { /* the "$len" line */
+            p->need = 0; /* no hint until the length is known */
             if (p->pos >= len)
                 return RESP_AGAIN;
             if (buf[p->pos] != '$') {

@@ -22,8 +22,8 @@
  * EXISTS, MGET, MSET, DBSIZE, PING, ECHO, SELECT, QUIT, AUTH and SHUTDOWN, which give the exact
  * reply expected. INFO, COMMAND, CONFIG and HELLO must give one well-formed reply (HELLO's
  * effect on authentication is modelled), unknown commands an "-ERR unknown command" line. A
- * protocol error must be answered with "-ERR Protocol error: <the parser's message>" (of its
- * class: fz_proto_error_class) and end the replies; so must QUIT's +OK. Every reply byte must
+ * protocol error must be answered with "-ERR Protocol error: <the parser's message>" and end
+ * the replies; so must QUIT's +OK. Every reply byte must
  * be accounted for. Then the store itself is compared with the model (every key ever named, and
  * the key count), and again after a reopen when cfg bit 3 asks. No file descriptor (socket,
  * loop, engine file) may outlive the input.
@@ -561,8 +561,8 @@ static void mismatch(const bytes *replies, size_t at, const expect *x, size_t cm
 }
 
 /* Is the reply r (len bytes) "-ERR Protocol error: " and want, as one line (obuf.c turns a CR
- * or LF in a reply into a space), or a message of the same class (fz_proto_error_class: the
- * pieces the connection read may decide which of two messages it gets)? */
+ * or LF in a reply into a space)? However the connection's reads cut the stream, the parser
+ * gives the same message (regressions/fuzz_commands/count-line-at-limit). */
 static bool proto_error_is(const uint8_t *r, size_t len, const char *want)
 {
     static const char pre[] = "-ERR Protocol error: ";
@@ -577,7 +577,7 @@ static bool proto_error_is(const uint8_t *r, size_t len, const char *want)
     for (char *c = exp; *c; c++)
         if (*c == '\r' || *c == '\n')
             *c = ' ';
-    return strcmp(fz_proto_error_class(got), fz_proto_error_class(exp)) == 0;
+    return strcmp(got, exp) == 0;
 }
 
 /* Walk the stream with the model m (empty), matching each command's reply in order; m is left

@@ -243,15 +243,9 @@ static void check_result(const seg_scan_result *res, const scan_ctx *c, bool act
     FZ_CHECK(res->damaged == damaged, "%llu damaged counted, %zu handed out",
              (unsigned long long)res->damaged, damaged);
     FZ_CHECK(res->tail >= SEG_TAIL_NONE && res->tail <= SEG_TAIL_CORRUPT, "tail %d", res->tail);
-    /* Known (regressions/fuzz_decoders/sealed-scan-torn-at-max-seq): seg_scan passes
-     * newer = UINT64_MAX to scan(), whose "last_seq >= newer" then holds for a last record of
-     * seq UINT64_MAX (rec_decode accepts it), and judges the tail as an active segment's: torn.
-     * Let through until scan() or rec_decode settles it (-DFUZZ_DECODERS_STRICT: not). */
-    bool max_seq_last = c->got.n && c->got.v[c->got.n - 1].seq == UINT64_MAX;
-#ifdef FUZZ_DECODERS_STRICT
-    max_seq_last = false;
-#endif
-    FZ_CHECK(active || res->tail != SEG_TAIL_TORN || max_seq_last,
+    /* A sealed scan never judges a tail torn, even after a record of seq UINT64_MAX
+     * (regressions/fuzz_decoders/sealed-scan-torn-at-max-seq). */
+    FZ_CHECK(active || res->tail != SEG_TAIL_TORN,
              "a torn tail from a sealed scan");
     FZ_CHECK((res->tail == SEG_TAIL_NONE) == (res->tail_bytes == 0),
              "tail kind %d with %llu bytes", res->tail, (unsigned long long)res->tail_bytes);

@@ -11,8 +11,7 @@
  * (unparsed bytes kept at the front of the buffer, the parser resumed when more arrive). Each
  * buffer handed to resp_parse is a heap block of exactly its length, so a read past the bytes
  * the parser was given is an ASan report. Both runs must produce the same commands, consume the
- * same bytes and end the same way (waiting for more, or the same protocol error: of the same
- * class, fz_proto_error_class). After every
+ * same bytes and end the same way (waiting for more, or the same protocol error). After every
  * result the invariants of resp.h are checked: a finished command used between 1 and len bytes,
  * its arguments lie inside what it used (multibulk: each followed by CRLF, in order, within the
  * limits) or inside the inline arena, argc within the limits; a RESP_AGAIN consumed nothing,
@@ -106,15 +105,11 @@ static void check_result(const resp_parser *p, const resp_limits *lim, int r, co
     FZ_CHECK(r == RESP_AGAIN || r == RESP_DONE || r == RESP_EPROTO, "resp_parse returned %d", r);
     if (r == RESP_AGAIN) {
         FZ_CHECK(used == 0, "RESP_AGAIN with used %zu", used);
-        /* resp.h: need, if non-zero, is how many bytes the command needs in all. While a "$len"
-         * line is incomplete, resp.c still holds the previous bulk's end there (≤ len): no
-         * hint, harmless to conn.c's on_alloc (regressions/fuzz_resp/stale-need; checked with
-         * -DFUZZ_RESP_STRICT). What matters is that a hint past len never asks for more than
-         * the command turns out to hold. */
-#ifdef FUZZ_RESP_STRICT
+        /* resp.h: need, if non-zero, is how many bytes the command needs in all, more than
+         * it was given (regressions/fuzz_resp/stale-need: it once kept the previous bulk's end
+         * while a "$len" line was incomplete), never more than the command turns out to hold. */
         FZ_CHECK(p->need == 0 || p->need > len, "RESP_AGAIN needing %zu bytes with %zu there",
                  p->need, len);
-#endif
         if (p->need > len && p->need > *need_max)
             *need_max = p->need;
         return;
@@ -179,7 +174,7 @@ static void trace_end(trace *t, int r, size_t consumed, const resp_parser *p)
     tr_add(t, r == RESP_EPROTO ? "E" : "A", 1);
     tr_u64(t, consumed);
     if (r == RESP_EPROTO)
-        tr_add(t, fz_proto_error_class(p->err), strlen(fz_proto_error_class(p->err)));
+        tr_add(t, p->err, strlen(p->err));
 }
 
 /* A heap copy of exactly n bytes, so that ASan sees a read past them. */

@@ -198,20 +198,6 @@ int fz_read_file(const char *path, uint8_t **out, size_t *len)
     return 0;
 }
 
-const char *fz_proto_error_class(const char *err)
-{
-#ifndef FUZZ_RESP_STRICT
-    if (strcmp(err, "too big mbulk count string") == 0 ||
-        strcmp(err, "invalid multibulk length") == 0 ||
-        strcmp(err, "expected CRLF after the mbulk count string") == 0)
-        return "bad multibulk count line";
-    if (strcmp(err, "too big bulk count string") == 0 || strcmp(err, "invalid bulk length") == 0 ||
-        strcmp(err, "expected CRLF after the bulk count string") == 0)
-        return "bad bulk count line";
-#endif
-    return err;
-}
-
 int fz_fd_count(void)
 {
     DIR *d = opendir("/proc/self/fd");

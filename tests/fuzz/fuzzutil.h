@@ -52,19 +52,6 @@ int fz_write_file(const char *path, const void *p, size_t n);
 /* Read a whole file into a new buffer (caller frees); 0 or -1. */
 int fz_read_file(const char *path, uint8_t **out, size_t *len);
 
-/*
- * The RESP parser's protocol errors, with the messages that depend on how the bytes came made
- * one. line_at (resp.c) looks for the LF of a count line ("*N", "$N") in max_inline + 2 bytes,
- * but calls the line too big as soon as max_inline + 1 bytes have come without one. So a line
- * whose LF is the (max_inline + 2)th byte is judged on its content when the bytes come at once
- * (an invalid length, or a missing CR), and "too big" when a read ends just before that LF
- * (regressions/fuzz_resp/count-line-*, regressions/fuzz_commands/count-line-at-limit). Either
- * way a protocol error that closes the connection; only the message differs. Until resp.c is
- * changed, the messages about a count line count as one (built with -DFUZZ_RESP_STRICT: every
- * message is its own class).
- */
-const char *fz_proto_error_class(const char *err);
-
 /* How many file descriptors the process holds (an input must give back all it opens). */
 int fz_fd_count(void);
 

@@ -241,6 +241,10 @@ static void test_malformed_table(void **state)
     char *long_bulk_count = repeat('1', 70000, "*1\r\n$", "");
     char *long_inline = repeat('a', 70000, "", "");
     char *long_inline_nl = repeat('a', 70000, "", "\r\n");
+    /* count lines whose LF is their (max_inline + 2)th byte: judged on their content however
+     * the reads cut them (a read ending before the LF once made them "too big") */
+    char *edge_count = repeat('1', 65535, "*", "\r\n");
+    char *edge_bulk_count = repeat('1', 65535, "*1\r\n$", "\r\n");
     const bad_case cases[] = {
         {"*abc\r\n", 0, "invalid multibulk length"},
         {"*-\r\n", 0, "invalid multibulk length"},
@@ -263,6 +267,8 @@ static void test_malformed_table(void **state)
         {long_bulk_count, 0, "too big bulk count string"},
         {long_inline, 0, "too big inline request"},
         {long_inline_nl, 0, "too big inline request"},
+        {edge_count, 0, "invalid multibulk length"},
+        {edge_bulk_count, 0, "invalid bulk length"},
         {"SET \"abc\r\n", 0, "unbalanced quotes"},
         {"SET 'abc\r\n", 0, "unbalanced quotes"},
         {"SET \"a\"b\r\n", 0, "unbalanced quotes"},
@@ -288,6 +294,39 @@ static void test_malformed_table(void **state)
     free(long_bulk_count);
     free(long_inline);
     free(long_inline_nl);
+    free(edge_count);
+    free(edge_bulk_count);
+}
+
+/* resp.h: a need announced with RESP_AGAIN is more than the bytes given and no more than the
+ * command holds, at every prefix (it once kept the previous bulk's end while the next "$len"
+ * line was incomplete). */
+static void test_need_hint(void **state)
+{
+    (void)state;
+    static const char cmd[] = "*3\r\n$3\r\nSET\r\n$10\r\nkey-012345\r\n$5\r\nvalue\r\n";
+    size_t total = sizeof cmd - 1;
+    resp_limits lim;
+    resp_limits_default(&lim);
+
+    for (size_t n = 1; n <= total; n++) {
+        resp_parser p;
+        size_t used;
+        char *b = malloc(n);
+        memcpy(b, cmd, n);
+        resp_parser_init(&p, &lim);
+        int r = resp_parse(&p, b, n, &used);
+        if (n < total) {
+            assert_int_equal(r, RESP_AGAIN);
+            if (p.need != 0 && (p.need <= n || p.need > total))
+                fail_msg("prefix of %zu bytes: need %zu (command: %zu bytes)", n, p.need, total);
+        } else {
+            assert_int_equal(r, RESP_DONE);
+            assert_int_equal(used, total);
+        }
+        resp_parser_free(&p);
+        free(b);
+    }
 }
 
 /* Before AUTH a client may announce at most unauth_multibulk elements and unauth_bulk bytes
@@ -375,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_corpus_every_split),
         cmocka_unit_test(test_corpus_bytewise),
         cmocka_unit_test(test_malformed_table),
+        cmocka_unit_test(test_need_hint),
         cmocka_unit_test(test_limits_are_configurable),
         cmocka_unit_test(test_unauthenticated_limits),
         cmocka_unit_test(test_dollar_is_an_inline_command),

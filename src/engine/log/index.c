@@ -205,6 +205,15 @@ int idx_repoint(idx *x, const void *key, size_t klen, const seg *from, uint32_t 
     return rc;
 }
 
+/* Every entry of x, inside an RCU read section. Not cds_lfht_for_each_entry: it takes the
+ * container of the NULL node that ends the walk (UBSan's pointer-overflow check). */
+#define IDX_FOR_EACH(x, it, e)                                                                \
+    for (cds_lfht_first((x)->ht, &(it));                                                      \
+         ((e) = cds_lfht_iter_get_node(&(it))                                                 \
+                    ? caa_container_of(cds_lfht_iter_get_node(&(it)), idx_entry, node)        \
+                    : NULL) != NULL;                                                          \
+         cds_lfht_next((x)->ht, &(it)))
+
 uint64_t idx_drop_tombstones(idx *x)
 {
     struct cds_lfht_iter it;
@@ -212,8 +221,7 @@ uint64_t idx_drop_tombstones(idx *x)
     uint64_t n = 0;
 
     rcu_read_lock();
-    cds_lfht_for_each_entry(x->ht, &it, e, node)
-    {
+    IDX_FOR_EACH(x, it, e) {
         if ((e->loc.flags & REC_TOMBSTONE) && cds_lfht_del(x->ht, &e->node) == 0) {
             __atomic_sub_fetch(&x->count, 1, __ATOMIC_RELAXED);
             call_rcu(&e->rcu, entry_free_rcu);
@@ -254,8 +262,7 @@ void idx_free(idx *x)
     if (!x)
         return;
     rcu_read_lock();
-    cds_lfht_for_each_entry(x->ht, &it, e, node)
-    {
+    IDX_FOR_EACH(x, it, e) {
         if (cds_lfht_del(x->ht, &e->node) == 0)
             call_rcu(&e->rcu, entry_free_rcu);
     }

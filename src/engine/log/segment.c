@@ -466,9 +466,11 @@ static int scan(const seg *s, uint64_t newer, seg_scan_fn fn, void *ctx, seg_sca
     }
     /* Past the last record, a crash can have cut the appends that came after it, unless a
      * record newer than it is found elsewhere: syncs go oldest first, so that one's sync made
-     * this whole segment durable before it. */
+     * this whole segment durable before it. newer = UINT64_MAX says the segment is certainly
+     * synced, even when its last record carries that seq. */
     if (rc == 0)
-        rc = judge_tail(&sc, held || newer == 0 || last_seq >= newer, off, at, held);
+        rc = judge_tail(&sc, held || newer == 0 || (newer != UINT64_MAX && last_seq >= newer),
+                        off, at, held);
     __atomic_add_fetch(&kvs_test_scan_hashed, hashed, __ATOMIC_RELAXED);
     munmap(base, size);
     return rc;
