@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/engine.h"
 #include "server/server.h"
 
 static const char usage[] =
@@ -99,7 +100,7 @@ int main(int argc, char **argv)
         if (strcmp(f, "--addr") == 0) {
             cfg.addr = v;
         } else if (strcmp(f, "--engine") == 0) {
-            if (strcmp(v, "kvs") != 0 && strcmp(v, "lmdb") != 0)
+            if (!kvs_engine_find(v))
                 return bad(f, v, "unknown engine (kvs or lmdb)");
             cfg.engine = v;
         } else if (strcmp(f, "--dir") == 0) {

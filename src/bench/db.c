@@ -1,5 +1,6 @@
 /*
- * db.c — the engines of db.h: libkvs ("kvs", "lmdb") and, when built with it, RocksDB.
+ * db.c — the engines of db.h: libkvs's (its registry: "kvs", "lmdb") and, when built with it,
+ * RocksDB.
  *
  * The adapters add nothing to an operation but what the engine's API asks for. Reads, as
  * db_bench's --pin_slice: pinned (the default) is kvs_read with a callback that only takes the
@@ -10,13 +11,13 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <lmdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "engine/engine.h"
 #include "kvs.h"
 
 #ifdef KVS_BENCH_ROCKSDB
@@ -77,7 +78,7 @@ static int kvs_fail(const char *what, int rc)
 
 int kb_engine_available(const char *name)
 {
-    if (strcmp(name, "kvs") == 0 || strcmp(name, "lmdb") == 0)
+    if (kvs_engine_find(name))
         return 1;
     if (strcmp(name, "rocksdb") == 0) {
 #ifdef KVS_BENCH_ROCKSDB
@@ -92,9 +93,10 @@ int kb_engine_available(const char *name)
 const char *kb_engine_version(const char *name)
 {
     static char buf[128];
+    const kvs_engine_ops *e = kvs_engine_find(name);
 
-    if (strcmp(name, "lmdb") == 0) {
-        snprintf(buf, sizeof buf, "libkvs %s (%s)", KVS_VERSION_STRING, mdb_version(NULL, NULL, NULL));
+    if (e && e->version) {
+        snprintf(buf, sizeof buf, "libkvs %s (%s)", KVS_VERSION_STRING, e->version());
         return buf;
     }
 #ifdef KVS_BENCH_ROCKSDB

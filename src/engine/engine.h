@@ -18,8 +18,19 @@
 
 #include "kvs.h"
 
+/* Capabilities: what an engine's table says of it, so that the layers above (the server, the
+ * benchmark) ask the table instead of comparing names. */
+enum {
+    /* A write can wait on the disk in every sync mode (LMDB's commit writes its pages under the
+     * write lock); without it, only sync "always" makes a write wait. */
+    KVS_ENGINE_WRITES_BLOCK = 1u << 0,
+};
+
 typedef struct kvs_engine_ops {
     const char *name;
+    unsigned caps; /* KVS_ENGINE_* */
+    /* What the engine is built on, for banners (e.g. LMDB's version string); NULL: libkvs alone. */
+    const char *(*version)(void);
     int (*open)(const char *dir, const kvs_options *opt, void **out);
     int (*close)(void *e);
     /* Call fn with the value where it lies (see kvs_read); KVS_ENOTFOUND if absent. */

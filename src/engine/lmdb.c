@@ -656,8 +656,15 @@ static int lm_owns_dir(const char *dir)
     return io_join(path, sizeof path, dir, LM_DATA_FILE) == 0 && stat(path, &st) == 0;
 }
 
+static const char *lm_version(void)
+{
+    return mdb_version(NULL, NULL, NULL);
+}
+
 const kvs_engine_ops kvs_lmdb_engine = {
     .name = "lmdb",
+    .caps = KVS_ENGINE_WRITES_BLOCK,
+    .version = lm_version,
     .open = lm_open,
     .close = lm_close,
     .read = lm_read,

@@ -42,6 +42,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "engine/engine.h"
 #include "pool/pool.h"
 #include "server/conn.h"
 #include "util/clock.h"
@@ -502,7 +503,8 @@ static int start_pool(acceptor *a)
     kvs_stats_get(a->s.db, &st);
     bool offload = cfg->offload == 1 ||
                    (cfg->offload == -1 &&
-                    (cfg->sync == KVS_SYNC_ALWAYS || strcmp(st.engine, "lmdb") == 0));
+                    (cfg->sync == KVS_SYNC_ALWAYS ||
+                     (kvs_engine_find(st.engine)->caps & KVS_ENGINE_WRITES_BLOCK)));
     if (!offload)
         return 0;
     if ((rc = kvs_pool_new(cfg->pool, cfg->pool_threads, &a->s.pool)) < 0) {
