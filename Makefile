@@ -1,8 +1,11 @@
 # kvs — the two commands: `make run` and `make test`. Everything is built by CMake under build/.
 #
-#   make          Release build; executables in build/bin/
+#   make          optimised build (RelWithDebInfo); executables in build/bin/
 #   make test     build + the whole suite (CTest), then again under ASan+UBSan (build-asan/),
 #                 then the concurrency tests under ThreadSanitizer (build-tsan/, make test-tsan)
+#   make check T=<test> [C=<case>] [SAN=asan|tsan]
+#                 one CTest test (T: its name, or a regex: T='test_engine_.*'), in the tree SAN
+#                 names (default build/); C picks cmocka cases by name (* and ? allowed)
 #   make run      build and start kvs-server on 127.0.0.1:4000 with its data in ./data
 #   make bench    build, then bench/run.sh: kvs-server vs redis-server, and the thread pools
 #                 (CSVs, text and PNG charts in bench/results/; see BENCHMARKS.md)
@@ -22,16 +25,30 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all build test test-release test-asan test-tsan run bench deps clean torture soak
+.PHONY: all build test test-release test-asan test-tsan check run bench deps clean torture soak
 
 all: build
 
 deps:
 	@scripts/deps.sh
 
+# The three trees of make test: where each lives, how it is configured, and the environment its
+# tests run in (make check uses the same).
+DIR_release = $(BUILD)
+DIR_asan = $(ASAN_BUILD)
+DIR_tsan = $(TSAN_BUILD)
+CONFIG_release = -DCMAKE_BUILD_TYPE=RelWithDebInfo
+CONFIG_asan = -DCMAKE_BUILD_TYPE=Debug -DKVS_SANITIZE=address
+CONFIG_tsan = -DCMAKE_BUILD_TYPE=Debug -DKVS_SANITIZE=thread
+ENV_release =
+ENV_asan = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ENV_tsan = TSAN_OPTIONS="$(TSAN_OPTIONS_TEST)" KVS_TEST_SCALE=0.5
+# $(call tree,release|asan|tsan): configure (once) and build that tree.
+tree = @cmake -S . -B $(DIR_$(1)) $(CONFIG_$(1)) -DBUILD_TESTING=ON >/dev/null && \
+  cmake --build $(DIR_$(1)) -j $(JOBS)
+
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
+	$(call tree,release)
 
 test: test-release test-asan test-tsan test-fuzz
 
@@ -39,10 +56,8 @@ test-release: build
 	cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
 
 test-asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKVS_SANITIZE=address -DBUILD_TESTING=ON >/dev/null
-	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_ARGS) -j $(JOBS)
+	$(call tree,asan)
+	cd $(ASAN_BUILD) && $(ENV_asan) ctest $(CTEST_ARGS) -j $(JOBS)
 
 # ThreadSanitizer on the tests labelled "concurrency" (many threads on one store, thread pools).
 # tests/tsan.supp holds the false positives of uninstrumented liburcu, each with its reason.
@@ -53,10 +68,21 @@ test-asan: deps
 TSAN_OPTIONS_TEST = suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1 \
   suppress_equal_addresses=0
 test-tsan: deps
-	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKVS_SANITIZE=thread -DBUILD_TESTING=ON >/dev/null
-	@cmake --build $(TSAN_BUILD) -j $(JOBS)
-	cd $(TSAN_BUILD) && TSAN_OPTIONS="$(TSAN_OPTIONS_TEST)" KVS_TEST_SCALE=0.5 \
-	  ctest $(CTEST_ARGS) -j $(JOBS) -L concurrency
+	$(call tree,tsan)
+	cd $(TSAN_BUILD) && $(ENV_tsan) ctest $(CTEST_ARGS) -j $(JOBS) -L concurrency
+
+# One test (README, "Running one test"): the tests' names are listed by `ctest -N` in a tree.
+# A C that matches no case of the test fails rather than passing with nothing run.
+T ?=
+C ?=
+SAN ?= release
+check: deps
+	@test -n "$(T)" || { echo "usage: make check T=<test> [C=<case>] [SAN=asan|tsan]" >&2; exit 2; }
+	$(call tree,$(SAN))
+	@cd $(DIR_$(SAN)) && { $(ENV_$(SAN)) KVS_TEST_CASE='$(C)' ctest --output-on-failure \
+	  --no-tests=error -R '^($(T))$$' $(if $(C),-V) > check.log 2>&1; rc=$$?; cat check.log; \
+	  if [ -n '$(C)' ] && grep -q '\] 0 test(s) run' check.log; then \
+	    echo "make check: no cmocka case of $(T) matches C=$(C)" >&2; rc=1; fi; exit $$rc; }
 
 ARGS ?=
 run: build
@@ -104,7 +130,7 @@ FUZZ_TARGETS ?=
 FUZZ_JOBS ?= 2
 .PHONY: fuzz fuzz-build test-fuzz fuzz-seeds
 fuzz-build: deps
-	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Release -DKVS_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVS_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_all
 
 test-fuzz: fuzz-build
