@@ -14,6 +14,11 @@
   exception, the server must have stopped cleanly (exit 0) unless the test killed it (kill9) or
   passed check_exit=False; a crash during a test is therefore never silent.
 * The server gets PR_SET_PDEATHSIG(SIGKILL), so a test runner that dies does not leave it behind.
+
+For raw sockets: resp() encodes a request; RespReader is the one RESP2 reply reader of the
+tests (each reply as its exact bytes and a value, bounded waits and sizes, clear errors);
+RespConn is a connection with one, read_reply() and read_replies() are its short forms, and
+read_until_closed() reads to the end.
 """
 import ctypes
 import os
@@ -273,37 +278,6 @@ def read_until_closed(sock, timeout=10.0, limit=64 << 20):
             pass
 
 
-def read_reply_line(sock, timeout=10.0):
-    """Read one CRLF-terminated line (a status/error/integer reply) from a raw socket. Returns
-    the bytes read (including CRLF) or whatever arrived before EOF/reset/timeout."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    sock.setblocking(False)
-    try:
-        while b"\r\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            r, _, _ = select.select([sock], [], [], min(left, 0.5))
-            if not r:
-                continue
-            try:
-                b = sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except (ConnectionResetError, ConnectionAbortedError):
-                break
-            if not b:
-                break
-            buf += b
-    finally:
-        try:
-            sock.setblocking(True)
-        except OSError:
-            pass
-    return buf
-
-
 def resp(*args):
     """Encode a command as a RESP multibulk request (str and int arguments as UTF-8 text)."""
     out = [b"*%d\r\n" % len(args)]
@@ -313,53 +287,220 @@ def resp(*args):
     return b"".join(out)
 
 
-def reply_end(buf, pos=0):
-    """End offset of the RESP2 reply that starts at buf[pos], or None if it is not complete."""
-    nl = buf.find(b"\r\n", pos)
-    if nl < 0:
-        return None
-    kind = buf[pos:pos + 1]
-    if kind in (b"+", b"-", b":"):
-        return nl + 2
-    n = int(buf[pos + 1:nl])
-    if kind == b"$":
-        end = nl + 2 + n + 2 if n >= 0 else nl + 2
-        return end if len(buf) >= end else None
-    if kind == b"*":
-        end = nl + 2
-        for _ in range(max(n, 0)):
-            end = reply_end(buf, end)
-            if end is None:
+# ---- RESP2 replies ----
+
+def show(b, limit=160):
+    """A short printable form of some bytes (long ones cut in the middle)."""
+    if b is None:
+        return "None"
+    if len(b) > limit:
+        return "%r...(%d bytes)...%r" % (b[:limit // 2], len(b), b[-limit // 4:])
+    return repr(b)
+
+
+class ReplyError(Exception):
+    """A reply could not be read: ReplyClosed, ReplyTimeout or ReplyMalformed."""
+
+
+class ReplyClosed(ReplyError, ConnectionError):
+    """The connection ended (EOF, reset, another socket error) before the whole reply."""
+
+
+class ReplyTimeout(ReplyError, TimeoutError):
+    """The whole reply did not come in time."""
+
+
+class ReplyMalformed(ReplyError, ValueError):
+    """Bytes that are not a RESP2 reply, or a reply past the reader's limits."""
+
+
+class RespReader:
+    """Reads RESP2 replies from a socket, one at a time, in order.
+
+    reply(deadline=None) returns (raw, value): raw is the reply's exact bytes (CRLFs included)
+    and value is, by type:
+        b"..."          a bulk string ($3 foo -> b"foo")
+        None            a nil bulk string or a nil array ($-1, *-1)
+        int             an integer (:12 -> 12)
+        [...]           an array, its elements values of this same shape (nested arrays too)
+        ("+", b"...")   a status (+OK -> ("+", b"OK"))
+        ("-", b"...")   an error (-ERR x -> ("-", b"ERR x"))
+    deadline is a time.monotonic() time by which the whole reply must have come (waits use
+    poll(), which takes any descriptor number); without one, each wait for more bytes is bounded
+    by the socket's timeout (WAIT if it has none). The socket's mode and timeout are left alone.
+
+    Limits (keyword arguments): a status/error/integer/length line of at most max_line bytes, a
+    bulk string of at most max_bulk bytes, an array of at most max_array elements, arrays nested
+    at most max_depth levels inside the outermost one. Lengths and integers must be plain
+    decimal; the only negative length is -1 (nil); a bulk string must end in CRLF.
+
+    Failures raise a ReplyError: ReplyClosed (also a ConnectionError) when the connection ends,
+    ReplyTimeout (also a TimeoutError) when time runs out, ReplyMalformed (also a ValueError) for
+    bytes that are not a reply or break a limit. A reply that fails is left unread: pending()
+    gives every byte received from its start on."""
+
+    WAIT = 30.0
+    RECV = 1 << 16       # bytes asked of one recv (a much larger size costs a large allocation)
+    COMPACT = 1 << 20    # consumed bytes dropped from the buffer once there are this many
+
+    def __init__(self, sock, max_line=1 << 20, max_bulk=512 << 20, max_array=1 << 20,
+                 max_depth=8):
+        self.sock = sock
+        self.max_line = max_line
+        self.max_bulk = max_bulk
+        self.max_array = max_array
+        self.max_depth = max_depth
+        self.buf = bytearray()
+        self.pos = 0
+
+    def pending(self):
+        """The bytes received and not yet returned as a reply."""
+        return bytes(self.buf[self.pos:])
+
+    def reply(self, deadline=None):
+        if self.pos >= self.COMPACT:
+            del self.buf[:self.pos]
+            self.pos = 0
+        start = self.pos
+        try:
+            v = self._value(deadline, 0)
+        except BaseException:
+            self.pos = start
+            raise
+        return bytes(self.buf[start:self.pos]), v
+
+    def _fill(self, deadline):
+        t = self.sock.gettimeout()
+        if deadline is None and t:
+            try:  # the socket's own timeout bounds the wait
+                data = self.sock.recv(self.RECV)
+            except socket.timeout:
+                raise ReplyTimeout("no reply bytes within %g s" % t) from None
+            except InterruptedError:
+                return
+            except OSError as e:
+                raise ReplyClosed("connection error: %s" % e) from e
+        else:
+            if deadline is None:
+                wait, what = self.WAIT, "no reply bytes within %g s" % self.WAIT
+            else:
+                wait, what = deadline - time.monotonic(), "no reply within the deadline"
+            if wait <= 0:
+                raise ReplyTimeout(what)
+            p = select.poll()
+            p.register(self.sock, select.POLLIN)
+            if not p.poll(wait * 1000):
+                raise ReplyTimeout(what)
+            try:
+                data = self.sock.recv(self.RECV)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # a reset (a timeout cannot come after poll said readable)
+                raise ReplyClosed("connection error: %s" % e) from e
+        if not data:
+            raise ReplyClosed("connection closed by the server")
+        self.buf += data
+
+    def _line(self, deadline):
+        while True:
+            i = self.buf.find(b"\r\n", self.pos)
+            if i >= 0 and i - self.pos <= self.max_line:
+                line = bytes(self.buf[self.pos:i])
+                self.pos = i + 2
+                return line
+            if (i if i >= 0 else len(self.buf)) - self.pos > self.max_line:
+                raise ReplyMalformed("reply line longer than %d bytes: %s"
+                                     % (self.max_line, show(bytes(self.buf[self.pos:]))))
+            self._fill(deadline)
+
+    @staticmethod
+    def _int(line):
+        s = line[1:]
+        if s.isdigit() or (s[:1] == b"-" and s[1:].isdigit()):  # bytes: ASCII digits only
+            return int(s)
+        raise ReplyMalformed("bad reply line %s" % show(line))
+
+    def _value(self, deadline, depth):
+        line = self._line(deadline)
+        t = line[:1]
+        if t == b"$":
+            n = self._int(line)
+            if n == -1:
                 return None
-        return end
-    raise ValueError("not a RESP2 reply: %r" % buf[pos:pos + 50])
+            if not 0 <= n <= self.max_bulk:
+                raise ReplyMalformed("bulk reply of %d bytes" % n)
+            while len(self.buf) - self.pos < n + 2:
+                self._fill(deadline)
+            if self.buf[self.pos + n:self.pos + n + 2] != b"\r\n":
+                raise ReplyMalformed("bulk reply not followed by CRLF")
+            v = bytes(self.buf[self.pos:self.pos + n])
+            self.pos += n + 2
+            return v
+        if t == b"*":
+            n = self._int(line)
+            if n == -1:
+                return None
+            if not 0 <= n <= self.max_array or depth > self.max_depth:
+                raise ReplyMalformed("array reply of %d elements at depth %d" % (n, depth))
+            return [self._value(deadline, depth + 1) for _ in range(n)]
+        if t == b"+" or t == b"-":
+            return (t.decode(), line[1:])
+        if t == b":":
+            return self._int(line)
+        raise ReplyMalformed("not a RESP2 reply: %s" % show(line))
+
+
+class RespConn:
+    """A TCP connection to 127.0.0.1:port for raw RESP traffic (TCP_NODELAY; the socket's
+    timeout bounds every wait): send(bytes), reply() -> (raw, value) of its RespReader,
+    close()."""
+
+    def __init__(self, port, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = RespReader(self.sock)
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def reply(self, deadline=None):
+        return self.reader.reply(deadline)
+
+
+def _read_n(sock, n, timeout):
+    """Up to n replies within timeout seconds: (their raw bytes, the reader, the ReplyError
+    that stopped it or None)."""
+    rd = RespReader(sock)
+    deadline = time.monotonic() + timeout
+    out = []
+    try:
+        while len(out) < n:
+            out.append(rd.reply(deadline)[0])
+    except ReplyError as e:
+        return out, rd, e
+    return out, rd, None
+
+
+def read_reply(sock, timeout=10.0, n=1):
+    """Read n RESP2 replies (one by default) from a raw socket within timeout seconds. Returns
+    bytes: the replies and whatever else came with them, or, if the connection ends, time runs
+    out or something that is not a reply comes, all that came. Compare it with the exact bytes
+    expected: a missing, extra or wrong byte shows."""
+    out, rd, _ = _read_n(sock, n, timeout)
+    return b"".join(out) + rd.pending()
 
 
 def read_replies(sock, n, timeout=20.0):
     """Read exactly n RESP2 replies from a raw socket (bounded by timeout); returns each as its
-    raw bytes. Fails (AssertionError) on a timeout or a close before n replies."""
-    deadline = time.monotonic() + timeout
-    buf, out = b"", []
-    sock.settimeout(1.0)
-    while True:
-        while len(out) < n:
-            end = reply_end(buf)
-            if end is None:
-                break
-            out.append(buf[:end])
-            buf = buf[end:]
-        if len(out) == n:
-            return out
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out with %d of %d replies" % (len(out), n))
-        try:
-            chunk = sock.recv(1 << 16)
-        except socket.timeout:
-            continue
-        if not chunk:
-            raise AssertionError("connection closed after %d of %d replies: %r"
-                                 % (len(out), n, buf[:200]))
-        buf += chunk
+    raw bytes. Fails (AssertionError) on a timeout, a close or a malformed reply before n."""
+    out, rd, err = _read_n(sock, n, timeout)
+    if err is not None:
+        raise AssertionError("%s, after %d of %d replies; then %s"
+                             % (err, len(out), n, show(rd.pending(), 200)))
+    return out
 
 
 class ServerTestCase(unittest.TestCase):

@@ -58,7 +58,6 @@ check passed; without /usr/bin/redis-server the test cannot run and exits with a
 import argparse
 import os
 import random
-import select
 import signal
 import socket
 import subprocess
@@ -68,7 +67,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvstest import Server, _die_with_parent  # noqa: E402
+from kvstest import ReplyError, RespReader, Server, _die_with_parent, show  # noqa: E402
 
 REDIS_SERVER = "/usr/bin/redis-server"
 KVS_MAX_KEY = 65536                   # include/kvs.h
@@ -79,8 +78,6 @@ REPLY_TIMEOUT = 15.0                  # for all of one pipeline's replies
 MAX_TIMEOUTS = 3                      # pipelines that time out before an engine run gives up
 MAX_FAILURES = 200                    # failing pipelines before an engine run gives up
 DETAILS = 8                           # failures an engine run describes in full (--details)
-MAX_REPLY_BULK = 512 << 20            # the reply reader's own bounds
-MAX_REPLY_ARRAY = 1 << 20
 STOP_TIMEOUT = 10.0
 
 OK = b"+OK\r\n"
@@ -104,110 +101,15 @@ def err_arity(name):
     return b"-ERR wrong number of arguments for '%s' command\r\n" % name
 
 
-def show(b, limit=160):
-    """A short printable form of some bytes (long ones cut in the middle)."""
-    if b is None:
-        return "None"
-    if len(b) > limit:
-        return "%r...(%d bytes)...%r" % (b[:limit // 2], len(b), b[-limit // 4:])
-    return repr(b)
-
-
-class ReplyError(Exception):
-    pass
-
-
-class Reader:
-    """Reads RESP2 replies from a socket one at a time (status, error, integer, bulk, nil,
-    arrays, nested), each with a deadline. reply() gives (raw bytes, value): value is bytes for
-    a bulk, None for nil, int, a list, or ('+'|'-', bytes) for a status or an error."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = bytearray()
-        self.pos = 0
-
-    def _fill(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise ReplyError("no reply within the deadline")
-        r, _, _ = select.select([self.sock], [], [], min(left, 1.0))
-        if not r:
-            return
-        try:
-            data = self.sock.recv(1 << 20)
-        except (BlockingIOError, InterruptedError, socket.timeout):
-            return
-        except OSError as e:
-            raise ReplyError("connection error: %s" % e)
-        if not data:
-            raise ReplyError("connection closed by the server")
-        self.buf += data
-
-    def _line(self, deadline):
-        while True:
-            i = self.buf.find(b"\r\n", self.pos)
-            if i >= 0:
-                line = bytes(self.buf[self.pos:i])
-                self.pos = i + 2
-                return line
-            if len(self.buf) - self.pos > 1 << 20:
-                raise ReplyError("reply line longer than 1 MiB")
-            self._fill(deadline)
-
-    def _int(self, line):
-        try:
-            return int(line[1:])
-        except ValueError:
-            raise ReplyError("bad reply line %s" % show(line))
-
-    def _value(self, deadline, depth=0):
-        line = self._line(deadline)
-        t = line[:1]
-        if t in (b"+", b"-"):
-            return (t.decode(), line[1:])
-        if t == b":":
-            return self._int(line)
-        if t == b"$":
-            n = self._int(line)
-            if n < 0:
-                return None
-            if n > MAX_REPLY_BULK:
-                raise ReplyError("bulk reply of %d bytes" % n)
-            while len(self.buf) - self.pos < n + 2:
-                self._fill(deadline)
-            v = bytes(self.buf[self.pos:self.pos + n])
-            if self.buf[self.pos + n:self.pos + n + 2] != b"\r\n":
-                raise ReplyError("bulk reply not followed by CRLF")
-            self.pos += n + 2
-            return v
-        if t == b"*":
-            n = self._int(line)
-            if n < 0:
-                return None
-            if n > MAX_REPLY_ARRAY or depth > 8:
-                raise ReplyError("array reply of %d elements at depth %d" % (n, depth))
-            return [self._value(deadline, depth + 1) for _ in range(n)]
-        raise ReplyError("bad reply type in %s" % show(line))
-
-    def reply(self, deadline):
-        if self.pos > 1 << 20:
-            del self.buf[:self.pos]
-            self.pos = 0
-        start = self.pos
-        v = self._value(deadline)
-        return bytes(self.buf[start:self.pos]), v
-
-
 class Conn:
     """One client connection: a socket and its reply reader."""
 
     def __init__(self, sock):
-        sock.settimeout(REPLY_TIMEOUT)  # bounds sendall; reads go through select
+        sock.settimeout(REPLY_TIMEOUT)  # bounds sendall; reads wait (poll) for their deadline
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
-        self.reader = Reader(sock)
+        self.reader = RespReader(sock)
 
     def close(self):
         try:

@@ -34,7 +34,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvstest import Server, read_reply_line, run  # noqa: E402
+from kvstest import Server, read_reply, run  # noqa: E402
 
 import redis  # noqa: E402  (Debian: python3-redis)
 
@@ -156,7 +156,7 @@ class Base(unittest.TestCase):
             k = s.connect(timeout=5)
             try:
                 k.sendall(b"PING\r\n")
-                reply = read_reply_line(k, timeout=2)
+                reply = read_reply(k, timeout=2)
             finally:
                 k.close()
             if reply == b"+PONG\r\n":
@@ -172,7 +172,7 @@ class Base(unittest.TestCase):
         for i in range(n):
             k = self.sock(s)
             k.sendall(b"PING\r\n")
-            self.assertEqual(read_reply_line(k), b"+PONG\r\n", "client %d of %d" % (i + 1, n))
+            self.assertEqual(read_reply(k), b"+PONG\r\n", "client %d of %d" % (i + 1, n))
             held.append(k)
         return held
 
@@ -232,7 +232,7 @@ class FullTest(Base):
         self.assertIdles(s)
         for k in held:  # still served
             k.sendall(b"PING\r\n")
-            self.assertEqual(read_reply_line(k), b"+PONG\r\n")
+            self.assertEqual(read_reply(k), b"+PONG\r\n")
         log = s.stderr_text()
         self.assertNotIn("accept:", log)  # maxclients fitted: accept4 never ran out
         self.assertLess(len(log.splitlines()), LOG_BOUND)

@@ -35,7 +35,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvstest  # noqa: E402
-from kvstest import Server, read_reply_line, read_until_closed, resp, run  # noqa: E402
+from kvstest import Server, read_reply, read_until_closed, resp, run  # noqa: E402
 
 import redis  # noqa: E402  (Debian: python3-redis)
 
@@ -150,19 +150,11 @@ class IdleHalfCommandsTest(Base):
             # a half command finished later is answered (GET fo: nil); then the other half
             # of a second one, in single bytes
             socks[0].sendall(b"o\r\n")
-            self.assertEqual(read_reply_line(socks[0]), b"$-1\r\n")
+            self.assertEqual(read_reply(socks[0]), b"$-1\r\n")
             r.set("foo", "bar")
             for b in b"o\r\n":
                 socks[1].sendall(bytes([b]))
-            got = b""
-            deadline = time.monotonic() + 10
-            while len(got) < 9 and time.monotonic() < deadline:
-                socks[1].settimeout(max(0.1, deadline - time.monotonic()))
-                chunk = socks[1].recv(64)
-                if not chunk:
-                    break
-                got += chunk
-            self.assertEqual(got, b"$3\r\nbar\r\n")
+            self.assertEqual(read_reply(socks[1]), b"$3\r\nbar\r\n")
         finally:
             for k in socks:
                 k.close()
@@ -247,15 +239,7 @@ class ProtocolAbuseTest(Base):
         s = self.start()
         k = self.sock(s)
         k.sendall(b'SET "a b" "x\\r\\ny"\r\n' + resp("GET", "a b") + b"GET 'a b'\r\n")
-        want = b"+OK\r\n$4\r\nx\r\ny\r\n$4\r\nx\r\ny\r\n"
-        got = b""
-        deadline = time.monotonic() + 10
-        while len(got) < len(want) and time.monotonic() < deadline:
-            chunk = k.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-        self.assertEqual(got, want)
+        self.assertEqual(read_reply(k, n=3), b"+OK\r\n$4\r\nx\r\ny\r\n$4\r\nx\r\ny\r\n")
         self.assertEqual(s.stop(), 0)
 
 
@@ -266,7 +250,7 @@ class MaxClientsTest(Base):
         for i in range(10):
             k = self.sock(s)
             k.sendall(b"PING\r\n")
-            self.assertEqual(read_reply_line(k), b"+PONG\r\n", "client %d" % (i + 1))
+            self.assertEqual(read_reply(k), b"+PONG\r\n", "client %d" % (i + 1))
             socks.append(k)
         k11 = self.sock(s)
         data, how = read_until_closed(k11, timeout=10)
@@ -275,7 +259,7 @@ class MaxClientsTest(Base):
         # the ten are still served
         for k in socks:
             k.sendall(b"PING\r\n")
-            self.assertEqual(read_reply_line(k), b"+PONG\r\n")
+            self.assertEqual(read_reply(k), b"+PONG\r\n")
         # one leaves: a newcomer gets its place (bounded retries: the close is asynchronous)
         socks.pop().close()
         reply = None
@@ -283,7 +267,7 @@ class MaxClientsTest(Base):
             k = socket.create_connection(("127.0.0.1", s.port), timeout=10)
             try:
                 k.sendall(b"PING\r\n")
-                reply = read_reply_line(k)
+                reply = read_reply(k)
             finally:
                 k.close()
             if reply == b"+PONG\r\n":
@@ -311,7 +295,7 @@ class LimitsTest(Base):
         s = self.start("--max-bulk", "1kb", "--max-query", "1mb")
         k = self.sock(s)
         k.sendall(resp("SET", "ok", b"x" * 1024))
-        self.assertEqual(read_reply_line(k), b"+OK\r\n")
+        self.assertEqual(read_reply(k), b"+OK\r\n")
         k.sendall(b"*2\r\n$3\r\nGET\r\n$2000\r\n")
         data, how = read_until_closed(k, timeout=10)
         self.assertEqual(data, b"-ERR Protocol error: invalid bulk length\r\n")
@@ -437,7 +421,7 @@ class ProtectedModeTest(Base):
         # from loopback: served
         k = self.sock(s)
         k.sendall(b"PING\r\n")
-        self.assertEqual(read_reply_line(k), b"+PONG\r\n")
+        self.assertEqual(read_reply(k), b"+PONG\r\n")
         self.assertServes(s)
         self.assertEqual(s.stop(), 0)
 

@@ -30,7 +30,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvstest import Server, resp  # noqa: E402
+from kvstest import RespReader, Server, resp  # noqa: E402
 
 import redis  # noqa: E402  (Debian: python3-redis)
 
@@ -54,41 +54,6 @@ def raise_nofile():
         return soft
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return want
-
-
-class RespReader:
-    """Replies from a raw socket: simple strings, errors, integers and bulk strings."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def _fill(self):
-        b = self.sock.recv(65536)
-        if not b:
-            raise ConnectionError("connection closed by the server")
-        self.buf += b
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind in (b"+", b"-", b":"):
-            return line
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
-        raise AssertionError("unexpected reply %r" % line[:80])
 
 
 def key(i):
@@ -151,9 +116,9 @@ class NetConcurrency(unittest.TestCase):
                 s.sendall(resp("SET", key(i), value(i)))
             bad = []
             for i, s in enumerate(socks):
-                got = RespReader(s).reply()
-                if got != b"+OK":
-                    bad.append((i, got))
+                raw, _ = RespReader(s).reply()   # each wait bounded by IO_TIMEOUT
+                if raw != b"+OK\r\n":
+                    bad.append((i, raw))
             self.assertEqual(bad, [], "SET replies that were not +OK (first 5): %r" % bad[:5])
         finally:
             for s in socks:
@@ -198,9 +163,9 @@ class NetConcurrency(unittest.TestCase):
                 for c, rd in enumerate(readers):
                     for j in range(per):
                         i = c * per + j
-                        got = rd.reply()
+                        raw, got = rd.reply()
                         if got != value(i):
-                            wrong.append((i, got[:40] if got else got))
+                            wrong.append((i, raw[:40]))
                 self.assertEqual(wrong, [], "round %d: wrong GET replies (first 5): %r"
                                  % (rounds, wrong[:5]))
                 rounds += 1

@@ -49,7 +49,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -62,7 +61,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "crashsim"))
 import crashsim  # noqa: E402
 import kvstest  # noqa: E402
-from kvstest import Server, ServerError, resp, reply_end  # noqa: E402
+from kvstest import RespConn, Server, ServerError, resp  # noqa: E402
 from oracle import Oracle  # noqa: E402
 
 SERVER = None
@@ -106,41 +105,16 @@ class Failure(AssertionError):
 # clients
 # ---------------------------------------------------------------------------------------------
 
-class Client:
-    """A blocking RESP connection: send commands, read whole replies (raw bytes)."""
+class Client(RespConn):
+    """A blocking RESP connection: send commands, read whole replies as (raw bytes, value)
+    pairs (kvstest.RespReader; each wait bounded by IO_TIMEOUT)."""
 
     def __init__(self, port, timeout=IO_TIMEOUT):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
+        super().__init__(port, timeout)
 
     def call(self, cmds):
-        self.sock.sendall(b"".join(resp(*c) for c in cmds))
-        out = []
-        while len(out) < len(cmds):
-            end = reply_end(self.buf) if self.buf else None
-            if end is None:
-                chunk = self.sock.recv(1 << 16)
-                if not chunk:
-                    raise ConnectionError("closed")
-                self.buf += chunk
-                continue
-            out.append(self.buf[:end])
-            self.buf = self.buf[end:]
-        return out
-
-
-def bulk(reply):
-    """A GET reply as bytes, None (nil) or an Exception (error reply)."""
-    if reply.startswith(b"$-1"):
-        return None
-    if reply.startswith(b"$"):
-        nl = reply.index(b"\r\n")
-        return reply[nl + 2:nl + 2 + int(reply[1:nl])]
-    return Exception(reply.decode(errors="replace").strip())
+        self.send(b"".join(resp(*c) for c in cmds))
+        return [self.reply() for _ in cmds]
 
 
 class Load:
@@ -194,7 +168,7 @@ class Load:
                 replies = c.call(cmds)
                 now = time.monotonic()
                 with self.lock:
-                    for w, r in zip(ws, replies):
+                    for w, (r, _) in zip(ws, replies):
                         if r.startswith(b"-"):
                             self.oracle.fail(w)
                             self.failed += 1
@@ -220,12 +194,11 @@ def read_all(port, keys):
     try:
         for i in range(0, len(keys), 64):
             chunk = keys[i:i + 64]
-            for k, r in zip(chunk, c.call([(b"GET", k) for k in chunk])):
-                v = bulk(r)
-                if isinstance(v, Exception):
-                    bad[k] = str(v)
-                else:
+            for k, (r, v) in zip(chunk, c.call([(b"GET", k) for k in chunk])):
+                if isinstance(v, bytes) or r == b"$-1\r\n":   # a value, or nil (absent)
                     state[k] = v
+                else:   # an error reply, or anything else a GET does not answer
+                    bad[k] = r.decode(errors="replace").strip()
     finally:
         c.close()
     return state, bad
@@ -494,7 +467,7 @@ def fault_round(st, i, fault, shadow_root):
             c = Client(s.port)
             try:
                 for _ in range(5):
-                    probe = c.call([(b"SET", b"probe", b"after the fault")])
+                    probe = [raw for raw, _ in c.call([(b"SET", b"probe", b"after the fault")])]
                     if probe[0].startswith(b"+OK"):
                         break
                     time.sleep(0.2)

@@ -45,7 +45,7 @@ def ping(port):
     """PING over a raw socket: True if the server at port answers +PONG."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"PING\r\n")
-        return kvstest.read_reply_line(s) == b"+PONG\r\n"
+        return kvstest.read_reply(s) == b"+PONG\r\n"
 
 
 class Base(unittest.TestCase):

@@ -47,7 +47,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,7 +56,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvstest  # noqa: E402
-from kvstest import Server, ServerError, resp  # noqa: E402
+from kvstest import RespConn, Server, ServerError, resp  # noqa: E402
 from oracle import Oracle, decode  # noqa: E402
 
 SERVER = None
@@ -130,61 +129,28 @@ class RespError(Exception):
     pass
 
 
-class Conn:
+def plain(v):
+    """A kvstest.RespReader value as this test reads it: status -> str, error -> a RespError
+    instance, arrays element by element; bytes, None and int as they are."""
+    if isinstance(v, tuple):
+        return v[1].decode() if v[0] == "+" else RespError(v[1].decode("utf-8", "replace"))
+    if isinstance(v, list):
+        return [plain(x) for x in v]
+    return v
+
+
+class Conn(RespConn):
     """A blocking RESP2 connection: send bytes, read parsed replies one at a time (bulk -> bytes
-    or None, integer -> int, status -> str, error -> RespError instance, array -> list)."""
+    or None, integer -> int, status -> str, error -> RespError instance, array -> list). The
+    reader is kvstest.RespReader: each wait is bounded by the socket's timeout (IO_TIMEOUT); a
+    close or a timeout raises an OSError (ConnectionError, TimeoutError), a malformed reply a
+    ValueError."""
 
     def __init__(self, port, timeout=IO_TIMEOUT):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = bytearray()
-        self.pos = 0
-
-    def close(self):
-        self.sock.close()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self):
-        if self.pos > (1 << 20):
-            del self.buf[:self.pos]
-            self.pos = 0
-        b = self.sock.recv(1 << 20)
-        if not b:
-            raise ConnectionError("connection closed by the server")
-        self.buf += b
-
-    def _line(self):
-        while True:
-            i = self.buf.find(b"\r\n", self.pos)
-            if i >= 0:
-                line = bytes(self.buf[self.pos:i])
-                self.pos = i + 2
-                return line
-            self._fill()
+        super().__init__(port, timeout)
 
     def reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            return RespError(rest.decode("utf-8", "replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) - self.pos < n + 2:
-                self._fill()
-            data = bytes(self.buf[self.pos:self.pos + n])
-            self.pos += n + 2
-            return data
-        if kind == b"*":
-            return [self.reply() for _ in range(int(rest))]
-        raise ConnectionError("not a RESP2 reply: %r" % line[:80])
+        return plain(super().reply()[1])
 
     def call(self, *args):
         self.send(resp(*args))
