@@ -2,10 +2,10 @@
  * engine.h — the engine interface: what every storage engine behind kvs.h provides.
  *
  * libkvs's public functions (api.c) own the lifecycle that all engines share — options, the
- * LOCK file that keeps a second process out, the ENGINE file that records which engine a
- * directory belongs to — and forward data calls through this table. An engine gets a directory
- * that is already locked and known to be its own, and must make every call after open safe from
- * many threads at once.
+ * lock on the directory (flock) that keeps a second process out, the ENGINE file that records
+ * which engine a directory belongs to — and forward data calls through this table. An engine
+ * gets a directory that is already locked and known to be its own, and must make every call
+ * after open safe from many threads at once.
  *
  * Reads hand the value to a callback while it is pinned (an RCU read section, an LMDB read
  * transaction), so the engine never allocates for a read; kvs_get's copy is made in api.c.
@@ -54,7 +54,7 @@ const kvs_engine_ops *const *kvs_engine_list(void);
 /* The engine state behind an open handle (tests and tools inside the project only). */
 void *kvs_engine_impl(kvs_t *db);
 
-extern const kvs_engine_ops kvs_log_engine;  /* "kvs": log-structured hash (src/engine/log) */
-extern const kvs_engine_ops kvs_lmdb_engine; /* "lmdb": LMDB B+tree (src/engine/lmdb.c) */
+extern const kvs_engine_ops kvs_logdb_engine; /* "kvs": log-structured hash (src/engine/log) */
+extern const kvs_engine_ops kvs_lmdb_engine;  /* "lmdb": LMDB B+tree (src/engine/lmdb.c) */
 
 #endif

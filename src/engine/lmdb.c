@@ -3,17 +3,19 @@
  * same semantics as the "kvs" engine.
  *
  * The environment lives in the data directory itself (data.mdb, lock.mdb next to the ENGINE
- * file of api.c, which also locks the directory) and holds one unnamed database. Every call is one LMDB transaction:
- * get a read-only one (MDB_NOTLS, so it is tied to no thread and the server may call from any
- * number of them), set and remove a write one, which LMDB serialises. The map is reserved large
- * (1 TiB of address space; data.mdb grows only as pages are written) so that MDB_MAP_FULL is
- * not a limit anyone meets; where the address space is short, smaller maps are tried.
+ * file of api.c, which also locks the directory) and holds one unnamed database. Every call is
+ * one LMDB transaction: read a read-only one (MDB_NOTLS, so it is tied to no thread and the
+ * server may call from any number of them), which hands the value to the caller's callback
+ * where it lies in the map; set and remove a write one, which LMDB serialises. The map is
+ * reserved large (1 TiB of address space; data.mdb grows only as pages are written) so that
+ * MDB_MAP_FULL is not a limit anyone meets; where the address space is short, smaller maps are
+ * tried.
  *
  * Durability: LMDB writes through pwrite into the page cache at commit, so a write that returned
  * 0 survives the process being killed in every mode. KVS_SYNC_ALWAYS is LMDB's default (data and
  * meta page synced at each commit); KVS_SYNC_EVERYSEC opens with MDB_NOSYNC and a background
- * thread calls mdb_env_sync once a second if anything was written; KVS_SYNC_NEVER opens with
- * MDB_NOSYNC | MDB_NOMETASYNC. close always syncs.
+ * thread (util/syncer.h) calls mdb_env_sync once a second if anything was written;
+ * KVS_SYNC_NEVER opens with MDB_NOSYNC | MDB_NOMETASYNC. close always syncs.
  *
  * A failed sync (kvs.h, "Durability"). With MDB_NOSYNC (everysec, never) commits only write
  * pages into the page cache, and mdb_env_sync makes them durable together; when it fails, the
@@ -55,20 +57,18 @@
  * fixed when the store is created and read back from the format record ever after, so the
  * encoding never depends on how the LMDB library at hand was built; a build whose keys are too
  * short for the recorded inline_max is refused (KVS_EVERSION). A tag-0x01 entry whose stored key
- * differs from the key asked for is a hash collision (or damage): get, set and remove refuse it
+ * differs from the key asked for is a hash collision (or damage): read, set and remove refuse it
  * with KVS_ECORRUPT and never serve or overwrite another key's value.
  */
 #include <errno.h>
 #include <limits.h>
 #include <lmdb.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <xxhash.h>
 
 #include "engine/engine.h"
@@ -76,6 +76,7 @@
 #include "util/fence.h"
 #include "util/io.h"
 #include "util/log.h"
+#include "util/syncer.h"
 
 #define LM_DATA_FILE "data.mdb"
 #define LM_MAXREADERS 1024
@@ -97,12 +98,7 @@ typedef struct lmdb_db {
     uint32_t inline_max; /* longest key stored as itself (tag 0x00) */
     char dir[PATH_MAX];
 
-    /* everysec: a thread that syncs once a second, stopped through mu/cv */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t syncer;
-    bool syncer_running;
-    bool stopping;
+    syncer syncer; /* everysec: syncs once a second (lm_sync_tick) */
 
     /* figures (atomics) */
     uint64_t writes, syncs;
@@ -342,64 +338,24 @@ static int lm_sync(lmdb_db *db)
     return 0;
 }
 
-static void *syncer_main(void *arg)
+/* everysec: the syncer's tick (util/syncer.h), a sync if anything was written since the last. */
+static int lm_sync_tick(void *arg)
 {
     lmdb_db *db = arg;
-    struct timespec next, now;
 
-    pthread_mutex_lock(&db->mu);
-    clock_gettime(CLOCK_MONOTONIC, &next);
-    while (!db->stopping) {
-        next.tv_sec += 1;
-        while (!db->stopping && pthread_cond_timedwait(&db->cv, &db->mu, &next) != ETIMEDOUT)
-            ;
-        if (db->stopping)
-            break;
-        pthread_mutex_unlock(&db->mu);
-        if (__atomic_load_n(&db->writes, __ATOMIC_RELAXED) !=
-                __atomic_load_n(&db->synced_writes, __ATOMIC_RELAXED))
-            lm_sync(db); /* a failure fences the store, and lm_fence logs it */
-        pthread_mutex_lock(&db->mu);
-        /* A sync slower than a second skips the ticks it overran rather than catching up. */
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec > next.tv_sec)
-            next = now;
-    }
-    pthread_mutex_unlock(&db->mu);
-    return NULL;
-}
-
-static int syncer_start(lmdb_db *db)
-{
-    int e;
-
-    if ((e = pthread_create(&db->syncer, NULL, syncer_main, db)) != 0)
-        return kvs_seterr(KVS_ENOMEM, "cannot start the sync thread: %s", strerror(e));
-    db->syncer_running = true;
-    return 0;
-}
-
-static void syncer_stop(lmdb_db *db)
-{
-    if (!db->syncer_running)
-        return;
-    pthread_mutex_lock(&db->mu);
-    db->stopping = true;
-    pthread_cond_signal(&db->cv);
-    pthread_mutex_unlock(&db->mu);
-    pthread_join(db->syncer, NULL);
-    db->syncer_running = false;
+    if (__atomic_load_n(&db->writes, __ATOMIC_RELAXED) ==
+        __atomic_load_n(&db->synced_writes, __ATOMIC_RELAXED))
+        return 0;
+    return lm_sync(db); /* a failure fences the store, and lm_fence logs it */
 }
 
 /* ---- open and close ---- */
 
 static void lm_free(lmdb_db *db)
 {
-    syncer_stop(db);
+    syncer_stop(&db->syncer);
     if (db->env)
         mdb_env_close(db->env);
-    pthread_cond_destroy(&db->cv);
-    pthread_mutex_destroy(&db->mu);
     free(db);
 }
 
@@ -437,18 +393,12 @@ static int lm_env_open(lmdb_db *db, unsigned flags)
 static int lm_open(const char *dir, const kvs_options *opt, void **out)
 {
     lmdb_db *db = calloc(1, sizeof *db);
-    pthread_condattr_t ca;
     unsigned flags = MDB_NOTLS;
     int rc;
 
     *out = NULL;
     if (!db)
         return kvs_seterr(KVS_ENOMEM, "lmdb engine: out of memory");
-    pthread_mutex_init(&db->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&db->cv, &ca);
-    pthread_condattr_destroy(&ca);
     db->sync = opt->sync;
     if (snprintf(db->dir, sizeof db->dir, "%s", dir) >= (int)sizeof db->dir) {
         rc = kvs_seterr(KVS_EINVAL, "directory path too long");
@@ -460,7 +410,8 @@ static int lm_open(const char *dir, const kvs_options *opt, void **out)
         flags |= MDB_NOSYNC | MDB_NOMETASYNC;
     if ((rc = lm_env_open(db, flags)) < 0 || (rc = lm_format(db)) < 0)
         goto fail;
-    if (opt->sync == KVS_SYNC_EVERYSEC && (rc = syncer_start(db)) < 0)
+    if (opt->sync == KVS_SYNC_EVERYSEC &&
+        (rc = syncer_start(&db->syncer, "sync", SYNCER_EVERYSEC_MS, lm_sync_tick, db)) < 0)
         goto fail;
     LOG_INFO("opened %s (lmdb, map %zu bytes, keys of up to %u bytes inline)", dir, db->mapsize,
              db->inline_max);
@@ -476,7 +427,7 @@ static int lm_close(void *e)
     lmdb_db *db = e;
     int rc;
 
-    syncer_stop(db);
+    syncer_stop(&db->syncer);
     rc = lm_sync(db); /* not after a failed sync: KVS_ESYNC */
     lm_free(db);
     return rc;
@@ -484,7 +435,8 @@ static int lm_close(void *e)
 
 /* ---- data calls ---- */
 
-/* Ownership: *val is a new malloc'd buffer of *vlen + 1 bytes (NUL last); the caller frees it. */
+/* fn gets the value where LMDB holds it, in the map: valid only during the call, inside the read
+ * transaction; nothing is allocated (kvs_get's copy is api.c's). */
 static int lm_read(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx)
 {
     lmdb_db *db = e;

@@ -6,7 +6,7 @@
 #include "engine/engine.h"
 
 static const kvs_engine_ops *const engines[] = {
-    &kvs_log_engine,
+    &kvs_logdb_engine,
     &kvs_lmdb_engine,
     NULL,
 };

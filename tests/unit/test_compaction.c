@@ -105,7 +105,7 @@ static seg *segment_by_index(kvs_t *db, uint32_t i)
 static void compact_one(kvs_t *db, seg *s)
 {
     logdb *ldb = kvs_engine_impl(db);
-    int64_t r = log_compact_segments(ldb, &s, 1);
+    int64_t r = ldb_compact_segments(ldb, &s, 1);
     if (r < 0)
         fail_msg("compaction: %s", kvs_last_error());
 }

@@ -133,7 +133,7 @@ static int crash_child(const char *dir, int point, int partial)
             if (ldb->segs[i] != ldb->active)
                 v[n++] = ldb->segs[i];
         pthread_mutex_unlock(&ldb->wmu);
-        r = log_compact_segments(ldb, v, n);
+        r = ldb_compact_segments(ldb, v, n);
     } else {
         r = kvs_compact(db);
     }

@@ -639,7 +639,7 @@ static void test_ids_used_up(void **state)
 
     set_big(db, 0);
     assert_int_equal(kvs_close(db), 0);
-    assert_int_equal(seg_create(dir, LOG_SEG_ID_MAX, 0, &s), 0);
+    assert_int_equal(seg_create(dir, LDB_SEG_ID_MAX, 0, &s), 0);
     seg_close(s);
     db = tu_open(dir, &o);
     big_value(1, val);

@@ -1,9 +1,11 @@
 /*
- * compact.c — compaction: reclaiming the space of dead records.
+ * compact.c — compaction: reclaiming the space of dead records; and writing the hint files of
+ * sealed segments, which takes the same lock.
  *
  * It runs on the maintenance thread (or the caller of kvs_compact) under cmu, and holds wmu
  * only for short steps — choosing victims, taking segment ids, the commit — so reads and writes
- * go on while it scans and copies.
+ * go on while it scans and copies. It calls sync.c and segs.c below it, nothing above (logdb.h):
+ * the segment list grows only through segs.c, which reserves the room the swap needs.
  *
  * Victims are sealed segments. Their live records are copied, seq unchanged, into new sealed
  * segments (outputs); then the swap happens in an order where a crash at any point leaves a
@@ -13,11 +15,12 @@
  *   2. fdatasync the outputs and the dir      crash → same
  *   3. write their hint files                 crash → same
  *   4. sync every write not synced yet (everysec, never): the drop of a record that a newer
- *      write replaced must not reach the disk before that write does (log_sync_written)
- *   5. one manifest edit: add outputs, drop victims (synced) — the commit point
+ *      write replaced must not reach the disk before that write does (ldb_sync_written)
+ *   5. one manifest edit: add outputs, drop victims (synced) — the commit point; the segment
+ *      list follows it under the same hold of wmu
  *                                             crash → victims are leftovers, deleted at open
- *   6. repoint the index (compare-and-swap per key), take the victims off the segment list,
- *      wait for an RCU grace period, close and delete the victims
+ *   6. repoint the index (compare-and-swap per key), wait for an RCU grace period, close and
+ *      delete the victims
  *
  * Which records are live: a set is live if the index still names exactly this record
  * (segment, offset). A tombstone is needed while a segment outside the victims might still hold
@@ -33,6 +36,7 @@
 
 #include "engine/log/hint.h"
 #include "engine/log/logdb.h"
+#include "util/array.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/io.h"
@@ -43,7 +47,7 @@
 
 int kvs_test_crash_point = CRASH_NONE;
 
-void log_crash_point(int step)
+void ldb_crash_point(int step)
 {
     if (kvs_test_crash_point == step)
         _exit(CRASH_EXIT);
@@ -63,7 +67,8 @@ typedef struct compactor {
     seg *victim;
     uint64_t min_outside; /* smallest seq held by a live segment that is not a victim */
     seg **outs;
-    uint32_t nouts, capouts;
+    uint32_t nouts;
+    size_t capouts;
     unsigned char *buf; /* pending bytes of the last output */
     size_t used;
     move **moves;
@@ -101,18 +106,12 @@ static int out_room(compactor *c, uint64_t len, seg **out)
     }
     if ((rc = out_flush(c)) < 0)
         return rc;
-    if (c->nouts == c->capouts) {
-        uint32_t cap = c->capouts ? c->capouts * 2 : 4;
-        seg **v = realloc(c->outs, cap * sizeof *v);
-        if (!v)
-            return KVS_ENOMEM;
-        c->outs = v;
-        c->capouts = cap;
-    }
+    if (ARR_RESERVE(c->outs, c->capouts, (size_t)c->nouts + 1) < 0)
+        return KVS_ENOMEM;
     uint32_t id;
-    pthread_mutex_lock(&c->db->wmu);
-    rc = log_take_seg_id(c->db, &id);
-    pthread_mutex_unlock(&c->db->wmu);
+    LDB_LOCK(c->db, wmu);
+    rc = ldb_take_seg_id(c->db, &id);
+    LDB_UNLOCK(c->db, wmu);
     if (rc < 0 || (rc = seg_create(c->db->dir, id, 0, &o)) < 0)
         return rc;
     o->sealed = true;
@@ -161,14 +160,8 @@ static int copy_record(void *arg, const seg_rec *r)
         o->min_seq = r->seq;
     if (r->seq > o->max_seq)
         o->max_seq = r->seq;
-    if (c->nmoves == c->capmoves) {
-        size_t cap = c->capmoves ? c->capmoves * 2 : 1024;
-        move **v = realloc(c->moves, cap * sizeof *v);
-        if (!v)
-            return KVS_ENOMEM;
-        c->moves = v;
-        c->capmoves = cap;
-    }
+    if (ARR_RESERVE(c->moves, c->capmoves, c->nmoves + 1) < 0)
+        return KVS_ENOMEM;
     if (!(m = malloc(sizeof *m + r->klen)))
         return KVS_ENOMEM;
     *m = (move){c->victim, o, (uint32_t)r->off, to_off, r->vlen, r->klen, r->seq, r->flags};
@@ -210,38 +203,31 @@ static int write_outputs(compactor *c, seg **victims, uint32_t n)
     }
     if ((rc = out_flush(c)) < 0)
         return rc;
-    log_crash_point(CRASH_AFTER_OUTPUT);
+    ldb_crash_point(CRASH_AFTER_OUTPUT);
     for (uint32_t i = 0; i < c->nouts; i++)
         if ((rc = io_fdatasync(c->outs[i]->fd, c->outs[i]->path)) < 0 ||
             (rc = seg_map(c->outs[i])) < 0)
             return rc;
     if ((rc = io_fsync_dir(c->db->dir)) < 0)
         return rc;
-    log_crash_point(CRASH_AFTER_SYNC);
+    ldb_crash_point(CRASH_AFTER_SYNC);
     for (uint32_t i = 0; i < c->nouts; i++)
         if ((rc = hint_write(c->db->dir, c->outs[i])) < 0)
             return rc;
     if ((rc = io_fsync_dir(c->db->dir)) < 0)
         return rc;
-    log_crash_point(CRASH_AFTER_HINT);
+    ldb_crash_point(CRASH_AFTER_HINT);
     return 0;
 }
 
-/* Step 5: the manifest edit that commits the swap. */
+/* Step 5: the manifest edit that commits the swap (under wmu). */
 static int commit_swap(compactor *c, seg **victims, uint32_t n)
 {
     uint32_t *add = malloc((c->nouts + 1) * sizeof *add), *drop = malloc(n * sizeof *drop);
     int rc = KVS_ENOMEM;
 
     /* Room in the segment list first, so nothing after the commit point can fail for memory. */
-    while (add && drop && c->db->capsegs < c->db->nsegs + c->nouts) {
-        seg **v = realloc(c->db->segs, (c->db->capsegs * 2 + c->nouts) * sizeof *v);
-        if (!v)
-            goto out;
-        c->db->segs = v;
-        c->db->capsegs = c->db->capsegs * 2 + c->nouts;
-    }
-    if (!add || !drop)
+    if (!add || !drop || (rc = ldb_segs_reserve(c->db, c->nouts)) < 0)
         goto out;
     for (uint32_t i = 0; i < c->nouts; i++)
         add[i] = c->outs[i]->id;
@@ -276,14 +262,14 @@ static void install(compactor *c, seg **victims, uint32_t n)
         while ((r = idx_repoint(db->idx, m->key, m->klen, m->from, m->from_off, &to)) < 0)
             usleep(1000); /* out of memory: the victim must not be freed while named; wait */
         if (r == 1)
-            log_mark_dead(m->to, rec_len(m->klen, m->vlen));
+            ldb_mark_dead(m->to, rec_len(m->klen, m->vlen));
     }
     synchronize_rcu(); /* no reader still holds an entry naming a victim */
     for (uint32_t i = 0; i < n; i++)
         seg_destroy(victims[i]);
-    if (io_fsync_dir(db->dir) < 0 && !log_fence_if_sync_failed(db))
+    if (io_fsync_dir(db->dir) < 0 && !ldb_fence_if_sync_failed(db))
         LOG_WARN("compaction: %s", kvs_last_error());
-    log_crash_point(CRASH_AFTER_DELETE);
+    ldb_crash_point(CRASH_AFTER_DELETE);
 }
 
 static bool is_live(logdb *db, seg *s)
@@ -294,6 +280,17 @@ static bool is_live(logdb *db, seg *s)
     return false;
 }
 
+/* The outputs into the segment list, the victims out of it (right after commit_swap). */
+static void swap_segs(logdb *db, compactor *c, seg **victims, uint32_t n)
+{
+    for (uint32_t i = 0; i < c->nouts; i++) {
+        int added = ldb_segs_add(db, c->outs[i]);
+        KVS_ASSERT(added == 0); /* commit_swap reserved the room */
+    }
+    for (uint32_t i = 0; i < n; i++)
+        ldb_segs_remove(db, victims[i]);
+}
+
 /* Compact victims; cmu held, wmu not. */
 static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
 {
@@ -301,11 +298,12 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
     uint64_t t0 = clock_usec(), in = 0, out = 0;
     int rc = 0;
 
+    KVS_ASSERT(LDB_HOLDS(db, cmu) && !LDB_HOLDS(db, wmu));
     if (n == 0)
         return 0;
-    if ((rc = log_fenced(db)) < 0)
+    if ((rc = ldb_fenced(db)) < 0)
         return rc;
-    pthread_mutex_lock(&db->wmu);
+    LDB_LOCK(db, wmu);
     for (uint32_t i = 0; i < n && rc == 0; i++)
         if (!is_live(db, victims[i]) || !victims[i]->sealed || victims[i] == db->active)
             rc = kvs_seterr(KVS_EINVAL, "compaction: segment %u is not a sealed live one",
@@ -318,28 +316,24 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
     db->compacting = rc == 0;
     db->compact_done = 0;
     db->compact_todo = in;
-    pthread_mutex_unlock(&db->wmu);
+    LDB_UNLOCK(db, wmu);
     if (rc < 0)
         return rc;
     if (!(c.buf = malloc(OUT_BUF))) {
         rc = KVS_ENOMEM;
         goto fail;
     }
-    if ((rc = write_outputs(&c, victims, n)) < 0 || (rc = log_sync_written(db)) < 0)
+    if ((rc = write_outputs(&c, victims, n)) < 0 || (rc = ldb_sync_written(db, 0)) < 0)
         goto fail;
     /* The segment list changes with the manifest edit, under the same hold of wmu: whoever
      * reads the list (a manifest rewrite, above all) sees the store as the manifest says it is
      * — never victims the edit dropped, which install() is about to delete. */
-    pthread_mutex_lock(&db->wmu);
-    if ((rc = commit_swap(&c, victims, n)) == 0) {
-        for (uint32_t i = 0; i < c.nouts; i++)
-            log_segs_add(db, c.outs[i]); /* cannot fail: commit_swap made room */
-        for (uint32_t i = 0; i < n; i++)
-            log_segs_remove(db, victims[i]);
-    }
-    pthread_mutex_unlock(&db->wmu);
+    LDB_LOCK(db, wmu);
+    if ((rc = commit_swap(&c, victims, n)) == 0)
+        swap_segs(db, &c, victims, n);
+    LDB_UNLOCK(db, wmu);
     if (rc < 0) {
-        if (log_fence_if_sync_failed(db)) {
+        if (ldb_fence_if_sync_failed(db)) {
             /* Whether the edit reached the disk is unknown: keep the outputs (and their hints)
              * it names. The next open finds them live and the victims dropped, or deletes them
              * as copies of live records. */
@@ -349,7 +343,7 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
         }
         goto fail;
     }
-    log_crash_point(CRASH_AFTER_MANIFEST);
+    ldb_crash_point(CRASH_AFTER_MANIFEST);
     for (uint32_t i = 0; i < c.nouts; i++)
         out += c.outs[i]->size;
     /* counted at the commit point, before the old files go (a watcher of the directory sees
@@ -363,27 +357,28 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
     __atomic_store_n(&db->compact_last_usec, usec, __ATOMIC_RELAXED);
     LOG_INFO("compacted %u segments (%llu bytes) into %u (%llu bytes) in %llu us", n,
              (unsigned long long)in, c.nouts, (unsigned long long)out, (unsigned long long)usec);
-    pthread_mutex_lock(&db->wmu);
+    LDB_LOCK(db, wmu);
     db->compacting = 0;
-    if (log_manifest_maybe_reset(db) < 0 && !log_fence_if_sync_failed(db))
+    if (ldb_manifest_maybe_reset(db) < 0 && !ldb_fence_if_sync_failed(db))
         LOG_WARN("manifest rewrite failed: %s", kvs_last_error());
-    pthread_mutex_unlock(&db->wmu);
+    LDB_UNLOCK(db, wmu);
     return (int64_t)(in - out);
 fail:
-    if (log_fence_if_sync_failed(db))
-        rc = log_fenced(db);
+    if (ldb_fence_if_sync_failed(db))
+        rc = ldb_fenced(db);
     compactor_free(&c, true);
-    pthread_mutex_lock(&db->wmu);
+    LDB_LOCK(db, wmu);
     db->compacting = 0;
-    pthread_mutex_unlock(&db->wmu);
+    LDB_UNLOCK(db, wmu);
     return rc;
 }
 
-int64_t log_compact_segments(logdb *db, seg **victims, uint32_t n)
+int64_t ldb_compact_segments(logdb *db, seg **victims, uint32_t n)
 {
-    pthread_mutex_lock(&db->cmu);
+    KVS_ASSERT(!LDB_HOLDS(db, cmu) && !LDB_HOLDS(db, wmu));
+    LDB_LOCK(db, cmu);
     int64_t rc = compact_locked(db, victims, n);
-    pthread_mutex_unlock(&db->cmu);
+    LDB_UNLOCK(db, cmu);
     return rc;
 }
 
@@ -399,6 +394,7 @@ static uint32_t candidates(logdb *db, double ratio, seg **out, uint64_t *dead)
 {
     uint32_t n = 0;
 
+    KVS_ASSERT(LDB_HOLDS(db, wmu));
     *dead = 0;
     for (uint32_t i = 0; i < db->nsegs; i++) {
         seg *s = db->segs[i];
@@ -421,7 +417,7 @@ static uint32_t candidates(logdb *db, double ratio, seg **out, uint64_t *dead)
     return n;
 }
 
-bool log_compact_due(logdb *db)
+bool ldb_compact_due(logdb *db)
 {
     uint64_t dead;
     return candidates(db, db->opt.compact_ratio, NULL, &dead) > 0 &&
@@ -436,13 +432,14 @@ static int64_t compact_chosen(logdb *db, double ratio, uint64_t min_dead, uint64
     uint32_t n = 0, take = 0;
     int64_t rc = 0;
 
-    if ((rc = log_fenced(db)) < 0)
+    KVS_ASSERT(!LDB_HOLDS(db, cmu) && !LDB_HOLDS(db, wmu));
+    if ((rc = ldb_fenced(db)) < 0)
         return rc;
-    pthread_mutex_lock(&db->cmu);
-    pthread_mutex_lock(&db->wmu);
+    LDB_LOCK(db, cmu);
+    LDB_LOCK(db, wmu);
     if ((v = malloc((db->nsegs + 1) * sizeof *v)) != NULL)
         n = candidates(db, ratio, v, &dead);
-    pthread_mutex_unlock(&db->wmu);
+    LDB_UNLOCK(db, wmu);
     if (!v) {
         rc = KVS_ENOMEM;
     } else if (n > 0 && dead >= min_dead) {
@@ -450,54 +447,55 @@ static int64_t compact_chosen(logdb *db, double ratio, uint64_t min_dead, uint64
             bytes += v[take++]->size;
         rc = compact_locked(db, v, take);
     }
-    pthread_mutex_unlock(&db->cmu);
+    LDB_UNLOCK(db, cmu);
     free(v);
     return rc;
 }
 
-int64_t log_compact_auto(logdb *db)
+int64_t ldb_compact_auto(logdb *db)
 {
     return compact_chosen(db, db->opt.compact_ratio, db->opt.compact_min_bytes, MAX_RUN_BYTES);
 }
 
-int64_t log_compact_all(logdb *db)
+int64_t ldb_compact_all(logdb *db)
 {
     return compact_chosen(db, 0.0, 1, 0);
 }
 
-void log_write_pending_hints(logdb *db)
+void ldb_write_pending_hints(logdb *db)
 {
     seg **v;
     uint32_t n = 0;
 
-    if (log_is_fenced(db))
+    KVS_ASSERT(!LDB_HOLDS(db, cmu) && !LDB_HOLDS(db, wmu));
+    if (ldb_is_fenced(db))
         return; /* a hint's segment is synced first: nothing syncs after a failed sync */
-    pthread_mutex_lock(&db->cmu);
-    pthread_mutex_lock(&db->wmu);
+    LDB_LOCK(db, cmu);
+    LDB_LOCK(db, wmu);
     v = malloc((db->nsegs + 1) * sizeof *v);
     for (uint32_t i = 0; v && i < db->nsegs; i++)
         if (db->segs[i]->needs_hint)
             v[n++] = db->segs[i];
-    pthread_mutex_unlock(&db->wmu);
+    LDB_UNLOCK(db, wmu);
     for (uint32_t i = 0; i < n; i++) {
         /* A hint must never describe writes a crash could still lose: sync first (the flag
          * stays for the syncer, which keeps the order of syncs; so does this loop, oldest
          * first, and it stops at a failed sync). */
-        int rc = log_sync_seg(db, v[i]);
+        int rc = ldb_sync_seg(db, v[i]);
         if (rc == 0)
             rc = hint_write(db->dir, v[i]);
-        if (rc < 0 && (rc == KVS_ESYNC || log_fence_if_sync_failed(db)))
+        if (rc < 0 && (rc == KVS_ESYNC || ldb_fence_if_sync_failed(db)))
             break;
         if (rc < 0)
             LOG_WARN("%s: no hint file written (%s); the segment will be scanned at open",
                      v[i]->path, kvs_last_error());
     }
-    if (n && !log_is_fenced(db) && io_fsync_dir(db->dir) < 0 && !log_fence_if_sync_failed(db))
+    if (n && !ldb_is_fenced(db) && io_fsync_dir(db->dir) < 0 && !ldb_fence_if_sync_failed(db))
         LOG_WARN("hint files: %s", kvs_last_error());
-    pthread_mutex_lock(&db->wmu);
+    LDB_LOCK(db, wmu);
     for (uint32_t i = 0; i < n; i++)
         v[i]->needs_hint = false; /* a failed one is not retried until the next open */
-    pthread_mutex_unlock(&db->wmu);
-    pthread_mutex_unlock(&db->cmu);
+    LDB_UNLOCK(db, wmu);
+    LDB_UNLOCK(db, cmu);
     free(v);
 }

@@ -1,11 +1,12 @@
 /*
- * engine.c — the "kvs" engine's table for the engine interface: open, close, get, set, remove,
- * stats, compact, sync.
+ * engine.c — the "kvs" engine's table for the engine interface (kvs_logdb_engine): open, close,
+ * read, set, remove, write, stats, compact, sync. The top of the engine's files (logdb.h).
  *
- * get is the lock-free read path: inside one RCU read section it looks the key up, reads header,
- * key and value with one preadv from the segment the entry names, and verifies the record — its
- * checksum, and that it is the key asked for — before handing the value out. A record that fails
- * is reported (file and offset) and never served.
+ * read is the lock-free read path: inside one RCU read section it looks the key up, finds the
+ * record where it lies in the mapping of the segment the entry names (no system call, no copy),
+ * and verifies it — both checksums, and that it is the key asked for — before handing the value
+ * to the caller's callback, still inside the read section. A record that fails is reported (file
+ * and offset) and never served.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,8 +22,7 @@
 #include "util/io.h"
 #include "util/log.h"
 
-
-static void log_free(logdb *db)
+static void ldb_free(logdb *db)
 {
     idx_free(db->idx);
     for (uint32_t i = 0; i < db->nsegs; i++)
@@ -37,7 +37,7 @@ static void log_free(logdb *db)
 }
 
 /* Test knob: KVS_TEST_MANIFEST_RESET_EDITS=N rewrites the manifest every N edits instead of
- * log_manifest_reset_edits (1024), so that tests of a live server (the power-cut tests) meet
+ * ldb_manifest_reset_edits (1024), so that tests of a live server (the power-cut tests) meet
  * manifest rewrites often. Read once per process. */
 static void manifest_knob(void)
 {
@@ -45,10 +45,10 @@ static void manifest_knob(void)
     long n = v ? strtol(v, NULL, 10) : 0;
 
     if (n > 0 && n < 1000000)
-        log_manifest_reset_edits = (unsigned)n;
+        ldb_manifest_reset_edits = (unsigned)n;
 }
 
-static int log_open(const char *dir, const kvs_options *opt, void **out)
+static int ldb_open(const char *dir, const kvs_options *opt, void **out)
 {
     static pthread_once_t knob = PTHREAD_ONCE_INIT;
     logdb *db = calloc(1, sizeof *db);
@@ -69,43 +69,43 @@ static int log_open(const char *dir, const kvs_options *opt, void **out)
     }
     pthread_once(&knob, manifest_knob);
     io_take_sync_failure(); /* a mark left by an earlier store on this thread */
-    if ((rc = idx_new(&db->idx)) < 0 || (rc = log_recover(db)) < 0 ||
-        (rc = log_threads_start(db)) < 0)
+    if ((rc = idx_new(&db->idx)) < 0 || (rc = ldb_recover(db)) < 0 ||
+        (rc = ldb_threads_start(db)) < 0)
         goto fail;
     /* Recovery went on past a failed sync only where nothing written hangs on it (a hint, a
      * zero tail cut); still, the disk failed a sync: the store opens for reads only. */
-    log_fence_if_sync_failed(db);
+    ldb_fence_if_sync_failed(db);
     LOG_INFO("opened %s: %llu keys in %u segments", dir, (unsigned long long)idx_count(db->idx),
              db->nsegs);
     *out = db;
     return 0;
 fail:
-    log_threads_stop(db);
-    log_free(db);
+    ldb_threads_stop(db);
+    ldb_free(db);
     return rc;
 }
 
-static int log_close(void *e)
+static int ldb_close(void *e)
 {
     logdb *db = e;
     int rc = 0;
 
-    log_threads_stop(db);
-    if ((rc = log_fenced(db)) < 0) {
-        /* nothing is synced after a failed sync (log_fence), nor cut: the files stay as the
+    ldb_threads_stop(db);
+    if ((rc = ldb_fenced(db)) < 0) {
+        /* nothing is synced after a failed sync (ldb_fence), nor cut: the files stay as the
          * failure left them, for the next open to recover from */
-        log_free(db);
+        ldb_free(db);
         return rc;
     }
-    log_write_pending_hints(db); /* so the next open reads keys, not segments */
-    pthread_mutex_lock(&db->wmu);
+    ldb_write_pending_hints(db); /* so the next open reads keys, not segments */
+    LDB_LOCK(db, wmu);
     seg *a = db->active;
-    rc = log_sync_locked(db);
+    rc = ldb_sync_locked(db);
     /* leave the file as long as its data: the room given ahead is not kept */
     if (a->alloc > a->size && ftruncate(a->fd, (off_t)a->size) < 0 && rc == 0)
         rc = kvs_seterr(kvs_errno(errno), "truncate %s: %s", a->path, strerror(errno));
-    pthread_mutex_unlock(&db->wmu);
-    log_free(db);
+    LDB_UNLOCK(db, wmu);
+    ldb_free(db);
     return rc;
 }
 
@@ -119,7 +119,7 @@ static bool record_ok(const unsigned char *hk, const void *key, uint32_t klen, c
            memcmp(hk + REC_HDR, key, klen) == 0 && rec_verify(hk, hk + REC_HDR, klen, val, vlen);
 }
 
-static int log_read(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx)
+static int ldb_read(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx)
 {
     logdb *db = e;
     idx_loc loc;
@@ -146,29 +146,29 @@ out:
     return rc;
 }
 
-static int log_set(void *e, const void *key, size_t klen, const void *val, size_t vlen)
+static int ldb_set(void *e, const void *key, size_t klen, const void *val, size_t vlen)
 {
     kvs_op op = {KVS_OP_SET, key, klen, val, vlen, 0};
-    return log_write(e, &op, 1);
+    return ldb_write(e, &op, 1);
 }
 
-static int log_remove(void *e, const void *key, size_t klen)
+static int ldb_remove(void *e, const void *key, size_t klen)
 {
     kvs_op op = {KVS_OP_REMOVE, key, klen, NULL, 0, 0};
-    return log_write(e, &op, 1);
+    return ldb_write(e, &op, 1);
 }
 
-static int log_write_op(void *e, kvs_op *ops, size_t n)
+static int ldb_write_op(void *e, kvs_op *ops, size_t n)
 {
-    return log_write(e, ops, n);
+    return ldb_write(e, ops, n);
 }
 
-static int log_stats(void *e, kvs_stats *out)
+static int ldb_stats(void *e, kvs_stats *out)
 {
     logdb *db = e;
     uint64_t total = 0, dead = 0;
 
-    pthread_mutex_lock(&db->wmu);
+    LDB_LOCK(db, wmu);
     for (uint32_t i = 0; i < db->nsegs; i++) {
         total += db->segs[i]->size;
         dead += __atomic_load_n(&db->segs[i]->dead, __ATOMIC_RELAXED);
@@ -178,7 +178,7 @@ static int log_stats(void *e, kvs_stats *out)
     out->compact_done_bytes = __atomic_load_n(&db->compact_done, __ATOMIC_RELAXED);
     out->compact_todo_bytes = db->compact_todo;
     out->live_bytes = total - (uint64_t)db->nsegs * SEG_HDR - dead;
-    pthread_mutex_unlock(&db->wmu);
+    LDB_UNLOCK(db, wmu);
     out->keys = idx_count(db->idx);
     out->dead_bytes = dead;
     out->disk_bytes = total;
@@ -192,22 +192,22 @@ static int log_stats(void *e, kvs_stats *out)
     return 0;
 }
 
-static int64_t log_compact(void *e)
+static int64_t ldb_compact(void *e)
 {
     logdb *db = e;
     int64_t rc;
 
-    rc = log_compact_all(db);
-    log_write_pending_hints(db);
+    rc = ldb_compact_all(db);
+    ldb_write_pending_hints(db);
     return rc;
 }
 
-static int log_sync_op(void *e)
+static int ldb_sync_op(void *e)
 {
-    return log_sync(e);
+    return ldb_sync(e);
 }
 
-static int log_owns_dir(const char *dir)
+static int ldb_owns_dir(const char *dir)
 {
     char path[PATH_MAX];
     struct stat st;
@@ -215,16 +215,16 @@ static int log_owns_dir(const char *dir)
     return io_join(path, sizeof path, dir, MAN_FILE) == 0 && stat(path, &st) == 0;
 }
 
-const kvs_engine_ops kvs_log_engine = {
+const kvs_engine_ops kvs_logdb_engine = {
     .name = "kvs",
-    .open = log_open,
-    .close = log_close,
-    .read = log_read,
-    .set = log_set,
-    .remove = log_remove,
-    .write = log_write_op,
-    .stats = log_stats,
-    .compact = log_compact,
-    .sync = log_sync_op,
-    .owns_dir = log_owns_dir,
+    .open = ldb_open,
+    .close = ldb_close,
+    .read = ldb_read,
+    .set = ldb_set,
+    .remove = ldb_remove,
+    .write = ldb_write_op,
+    .stats = ldb_stats,
+    .compact = ldb_compact,
+    .sync = ldb_sync_op,
+    .owns_dir = ldb_owns_dir,
 };

@@ -4,9 +4,10 @@
  * NNNNNN.hint lists, in file order, every record of sealed segment NNNNNN.log (sets and
  * tombstones, dead or alive: recovery and tombstone retention reason about what is physically in
  * the segment), those whose value is damaged too (their headers are authentic: the key must read
- * as corrupt, not as an older value). It is written once, after the segment is sealed, through a temporary file and a
- * rename, and is only an accelerator: when it is missing, or anything in it is off, recovery
- * scans the segment instead.
+ * as corrupt, not as an older value). It is written once, after the segment is sealed
+ * (ldb_write_pending_hints, compaction for its outputs, recovery after a scan), through a
+ * temporary file and a rename, and is only an accelerator: when it is missing, or anything in
+ * it is off, recovery scans the segment instead.
  *
  * Header (24 bytes), entries, footer (8 bytes). Little-endian.
  *

@@ -11,6 +11,7 @@
 
 #include "kvs.h"
 #include "util/checksum.h"
+#include "util/invariant.h"
 
 typedef struct idx_entry {
     struct cds_lfht_node node;
@@ -99,8 +100,9 @@ static idx_entry *find(idx *x, const void *key, size_t klen, unsigned long hash,
 int idx_lookup(idx *x, const void *key, size_t klen, idx_loc *out)
 {
     struct cds_lfht_iter it;
-    idx_entry *e = find(x, key, klen, idx_hash(x, key, klen), &it);
 
+    KVS_ASSERT(rcu_read_ongoing()); /* the caller's section keeps out->seg alive after this */
+    idx_entry *e = find(x, key, klen, idx_hash(x, key, klen), &it);
     if (!e)
         return KVS_ENOTFOUND;
     *out = e->loc;
@@ -246,6 +248,7 @@ void idx_resize_if_needed(idx *x)
 {
     uint64_t want = IDX_INIT_BUCKETS;
 
+    KVS_ASSERT(!rcu_read_ongoing()); /* a resize waits for grace periods: here, for itself */
     if (!idx_needs_resize(x))
         return;
     while (want < idx_count(x))

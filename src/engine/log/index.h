@@ -8,8 +8,9 @@
  * vanish under it.
  *
  * An entry points at its segment (struct seg) directly, not by id: a reader that found an entry
- * reads that segment's fd without a second lookup, and segment retirement (segment.h) waits for
- * a grace period after the last entry naming the segment is gone.
+ * reads the record in that segment's mapping without a second lookup, and segment retirement
+ * (segment.h, "Lifetime") waits for a grace period after the last entry naming the segment is
+ * gone.
  *
  * Writers (set, remove, recovery, compaction) may run concurrently with readers; whether writers
  * may race each other is up to the caller (idx_repoint is the compare-and-swap that compaction

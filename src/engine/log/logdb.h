@@ -1,24 +1,41 @@
 /*
- * logdb.h — the state of one open store of the log-structured engine ("kvs"), shared by the
- * files of src/engine/log/.
+ * logdb.h — the state of one open store of the log-structured engine, shared by the files of
+ * src/engine/log/.
  *
- *   record.c    the record format            segment.c  segment files, scanning
- *   hint.c      hint files                   manifest.c the MANIFEST
- *   index.c     the lock-free key index      recover.c  open: manifest → hints/scans → index
- *   commit.c    the write path, rotation,    compact.c  compaction
- *               syncing                      engine.c   the engine table, get, stats, close
+ * The engine users know as "kvs" (kvs_logdb_engine in engine.h) is logdb in the code: the struct
+ * below, and ldb_ the prefix of what its files share. (LOG_* and kvs_log_* are the logging of
+ * util/log.h, nothing of this engine's; "log" alone is a segment file, NNNNNN.log.)
+ *
+ * Files, lowest layer first. A file calls only files below it, never one above (no call
+ * cycles): where a lower one must wake a higher one — the write path wakes the maintenance
+ * thread — it goes through the state here (ldb_maint_kick, util/syncer.h), not a call up.
+ *
+ *   record.c, segment.c, hint.c    the formats: records, segment files, hint files
+ *   manifest.c, index.c            the MANIFEST; the lock-free key index
+ *   sync.c        the fence, and syncing segments in commit order
+ *   segs.c        the segment list, segment ids, the next active segment, the manifest rewrite
+ *   recover.c     open: manifest → hints/scans → index   (recover.c and compact.c are one
+ *   compact.c     compaction, and writing hint files       level: neither calls the other)
+ *   commit.c      the write path: group commit, appends, rotation
+ *   background.c  the threads: the everysec syncer, the maintenance thread, the idle clean-up
+ *   engine.c      the engine table: open, close, read, stats
  *
  * Threads and locks:
- *   - readers (log_get) take no lock: an RCU read section around index lookup and pread;
+ *   - readers (ldb_read) take no lock: an RCU read section around the index lookup and the read
+ *     of the record where it lies, in its segment's mapping;
  *   - writers queue on qmu; one of them at a time leads, committing everyone's queued writes
  *     as one batch (group commit, commit.c) under wmu;
  *   - wmu guards what changes the store's shape — appends, rotation, the segment list, the
- *     manifest — and is held only for short steps;
+ *     manifest — and is held only for short steps; recovery changes it alone, before any other
+ *     thread exists, without wmu (db->recovering);
  *   - cmu serializes compaction and hint writing, which do their long work (scanning, copying,
  *     syncing) without wmu, so reads and writes go on throughout;
- *   - two background threads: the syncer (everysec) and the maintenance thread (hint files of
- *     sealed segments, automatic compaction), both stopped by log_threads_stop;
- *   - lock order: cmu, then wmu; qmu is never held with either.
+ *   - two background threads (util/syncer.h): the syncer (everysec) and the maintenance thread
+ *     (hint files of sealed segments, automatic compaction), both stopped by ldb_threads_stop;
+ *   - lock order: cmu, then wmu; qmu is never held with either; a background thread's own mutex
+ *     (util/syncer.h) is a leaf, taken under wmu to wake it.
+ * wmu and cmu are taken through LDB_LOCK (below), which in checked builds (util/invariant.h)
+ * remembers the thread holding them, so that "under wmu" is asserted where it is assumed.
  * Figures that readers and stats look at without wmu are atomics.
  */
 #ifndef KVS_LOG_LOGDB_H
@@ -27,6 +44,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/log/index.h"
@@ -34,6 +52,8 @@
 #include "engine/log/segment.h"
 #include "kvs.h"
 #include "util/fence.h"
+#include "util/invariant.h"
+#include "util/syncer.h"
 
 /* A writer's request in the commit queue (commit.c). */
 typedef struct commit_req {
@@ -51,12 +71,14 @@ typedef struct logdb {
 
     pthread_mutex_t wmu;
     seg **segs;        /* live segments, ascending id (under wmu) */
-    uint32_t nsegs, capsegs;
-    seg *active;       /* written under wmu; read by the syncer under RCU */
+    uint32_t nsegs;
+    size_t capsegs;
+    seg *active;       /* (under wmu) */
     uint32_t next_id;
     uint64_t seq;      /* last sequence number handed out */
     manifest man;
     bool dirty;        /* appended since the last sync (under wmu) */
+    bool recovering;   /* ldb_recover runs: alone, so it needs no wmu (ldb_wmu_or_alone) */
 
     /* group commit */
     pthread_mutex_t qmu;
@@ -64,17 +86,16 @@ typedef struct logdb {
     commit_req *qhead, *qtail;
     bool leader;
 
-    /* background threads (their flags under wmu) */
-    pthread_t syncer, maint;
-    bool syncer_running, maint_running;
-    bool stopping;
-    bool maint_kicked;
+    /* background threads (background.c) */
+    syncer syncer, maint;
+    bool stopping;            /* closing: no more writes, kicks or maintenance (under wmu) */
     uint64_t last_write_usec; /* when the last batch committed (under wmu) */
     int64_t recovered_tombstones; /* open only: tombstones standing in the index */
     bool idle_done;           /* the idle clean-up ran since the last write (under wmu) */
-    pthread_cond_t stop_cv;  /* wakes the syncer */
-    pthread_cond_t maint_cv; /* wakes the maintenance thread */
-    pthread_mutex_t cmu;     /* one compaction or hint writer at a time */
+    pthread_mutex_t cmu;      /* one compaction or hint writer at a time */
+#if KVS_INVARIANTS_CHECKED
+    pthread_t wmu_owner, cmu_owner; /* who holds wmu, cmu; 0: no one (atomics; LDB_LOCK) */
+#endif
 
     /* figures (atomics) */
     uint64_t writes, syncs, syncs_started, compactions, compact_reclaimed, compact_last_usec,
@@ -83,82 +104,135 @@ typedef struct logdb {
     int compacting;
     uint64_t compact_done, compact_todo;
 
-    /* A sync failed: no more writes, syncs or maintenance (log_fence; util/fence.h). */
+    /* A sync failed: no more writes, syncs or maintenance (ldb_fence; util/fence.h). */
     kvs_fence fence;
 } logdb;
 
-/* commit.c */
+/*
+ * LDB_LOCK(db, wmu) / LDB_UNLOCK(db, wmu), and the same for cmu: how the store's two mutexes
+ * are taken and released. In checked builds the holder is written to db->wmu_owner just after
+ * the lock is taken and cleared just before it is released, so only the holder ever finds
+ * itself there and LDB_HOLDS(db, wmu) is exact for the calling thread (the owner fields are
+ * atomics: other threads write them meanwhile). For KVS_ASSERT only. In release builds these
+ * are the bare pthread calls.
+ */
+#if KVS_INVARIANTS_CHECKED
+#define LDB_OWNER_SET(o) __atomic_store_n(&(o), pthread_self(), __ATOMIC_RELAXED)
+#define LDB_OWNER_CLEAR(o) __atomic_store_n(&(o), (pthread_t)0, __ATOMIC_RELAXED)
+#define LDB_HOLDS(db, m) pthread_equal(__atomic_load_n(&(db)->m##_owner, __ATOMIC_RELAXED), \
+                                       pthread_self())
+#else
+#define LDB_OWNER_SET(o) ((void)0)
+#define LDB_OWNER_CLEAR(o) ((void)0)
+#define LDB_HOLDS(db, m) true /* never evaluated: KVS_ASSERT compiles to nothing */
+#endif
+#define LDB_LOCK(db, m) (pthread_mutex_lock(&(db)->m), LDB_OWNER_SET((db)->m##_owner))
+#define LDB_UNLOCK(db, m) (LDB_OWNER_CLEAR((db)->m##_owner), pthread_mutex_unlock(&(db)->m))
+
+/* For KVS_ASSERT only: "under wmu, or alone at open" — what the functions that recovery shares
+ * with the running store assume. */
+static inline bool ldb_wmu_or_alone(logdb *db)
+{
+    return db->recovering || LDB_HOLDS(db, wmu);
+}
+
+/* Wake the maintenance thread: work is waiting (under wmu). Not once the store is stopping:
+ * the thread may be gone. */
+static inline void ldb_maint_kick(logdb *db)
+{
+    KVS_ASSERT(LDB_HOLDS(db, wmu));
+    if (!db->stopping)
+        syncer_kick(&db->maint);
+}
+
+/* sync.c */
 /* fsyncgate (kvs.h, "Durability"). A sync failed — why says which and how: fence the store.
  * After a failed fsync the kernel may have dropped the pages it could not write and marked them
  * clean, so a sync retried later can succeed without them. So nothing is retried: every later
  * write, sync, compaction and hint write fails with KVS_ESYNC, reads go on, and a restart
  * recovers from what is on disk. Any thread, any locks. Returns KVS_ESYNC with the detail. */
-int log_fence(logdb *db, const char *why);
+int ldb_fence(logdb *db, const char *why);
 /* KVS_ESYNC (detail set) if the store is fenced, else 0. */
-int log_fenced(logdb *db);
-static inline bool log_is_fenced(logdb *db)
+int ldb_fenced(logdb *db);
+static inline bool ldb_is_fenced(logdb *db)
 {
     return fence_is_up(&db->fence);
 }
 /* After a step that may have synced failed: if a sync failed on this thread
  * (io_take_sync_failure), fence with the failure's detail (kvs_last_error) and return true. */
-bool log_fence_if_sync_failed(logdb *db);
+bool ldb_fence_if_sync_failed(logdb *db);
 /* fdatasync segment s: the way the log engine syncs a segment. Syncs of one segment are one at
  * a time, and a failure fences the store before the next may start: the kernel reports a failed
  * writeback of a file to one fdatasync only, so the sync after it could succeed and prove
  * nothing. KVS_ESYNC once fenced. */
-int log_sync_seg(logdb *db, seg *s);
+int ldb_sync_seg(logdb *db, seg *s);
 /* Sync every write not synced yet — sealed segments oldest first, then the active one — the
- * fdatasyncs outside wmu (cmu held, wmu not): before a compaction commits, the writes that
- * replaced the records it dropped must be durable. */
-int log_sync_written(logdb *db);
-/* Commit ops (checked by api.c) through the group-commit queue; each op's rc is set. */
-int log_write(logdb *db, kvs_op *ops, size_t n);
-int log_sync(logdb *db);
-/* Sync every unsynced write, oldest segment first (under wmu). */
-int log_sync_locked(logdb *db);
-/* Start / stop the syncer and maintenance threads. */
-int log_threads_start(logdb *db);
-void log_threads_stop(logdb *db);
-/* Wake the maintenance thread (under wmu). */
-void log_maint_kick(logdb *db);
-/* Wake it if compaction looks due (under wmu; cheap). */
-void log_maint_check(logdb *db);
-/* Add s to the live list (under wmu). */
-int log_segs_add(logdb *db, seg *s);
-/* Remove s from the live list (under wmu); does not free it. */
-void log_segs_remove(logdb *db, seg *s);
+ * fdatasyncs outside wmu (not held; taken for the short steps around them). The caller keeps
+ * the segments alive meanwhile: it holds cmu (compaction, before its commit: the writes that
+ * replaced the records it dropped must be durable first), or an RCU read section (the syncer).
+ * hold_us: the syncer's test hook kvs_test_syncer_delay_us, 0 for anyone else. */
+int ldb_sync_written(logdb *db, unsigned hold_us);
+/* The same under wmu, the fdatasyncs too (KVS_SYNC_ALWAYS, kvs_sync_now, close). */
+int ldb_sync_locked(logdb *db);
+/* ldb_sync_locked with wmu taken (kvs_sync_now). */
+int ldb_sync(logdb *db);
+
+/* segs.c */
 /* Mark a record's bytes dead in its segment. */
-void log_mark_dead(seg *s, uint64_t bytes);
+void ldb_mark_dead(seg *s, uint64_t bytes);
+/* Make room in the live list for more segments, so that as many ldb_segs_add cannot fail
+ * (under wmu, or alone at open). KVS_ENOMEM. */
+int ldb_segs_reserve(logdb *db, uint32_t more);
+/* Add s to the live list (under wmu, or alone at open). */
+int ldb_segs_add(logdb *db, seg *s);
+/* Remove s from the live list (under wmu, or alone at open); does not free it. */
+void ldb_segs_remove(logdb *db, seg *s);
+/* Segment ids run from 1 to LDB_SEG_ID_MAX and never wrap; next_id past it: they are used up. */
+#define LDB_SEG_ID_MAX (UINT32_MAX - 1)
+/* Take the id for a new segment (under wmu, or alone at open): next_id, or the first id after
+ * it whose names (NNNNNN.log, NNNNNN.hint) no file holds — a stray file of that name is skipped,
+ * never replaced — and advance next_id past it. KVS_ENOSPC when the ids are used up. */
+int ldb_take_seg_id(logdb *db, uint32_t *id);
 /* Create the next segment (room for cap bytes) and name it active with a manifest edit (under
  * wmu, or alone at open): *out joins the live list; making it db->active is the caller's. A
  * failed edit whose sync failed fences the store and keeps the file (the edit may be on disk). */
-int log_add_active_seg(logdb *db, uint64_t cap, seg **out);
-/* Rewrite the manifest as one edit if it has grown long (under wmu). */
-int log_manifest_maybe_reset(logdb *db);
+int ldb_add_active_seg(logdb *db, uint64_t cap, seg **out);
+/* Rewrite the manifest as one edit if it has grown long (under wmu, or alone at open). */
+int ldb_manifest_maybe_reset(logdb *db);
 /* Rewrite it as one edit naming the live list, now (under wmu, or alone at open). */
-int log_manifest_rewrite(logdb *db);
+int ldb_manifest_rewrite(logdb *db);
+/* The manifest is rewritten as one edit once it holds this many (tests lower it). */
+extern unsigned ldb_manifest_reset_edits;
 
 /* recover.c */
-int log_recover(logdb *db);
-/* Segment ids run from 1 to LOG_SEG_ID_MAX and never wrap; next_id past it: they are used up. */
-#define LOG_SEG_ID_MAX (UINT32_MAX - 1)
-/* Take the id for a new segment (under wmu): next_id, or the first id after it whose names
- * (NNNNNN.log, NNNNNN.hint) no file holds — a stray file of that name is skipped, never
- * replaced — and advance next_id past it. KVS_ENOSPC when the ids are used up. */
-int log_take_seg_id(logdb *db, uint32_t *id);
+/* Open the store in db->dir: from the files on disk to a ready index and an active segment. */
+int ldb_recover(logdb *db);
 
-/* compact.c — none of these may be called with wmu or cmu held; they take them as needed. */
+/* compact.c — none of these but ldb_compact_due may be called with wmu or cmu held; they take
+ * them as needed. */
 /* Compact if the thresholds say so. Returns bytes reclaimed or an error. */
-int64_t log_compact_auto(logdb *db);
+int64_t ldb_compact_auto(logdb *db);
 /* Compact exactly these (sealed, live) segments. */
-int64_t log_compact_segments(logdb *db, seg **victims, uint32_t n);
+int64_t ldb_compact_segments(logdb *db, seg **victims, uint32_t n);
 /* Compact every sealed segment with dead bytes. */
-int64_t log_compact_all(logdb *db);
+int64_t ldb_compact_all(logdb *db);
 /* Is compaction due by the thresholds? (under wmu) */
-bool log_compact_due(logdb *db);
+bool ldb_compact_due(logdb *db);
 /* Write the hint files of sealed segments that lack one. */
-void log_write_pending_hints(logdb *db);
+void ldb_write_pending_hints(logdb *db);
+
+/* commit.c */
+/* Commit ops (checked by api.c) through the group-commit queue; each op's rc is set. */
+int ldb_write(logdb *db, kvs_op *ops, size_t n);
+/* Seal the active segment and start the next one, with room for a record of need bytes (under
+ * wmu). */
+int ldb_rotate(logdb *db, uint64_t need);
+
+/* background.c */
+/* Start / stop the syncer and maintenance threads. Stop also refuses every later write
+ * (KVS_ECLOSED): the store is closing. */
+int ldb_threads_start(logdb *db);
+void ldb_threads_stop(logdb *db);
 
 /* Test hook: when set to step N (compact.c's CRASH_* list), compaction calls _exit(CRASH_EXIT)
  * right after that step, to simulate a crash there. */
@@ -172,15 +246,13 @@ enum {
     CRASH_AFTER_MANIFEST = 4, /* manifest edit synced, old files still there */
     CRASH_AFTER_DELETE = 5,   /* old files deleted */
 };
-void log_crash_point(int step);
-/* Test hook: sleep this long before each fdatasync of the active segment (0: off). */
+void ldb_crash_point(int step);
+/* Test hook: sleep this long at the start of each ldb_sync_locked, wmu held (0: off). */
 extern unsigned kvs_test_sync_delay_us;
 /* Test hook: sleep this long between a compaction's commit and its repointing of the index. */
 extern unsigned kvs_test_install_delay_us;
 /* Test hook: the everysec syncer sleeps this long after its fdatasyncs, and again before it clears
  * the segments' flags (both inside its read section: compaction may retire them meanwhile). */
 extern unsigned kvs_test_syncer_delay_us;
-/* The manifest is rewritten as one edit once it holds this many (tests lower it). */
-extern unsigned log_manifest_reset_edits;
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "kvs.h"
+#include "util/array.h"
 #include "util/checksum.h"
 #include "util/err.h"
 #include "util/io.h"
@@ -66,20 +67,14 @@ static int ids_has(const uint32_t *ids, uint32_t n, uint32_t id)
 }
 
 /* Insert id into the ascending array *ids (n used, cap allocated); -1 if it is there already. */
-static int ids_insert(uint32_t **ids, uint32_t *n, uint32_t *cap, uint32_t id)
+static int ids_insert(uint32_t **ids, uint32_t *n, size_t *cap, uint32_t id)
 {
     uint32_t i;
 
     if (ids_has(*ids, *n, id))
         return -1;
-    if (*n == *cap) {
-        uint32_t c = *cap ? *cap * 2 : 64;
-        uint32_t *v = realloc(*ids, c * sizeof *v);
-        if (!v)
-            return KVS_ENOMEM;
-        *ids = v;
-        *cap = c;
-    }
+    if (ARR_RESERVE(*ids, *cap, (size_t)*n + 1) < 0)
+        return KVS_ENOMEM;
     for (i = *n; i > 0 && (*ids)[i - 1] > id; i--)
         (*ids)[i] = (*ids)[i - 1];
     (*ids)[i] = id;

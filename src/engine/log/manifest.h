@@ -45,6 +45,7 @@
 #define KVS_LOG_MANIFEST_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define MAN_MAGIC 0x4d53564bu
@@ -56,10 +57,12 @@
 
 typedef struct man_state {
     uint32_t active;
-    uint32_t n, cap;
+    uint32_t n;
+    size_t cap;
     uint32_t *ids;     /* live segment ids, ascending */
     uint32_t max_id;   /* highest id any edit added (dropped ones included) */
-    uint32_t ndropped, capdropped;
+    uint32_t ndropped;
+    size_t capdropped;
     uint32_t *dropped; /* ids some edit dropped, ascending */
     uint64_t lost_off, lost_bytes; /* a damaged last edit: where, how long (0: none) */
 } man_state;

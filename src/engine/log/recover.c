@@ -28,6 +28,9 @@
  *   7. Settle the manifest before the first write: rewritten if a segment was adopted, else a
  *      damaged last edit cut off; rewritten too if it has grown long (a failure there is only
  *      a warning: the old manifest stays in use).
+ *
+ * Recovery runs alone, before the engine's threads start, and builds the segment list through
+ * segs.c without wmu (db->recovering); it calls nothing above segs.c (logdb.h).
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -35,12 +38,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <urcu-bp.h>
 
 #include "engine/log/hint.h"
 #include "engine/log/logdb.h"
+#include "util/array.h"
 #include "util/err.h"
 #include "util/io.h"
 #include "util/log.h"
@@ -60,6 +63,7 @@ static int load_record(void *arg, const seg_rec *r)
     bool tomb = r->flags & REC_TOMBSTONE;
     int res;
 
+    KVS_ASSERT(rcu_read_ongoing()); /* the caller's one outer section, left below for a resize */
     if (r->seq < c->s->min_seq)
         c->s->min_seq = r->seq;
     if (r->seq > c->s->max_seq)
@@ -81,9 +85,9 @@ static int load_record(void *arg, const seg_rec *r)
     }
     /* A tombstone's bytes are dead from the start; a set's once something newer wins. */
     if (res == 2 || tomb)
-        log_mark_dead(c->s, r->len);
+        ldb_mark_dead(c->s, r->len);
     if (res == 1 && !(old.flags & REC_TOMBSTONE))
-        log_mark_dead(old.seg, rec_len(r->klen, old.vlen));
+        ldb_mark_dead(old.seg, rec_len(r->klen, old.vlen));
     /* count the tombstones standing in the index, so that none means no sweep at the end */
     if (res != 2)
         __atomic_add_fetch(c->tombstones,
@@ -121,7 +125,7 @@ static int load_scanned(logdb *db, seg *s, uint64_t newer)
          * segment is scanned and the damage reported at every open; compaction leaves it be,
          * so that the unreadable bytes stay for whoever can salvage them */
         s->unreadable = res.tail_bytes;
-        log_mark_dead(s, res.tail_bytes);
+        ldb_mark_dead(s, res.tail_bytes);
         return 0;
     }
     if (res.tail == SEG_TAIL_ZERO || res.tail == SEG_TAIL_TORN) {
@@ -281,7 +285,7 @@ static void seal_damaged_active(seg *s, const seg_scan_result *res)
 {
     s->sealed = true;
     s->unreadable = res->tail_bytes;
-    log_mark_dead(s, res->tail_bytes);
+    ldb_mark_dead(s, res->tail_bytes);
     LOG_ERROR("%s: kept whole as a sealed segment (nothing after offset %llu is served); writes "
               "go to a new segment",
               s->path, (unsigned long long)res->valid_end);
@@ -292,7 +296,7 @@ static void seal_damaged_active(seg *s, const seg_scan_result *res)
 static int start_new_active(logdb *db)
 {
     seg *n;
-    int rc = log_add_active_seg(db, db->opt.segment_size, &n);
+    int rc = ldb_add_active_seg(db, db->opt.segment_size, &n);
 
     if (rc < 0)
         return rc;
@@ -360,24 +364,19 @@ static int load_active(logdb *db, seg *s)
  *
  * A file named like a segment whose header is not one of ours (or names another id) is a
  * stray: an operator's, another program's. It is left alone, named in a warning, and does not
- * move next_id; log_take_seg_id steps over its name when the ids get there.
+ * move next_id; ldb_take_seg_id (segs.c) steps over its name when the ids get there.
  */
 
 typedef struct id_list {
     uint32_t *v;
-    uint32_t n, cap;
+    uint32_t n;
+    size_t cap;
 } id_list;
 
 static int id_push(id_list *l, uint32_t id)
 {
-    if (l->n == l->cap) {
-        uint32_t cap = l->cap ? l->cap * 2 : 16;
-        uint32_t *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return KVS_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    if (ARR_RESERVE(l->v, l->cap, (size_t)l->n + 1) < 0)
+        return KVS_ENOMEM;
     l->v[l->n++] = id;
     return 0;
 }
@@ -511,41 +510,11 @@ static int keep_ours(logdb *db, id_list *logs, id_list *kept, uint32_t *max_id,
 
 static void set_next_id(logdb *db, uint32_t max_id)
 {
-    db->next_id = max_id >= LOG_SEG_ID_MAX ? UINT32_MAX : max_id + 1;
-    if (db->next_id > LOG_SEG_ID_MAX)
+    db->next_id = max_id >= LDB_SEG_ID_MAX ? UINT32_MAX : max_id + 1;
+    if (db->next_id > LDB_SEG_ID_MAX)
         LOG_WARN("%s: segment ids are used up (segment %u exists): the store takes writes until "
                  "its active segment is full, then refuses them",
                  db->dir, max_id);
-}
-
-/* Does a file hold dir/NNNNNN.suffix (or can it not be told)? */
-static bool name_taken(const char *dir, uint32_t id, const char *suffix)
-{
-    char name[SEG_NAME_MAX], path[PATH_MAX];
-    struct stat sb;
-
-    seg_name(name, sizeof name, id, suffix);
-    if (io_join(path, sizeof path, dir, name) < 0)
-        return true;
-    return lstat(path, &sb) == 0 || errno != ENOENT;
-}
-
-int log_take_seg_id(logdb *db, uint32_t *id)
-{
-    while (db->next_id != 0 && db->next_id <= LOG_SEG_ID_MAX) {
-        uint32_t n = db->next_id++;
-        if (!name_taken(db->dir, n, "log") && !name_taken(db->dir, n, "hint")) {
-            *id = n;
-            return 0;
-        }
-        LOG_WARN("%s: a file not of this store holds the name of segment %06u (.log or .hint): "
-                 "id skipped, file left alone",
-                 db->dir, n);
-    }
-    db->next_id = UINT32_MAX;
-    return kvs_seterr(KVS_ENOSPC, "%s: segment ids are used up (the last is %u): no new segment "
-                      "can be made; copy the data into a new store",
-                      db->dir, (unsigned)LOG_SEG_ID_MAX);
 }
 
 /* An unnamed segment of ours under judgement, and what its scan found. */
@@ -695,7 +664,7 @@ static int adopt_segment(logdb *db, const man_state *st, unnamed *u)
         if ((rc = seg_trim(s, u->res.valid_end)) < 0)
             return rc;
     }
-    if ((rc = log_segs_add(db, s)) < 0)
+    if ((rc = ldb_segs_add(db, s)) < 0)
         return rc;
     u->s = NULL;
     s->needs_sync = true; /* what it took may not have reached the disk yet */
@@ -718,13 +687,13 @@ static int settle_manifest(logdb *db, const man_state *st, bool adopted)
     int rc;
 
     if (adopted)
-        rc = log_manifest_rewrite(db);
+        rc = ldb_manifest_rewrite(db);
     else
         rc = st->lost_bytes ? man_drop_tail(&db->man) : 0;
     if (rc < 0)
         return rc;
     /* A failed rewrite leaves the old manifest in use: not a reason to refuse the store. */
-    if (log_manifest_maybe_reset(db) < 0)
+    if (ldb_manifest_maybe_reset(db) < 0)
         LOG_WARN("%s: manifest rewrite failed, the old one stays in use: %s", db->dir,
                  kvs_last_error());
     return 0;
@@ -799,11 +768,11 @@ static int create_fresh(logdb *db)
                       : kvs_seterr(KVS_ECORRUPT, "%s holds segment files but no MANIFEST",
                                    db->dir);
     db->next_id = 1;
-    if ((rc = log_take_seg_id(db, &first)) < 0 ||
+    if ((rc = ldb_take_seg_id(db, &first)) < 0 ||
         (rc = seg_create(db->dir, first, db->opt.segment_size, &s)) < 0)
         return rc;
     if ((rc = man_reset(db->dir, &db->man, first, &first, 1)) < 0 ||
-        (rc = log_segs_add(db, s)) < 0) {
+        (rc = ldb_segs_add(db, s)) < 0) {
         seg_destroy(s);
         return rc;
     }
@@ -811,7 +780,7 @@ static int create_fresh(logdb *db)
     return 0;
 }
 
-int log_recover(logdb *db)
+static int recover(logdb *db)
 {
     man_state st;
     id_list logs = {0}, hints = {0}, kept = {0};
@@ -832,7 +801,7 @@ int log_recover(logdb *db)
         seg *s;
         if ((rc = seg_open(db->dir, st.ids[i], st.ids[i] == st.active, &s)) < 0)
             goto out;
-        if ((rc = log_segs_add(db, s)) < 0) {
+        if ((rc = ldb_segs_add(db, s)) < 0) {
             seg_close(s);
             goto out;
         }
@@ -868,5 +837,15 @@ out:
     free(hints.v);
     free(kept.v);
     man_state_free(&st);
+    return rc;
+}
+
+/* The functions recovery shares with the running store, which assume wmu, accept
+ * db->recovering instead (ldb_wmu_or_alone). */
+int ldb_recover(logdb *db)
+{
+    db->recovering = true;
+    int rc = recover(db);
+    db->recovering = false;
     return rc;
 }

@@ -16,7 +16,7 @@
  *        8     4  segment id (must match the file name)
  *       12     4  checksum: low 32 bits of XXH3-64 over bytes 0..11
  *
- * Memory: every live segment is mapped (MAP_SHARED). Readers copy values straight out of the
+ * Memory: every live segment is mapped (MAP_SHARED). Readers take values straight from the
  * mapping — no system call per read. The active segment is mapped writable over its whole
  * capacity and appends are memcpy into the mapping: the bytes are then in the kernel's page
  * cache, which survives the process being killed, and fdatasync writes them to disk like any
@@ -28,9 +28,9 @@
  * stay counted in its resident memory; reads fault back in what they touch.
  *
  * Lifetime: a struct seg is reached by readers through index entries, under an RCU read lock.
- * It is freed (its fd closed, its files unlinked) only after it has left the index and the
- * segment list and an RCU grace period has passed, so a reader never reads a closed or deleted
- * file (seg_retire).
+ * It is freed (unmapped, its fd closed, its files unlinked: seg_destroy) only after it has left
+ * the index and the segment list and an RCU grace period has passed (compaction's last step,
+ * compact.c), so a reader never touches a mapping that is gone.
  */
 #ifndef KVS_LOG_SEGMENT_H
 #define KVS_LOG_SEGMENT_H
@@ -62,7 +62,7 @@ typedef struct seg {
     uint64_t map_len;   /* bytes mapped: the capacity of the active segment, else its size */
     uint64_t alloc;     /* bytes the file holds on disk (active: ahead of size) */
     bool writable;      /* mapped for appends */
-    pthread_mutex_t smu; /* one sync of this file at a time (commit.c, log_sync_seg) */
+    pthread_mutex_t smu; /* one sync of this file at a time (sync.c, ldb_sync_seg) */
     char path[];        /* dir/NNNNNN.log, for messages and unlink */
 } seg;
 
