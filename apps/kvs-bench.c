@@ -11,7 +11,6 @@
  * line per benchmark on stdout; errors on stderr. Exit 0; 1 if an engine or the file system
  * failed; 2 on a usage error, and for --engine rocksdb in a build without librocksdb-dev.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "bench/bench.h"
 #include "bench/db.h"
 #include "kvs.h"
+#include "util/num.h"
 
 static const char usage[] =
     "usage: kvs-bench [--engine kvs|lmdb|rocksdb] [--benchmarks=LIST] [--num N]\n"
@@ -40,16 +40,7 @@ static int usage_error(const char *fmt, const char *arg)
 
 static int parse_u64(const char *s, uint64_t *out)
 {
-    char *end;
-
-    if (!s || !*s || *s == '-')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
+    return num_parse_u64(s, strlen(s), NUM_U64_DIGITS, out) ? 0 : -1;
 }
 
 static int parse_bool(const char *s, int *out)

@@ -2,7 +2,6 @@
  * kvs-server — the Redis-protocol server. Parses its flags into a kvs_server_config and runs it;
  * everything else is src/server/.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,8 @@
 
 #include "engine/engine.h"
 #include "server/server.h"
+#include "util/num.h"
+#include "util/syncmode.h"
 
 static const char usage[] =
     "usage: kvs-server [options]\n"
@@ -45,12 +46,12 @@ static int bad(const char *flag, const char *val, const char *why)
 /* "123", "64kb", "512mb", "1gb" (case-insensitive) → bytes; -1 if malformed. */
 static long long parse_bytes(const char *s)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
+    size_t digits = strspn(s, "0123456789");
+    const char *end = s + digits;
     long long mul = 1;
+    uint64_t v;
 
-    if (end == s || errno || v < 0)
+    if (!num_parse_u64(s, digits, NUM_U64_DIGITS, &v))
         return -1;
     if (*end) {
         if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kb") == 0)
@@ -62,17 +63,19 @@ static long long parse_bytes(const char *s)
         else
             return -1;
     }
-    if (v > (1ll << 40) / mul)
+    if (v > (uint64_t)((1ll << 40) / mul))
         return -1;
-    return v * mul;
+    return (long long)v * mul;
 }
 
+/* A count in 1..max; -1 if it is not one. */
 static long parse_count(const char *s, long max)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    return (end == s || *end || errno || v < 1 || v > max) ? -1 : v;
+    uint64_t v;
+
+    return num_parse_u64(s, strlen(s), NUM_U64_DIGITS, &v) && v >= 1 && v <= (uint64_t)max
+               ? (long)v
+               : -1;
 }
 
 int main(int argc, char **argv)
@@ -110,14 +113,8 @@ int main(int argc, char **argv)
                 return bad(f, v, "expected 1..1024");
             cfg.threads = (int)n;
         } else if (strcmp(f, "--sync") == 0) {
-            if (strcmp(v, "always") == 0)
-                cfg.sync = KVS_SYNC_ALWAYS;
-            else if (strcmp(v, "everysec") == 0)
-                cfg.sync = KVS_SYNC_EVERYSEC;
-            else if (strcmp(v, "never") == 0)
-                cfg.sync = KVS_SYNC_NEVER;
-            else
-                return bad(f, v, "expected always, everysec or never");
+            if (sync_mode_parse(v, &cfg.sync) < 0)
+                return bad(f, v, "expected " SYNC_MODE_CHOICES);
         } else if (strcmp(f, "--requirepass") == 0) {
             if (!*v)
                 return bad(f, v, "must not be empty");

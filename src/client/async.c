@@ -29,6 +29,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "util/invariant.h"
+#include "util/ring.h"
 
 typedef struct waiter {
     kvsc_reply_cb cb;
@@ -106,6 +108,7 @@ static void start_write(kvsc_async *a)
     uv_buf_t b;
     int rc;
 
+    KVS_ASSERT(a->up && !a->writing && a->out.pos < a->out.len);
     a->wbuf = a->out;
     a->out = t;
     b.base = a->wbuf.data + a->wbuf.pos;
@@ -197,6 +200,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     deliver(a);
 }
 
+/* The connection never came up (what failed, with libuv's error): the connect callback hears
+ * it first, then every command already waiting. */
+static void connect_failed(kvsc_async *a, const char *what, int uverr)
+{
+    a->dead = uv2kvsc(uverr);
+    snprintf(a->err, sizeof a->err, "%s: %s", what, uv_strerror(uverr));
+    if (a->connect_cb)
+        a->connect_cb(a, a->dead, a->data);
+    if (!a->closing)
+        fail_waiters(a, a->dead);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     kvsc_async *a = req->data;
@@ -206,22 +221,12 @@ static void on_connect(uv_connect_t *req, int status)
         return;  /* kvsc_async_close has told the user already */
     a->connect_done = 1;
     if (status < 0) {
-        a->dead = uv2kvsc(status);
-        snprintf(a->err, sizeof a->err, "connect: %s", uv_strerror(status));
-        if (a->connect_cb)
-            a->connect_cb(a, a->dead, a->data);
-        if (!a->closing)
-            fail_waiters(a, a->dead);
+        connect_failed(a, "connect", status);
         return;
     }
     uv_tcp_nodelay(&a->tcp, 1);
     if ((rc = uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read)) < 0) {
-        a->dead = uv2kvsc(rc);
-        snprintf(a->err, sizeof a->err, "read: %s", uv_strerror(rc));
-        if (a->connect_cb)
-            a->connect_cb(a, a->dead, a->data);
-        if (!a->closing)
-            fail_waiters(a, a->dead);
+        connect_failed(a, "read", rc);
         return;
     }
     a->up = 1;
@@ -293,19 +298,9 @@ int kvsc_async_command(kvsc_async *a, int argc, const char **argv, const size_t 
     if (a->closing || a->dead)
         return KVSC_ECLOSED;
     /* Make room in the ring first, so that nothing can fail after the bytes are queued. */
-    if (a->qlen == a->qcap) {
-        size_t cap = a->qcap ? a->qcap * 2 : 64;
-        waiter *q = malloc(cap * sizeof *q);
-        if (q == NULL) {
-            snprintf(a->err, sizeof a->err, "out of memory");
-            return KVSC_ENOMEM;
-        }
-        for (size_t i = 0; i < a->qlen; i++)
-            q[i] = a->q[(a->qhead + i) % a->qcap];
-        free(a->q);
-        a->q = q;
-        a->qhead = 0;
-        a->qcap = cap;
+    if (RING_RESERVE(a->q, a->qcap, a->qhead, a->qlen) < 0) {
+        snprintf(a->err, sizeof a->err, "out of memory");
+        return KVSC_ENOMEM;
     }
     if ((rc = kvsc__encode(&a->out, argc, argv, lens)) < 0) {
         snprintf(a->err, sizeof a->err, "%s", rc == KVSC_EINVAL ? "bad command arguments" : "out of memory");

@@ -35,6 +35,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "util/invariant.h"
+#include "util/ring.h"
 
 struct kvsc_conn {
     int fd;              /* -1 once broken */
@@ -163,19 +165,9 @@ static int parse_buffered(kvsc_conn *c, kvsc_reply **out)
 
 static int hold(kvsc_conn *c, kvsc_reply *r)
 {
-    if (c->hlen == c->hcap) {
-        size_t cap = c->hcap ? c->hcap * 2 : 64;
-        kvsc_reply **q = malloc(cap * sizeof *q);
-        if (q == NULL) {
-            kvsc_reply_free(r);
-            return fail(c, KVSC_ENOMEM, "out of memory holding replies");
-        }
-        for (size_t i = 0; i < c->hlen; i++)
-            q[i] = c->held[(c->hhead + i) % c->hcap];
-        free(c->held);
-        c->held = q;
-        c->hhead = 0;
-        c->hcap = cap;
+    if (RING_RESERVE(c->held, c->hcap, c->hhead, c->hlen) < 0) {
+        kvsc_reply_free(r);
+        return fail(c, KVSC_ENOMEM, "out of memory holding replies");
     }
     c->held[(c->hhead + c->hlen++) % c->hcap] = r;
     return 0;
@@ -348,6 +340,7 @@ int kvsc_pipe_read(kvsc_conn *c, kvsc_reply **out)
         return KVSC_ECLOSED;
     if (c->pending == 0)
         return seterr(c, KVSC_ESTATE, "no reply is owed: no command was queued");
+    KVS_ASSERT(c->hlen <= c->pending);
     if (c->out.pos < c->out.len && (rc = kvsc_pipe_flush(c)) < 0)
         return rc;
     if (c->hlen > 0) {

@@ -15,16 +15,16 @@
  *   - the tree is always consistent enough to free: arrays are attached to their parent when
  *     they are opened (unfilled slots are NULL), and the one bulk still arriving is held apart.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "util/net.h"
+#include "util/num.h"
 
 /* ---- errors ---- */
 
@@ -239,30 +239,6 @@ static int perr(kvsc_parser *p, int code, const char *fmt, ...)
     return code;
 }
 
-/* Strict signed decimal: an optional '-', then 1..19 digits, within int64_t. */
-static int parse_int(const char *s, size_t n, int64_t *out)
-{
-    size_t i = 0;
-    uint64_t v = 0;
-    int neg = 0;
-
-    if (n > 0 && s[0] == '-') {
-        neg = 1;
-        i = 1;
-    }
-    if (i == n || n - i > 19)
-        return -1;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');  /* 19 digits cannot overflow uint64_t */
-    }
-    if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX)
-        return -1;
-    *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
-    return 0;
-}
-
 /* Put r where the tree expects its next value. If open, r is a non-empty array that now takes
  * the values that follow. Returns 1 when that completes the root. */
 static int attach(kvsc_parser *p, kvsc_reply *r, int open)
@@ -322,14 +298,14 @@ static int feed_line(kvsc_parser *p, char t, const char *s, size_t n, int *done)
             return perr(p, KVSC_ENOMEM, "out of memory for a %zu-byte reply", n);
         break;
     case ':':
-        if (parse_int(s, n, &v) < 0)
+        if (!num_parse_i64(s, n, NUM_I64_DIGITS, &v))
             return perr(p, KVSC_EPROTO, "bad integer reply ':%.*s'", (int)(n < 32 ? n : 32), s);
         if ((r = reply_new(KVSC_REPLY_INTEGER, NULL, 0)) == NULL)
             return perr(p, KVSC_ENOMEM, "out of memory");
         r->integer = v;
         break;
     case '$':
-        if (parse_int(s, n, &v) < 0 || v < -1 || v > (int64_t)KVSC_MAX_BULK)
+        if (!num_parse_i64(s, n, NUM_I64_DIGITS, &v) || v < -1 || v > (int64_t)KVSC_MAX_BULK)
             return perr(p, KVSC_EPROTO, "bad bulk length '$%.*s' (limit %u)",
                         (int)(n < 32 ? n : 32), s, KVSC_MAX_BULK);
         if (v == -1)
@@ -339,7 +315,7 @@ static int feed_line(kvsc_parser *p, char t, const char *s, size_t n, int *done)
         p->bulk_got = 0;
         return 0;
     case '*':
-        if (parse_int(s, n, &v) < 0 || v < -1 || v > (int64_t)KVSC_MAX_ELEMENTS)
+        if (!num_parse_i64(s, n, NUM_I64_DIGITS, &v) || v < -1 || v > (int64_t)KVSC_MAX_ELEMENTS)
             return perr(p, KVSC_EPROTO, "bad array length '*%.*s' (limit %u)",
                         (int)(n < 32 ? n : 32), s, KVSC_MAX_ELEMENTS);
         if (v == -1)
@@ -413,67 +389,15 @@ int kvsc__parse(kvsc_parser *p, const char *buf, size_t len, size_t *used, kvsc_
 
 /* ---- addresses ---- */
 
-static int aerr(char *err, size_t errlen, const char *addr, const char *why)
-{
-    snprintf(err, errlen, "'%s': %s (want IPv4:PORT or [IPv6]:PORT)", addr, why);
-    return KVSC_EADDR;
-}
-
 int kvsc__parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen, char *err,
                      size_t errlen)
 {
-    char host[INET6_ADDRSTRLEN + 1];
-    const char *colon, *port, *hs;
-    size_t hlen;
-    unsigned long p = 0;
+    const char *why;
 
-    if (addr == NULL)
-        return aerr(err, errlen, "(null)", "no address");
-    if (addr[0] == '[') {
-        const char *rb = strchr(addr, ']');
-        if (rb == NULL)
-            return aerr(err, errlen, addr, "no ']' after the IPv6 address");
-        if (rb[1] != ':')
-            return aerr(err, errlen, addr, "no ':PORT' after ']'");
-        hs = addr + 1;
-        hlen = (size_t)(rb - hs);
-        port = rb + 2;
-    } else {
-        if ((colon = strrchr(addr, ':')) == NULL)
-            return aerr(err, errlen, addr, "no ':PORT'");
-        hs = addr;
-        hlen = (size_t)(colon - addr);
-        port = colon + 1;
-    }
-    if (*port == '\0')
-        return aerr(err, errlen, addr, "empty port");
-    for (const char *q = port; *q; q++) {
-        if (*q < '0' || *q > '9' || q - port >= 5)
-            return aerr(err, errlen, addr, "port is not a number in 1..65535");
-        p = p * 10 + (unsigned long)(*q - '0');
-    }
-    if (p < 1 || p > 65535)
-        return aerr(err, errlen, addr, "port is not a number in 1..65535");
-    if (hlen == 0 || hlen >= sizeof host)
-        return aerr(err, errlen, addr, "bad IP address");
-    memcpy(host, hs, hlen);
-    host[hlen] = '\0';
-
-    memset(ss, 0, sizeof *ss);
-    if (addr[0] == '[') {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-        if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-            return aerr(err, errlen, addr, "bad IPv6 address");
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)p);
-        *sslen = sizeof *s6;
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-        if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-            return aerr(err, errlen, addr, "bad IPv4 address");
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)p);
-        *sslen = sizeof *s4;
+    if (net_parse_addr(addr, false, ss, sslen, &why) < 0) {
+        snprintf(err, errlen, "'%s': %s (want IPv4:PORT or [IPv6]:PORT)", addr ? addr : "(null)",
+                 why);
+        return KVSC_EADDR;
     }
     return 0;
 }

@@ -1,12 +1,13 @@
 /*
  * shared_queue.c — the "shared" pool: a fixed set of workers taking jobs from one queue.
  *
- * One mutex guards everything: a FIFO singly linked list of jobs (head/tail), `pending` (jobs
- * queued or running), the worker slots, and the stop flag. Workers sleep on `work` until a job
- * is queued or the pool stops; kvs_pool_free sleeps on `idle` until pending is zero, then sets
- * stop, wakes every worker and joins them. A worker leaves only when stop is set and the queue
- * is empty, and stop is set only when nothing is queued or running, so every job spawned
- * before free — and every job those jobs spawn — runs.
+ * The jobs wait in the pool's inbox (inbox.h: a FIFO list, `pending` jobs queued or running, the
+ * stop flag), whose one mutex guards everything here too: the worker slots and the counts.
+ * Workers sleep on `work` until a job is queued or the pool stops; kvs_pool_free closes the
+ * inbox (it waits until nothing is pending, then sets stop), wakes every worker and joins them.
+ * A worker leaves only when stop is set and the queue is empty, and stop is set only when
+ * nothing is queued or running, so every job spawned before free — and every job those jobs
+ * spawn — runs.
  *
  * Losing no workers. A job that ends its own thread (pthread_exit, or a cancellation) would
  * take its worker with it. The job call is wrapped in pthread_cleanup_push, whose handler runs
@@ -17,8 +18,9 @@
  * new worker first joins its predecessor (`prev`) before taking jobs; free joins each slot's
  * newest thread, and so, by the chain, every thread the pool ever started.
  *
- * Invariants (under mu): pending == queued + running jobs; live == slots whose newest thread is
- * a worker that has not died; a slot with has_prev holds a predecessor not yet joined.
+ * Invariants (under mu), besides the inbox's: live == slots whose newest thread is a worker
+ * that has not died; a slot with has_prev holds a predecessor not yet joined. "With mu held" is
+ * asserted (inbox_held) where a function requires it.
  *
  * Costs. A spawn is a malloc, a lock, a link and a signal; a worker takes a job for a lock and
  * an unlink. Every spawn and every take goes through the one mutex, so with many workers and
@@ -30,15 +32,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "pool/inbox.h"
 #include "pool/pool_int.h"
 #include "util/err.h"
+#include "util/invariant.h"
 #include "util/log.h"
-
-typedef struct shared_job {
-    struct shared_job *next;
-    kvs_job_fn fn;
-    void *arg;
-} shared_job;
 
 struct shared_pool;
 
@@ -54,14 +52,10 @@ typedef struct shared_slot {
 typedef struct shared_pool {
     kvs_pool base;
     unsigned n;
-    pthread_mutex_t mu;
-    pthread_cond_t work;  /* a job was queued, or stop was set */
-    pthread_cond_t idle;  /* pending reached 0 */
-    shared_job *head, *tail;
-    uint64_t pending;     /* queued + running */
+    pool_inbox in;        /* the jobs; its mu guards the rest of the pool too */
+    pthread_cond_t work;  /* a job was queued, or the inbox closed */
     unsigned live;        /* written under mu, read atomically */
     uint64_t replaced;    /* written under mu, read atomically */
-    int stop;
     shared_slot *slots;
 } shared_pool;
 
@@ -74,6 +68,7 @@ static int slot_start(shared_pool *p, shared_slot *s)
     pthread_t tid;
     int rc;
 
+    KVS_ASSERT(inbox_held(&p->in));
     if (s->has_tid) {
         s->prev = s->tid;
         s->has_prev = 1;
@@ -88,13 +83,6 @@ static int slot_start(shared_pool *p, shared_slot *s)
     return 0;
 }
 
-/* With mu held: one job fewer queued or running. */
-static void shared_job_ended(shared_pool *p)
-{
-    if (--p->pending == 0)
-        pthread_cond_broadcast(&p->idle);
-}
-
 /* Cleanup handler: the job ended its worker's thread. Replace the worker before anyone can see
  * the count drop. */
 static void shared_worker_died(void *varg)
@@ -103,7 +91,7 @@ static void shared_worker_died(void *varg)
     shared_pool *p = s->pool;
     int rc;
 
-    pthread_mutex_lock(&p->mu);
+    inbox_lock(&p->in);
     s->alive = 0;
     if ((rc = slot_start(p, s)) == 0) {
         __atomic_store_n(&p->replaced, p->replaced + 1, __ATOMIC_RELAXED);
@@ -112,12 +100,12 @@ static void shared_worker_died(void *varg)
         LOG_WARN("pool: a job ended its worker and no replacement could be started (%s); "
                  "%u of %u workers left", kvs_last_error(), p->live, p->n);
     }
-    shared_job_ended(p);
-    pthread_mutex_unlock(&p->mu);
+    inbox_done_locked(&p->in);
+    inbox_unlock(&p->in);
 }
 
 /* Run one job; j is freed first, so a job that never returns leaks nothing. */
-static void shared_run(shared_slot *s, shared_job *j)
+static void shared_run(shared_slot *s, pool_job *j)
 {
     kvs_job_fn fn = j->fn;
     void *arg = j->arg;
@@ -135,46 +123,44 @@ static void *shared_worker(void *varg)
     pthread_t prev;
     int has_prev;
 
-    pthread_mutex_lock(&p->mu);
+    inbox_lock(&p->in);
     prev = s->prev;
     has_prev = s->has_prev;
     s->has_prev = 0;
-    pthread_mutex_unlock(&p->mu);
+    inbox_unlock(&p->in);
     if (has_prev)
         pthread_join(prev, NULL); /* it is past its cleanup handler and about to end */
 
-    pthread_mutex_lock(&p->mu);
+    inbox_lock(&p->in);
     for (;;) {
-        shared_job *j;
+        pool_job *j;
 
-        while (!p->head && !p->stop)
-            pthread_cond_wait(&p->work, &p->mu);
-        if (!(j = p->head))
+        while (!p->in.head && !p->in.stop)
+            inbox_wait(&p->in, &p->work);
+        if (!(j = inbox_take_locked(&p->in)))
             break; /* stop, and nothing left */
-        if (!(p->head = j->next))
-            p->tail = NULL;
-        pthread_mutex_unlock(&p->mu);
+        inbox_unlock(&p->in);
         shared_run(s, j);
-        pthread_mutex_lock(&p->mu);
-        shared_job_ended(p);
+        inbox_lock(&p->in);
+        inbox_done_locked(&p->in);
     }
-    pthread_mutex_unlock(&p->mu);
+    inbox_unlock(&p->in);
     return NULL;
 }
 
-/* Stop the workers started so far and free everything; mu must not be held. */
+/* Wait for every job, stop the workers started so far and free everything; mu must not be
+ * held. */
 static void shared_teardown(shared_pool *p)
 {
-    pthread_mutex_lock(&p->mu);
-    p->stop = 1;
+    inbox_lock(&p->in);
+    inbox_close_locked(&p->in);
     pthread_cond_broadcast(&p->work);
-    pthread_mutex_unlock(&p->mu);
+    inbox_unlock(&p->in);
     for (unsigned i = 0; i < p->n; i++)
         if (p->slots[i].has_tid)
             pthread_join(p->slots[i].tid, NULL);
-    pthread_cond_destroy(&p->idle);
     pthread_cond_destroy(&p->work);
-    pthread_mutex_destroy(&p->mu);
+    inbox_destroy(&p->in);
     free(p->slots);
     free(p);
 }
@@ -182,31 +168,30 @@ static void shared_teardown(shared_pool *p)
 static int shared_create(unsigned n, kvs_pool **out)
 {
     shared_pool *p = calloc(1, sizeof *p);
-    int inited = 0; /* how many of mu and work are initialized */
+    int inited = 0; /* 1: the inbox is initialized */
     int rc = 0;
 
     if (!p || !(p->slots = calloc(n, sizeof *p->slots))) {
         rc = kvs_seterr(KVS_ENOMEM, "pool: out of memory for a shared-queue pool of %u", n);
         goto fail;
     }
-    if (pthread_mutex_init(&p->mu, NULL) != 0)
+    if ((rc = inbox_init(&p->in, "shared-queue pool")) < 0)
         goto fail;
     inited = 1;
-    if (pthread_cond_init(&p->work, NULL) != 0)
+    if (pthread_cond_init(&p->work, NULL) != 0) {
+        rc = kvs_seterr(KVS_ENOMEM, "pool: cannot initialize the shared-queue pool's lock");
         goto fail;
-    inited = 2;
-    if (pthread_cond_init(&p->idle, NULL) != 0)
-        goto fail;
+    }
     p->base.ops = &pool_shared_ops;
     p->n = n;
 
-    pthread_mutex_lock(&p->mu);
+    inbox_lock(&p->in);
     for (unsigned i = 0; i < n && rc == 0; i++) {
         p->slots[i].pool = p;
         if ((rc = slot_start(p, &p->slots[i])) == 0)
             __atomic_store_n(&p->live, p->live + 1, __ATOMIC_RELAXED);
     }
-    pthread_mutex_unlock(&p->mu);
+    inbox_unlock(&p->in);
     if (rc < 0) {
         shared_teardown(p); /* joins the workers started; keeps the detail slot_start set */
         return rc;
@@ -215,12 +200,8 @@ static int shared_create(unsigned n, kvs_pool **out)
     return 0;
 
 fail:
-    if (rc == 0)
-        rc = kvs_seterr(KVS_ENOMEM, "pool: cannot initialize the shared-queue pool's lock");
-    if (inited > 1)
-        pthread_cond_destroy(&p->work);
-    if (inited > 0)
-        pthread_mutex_destroy(&p->mu);
+    if (inited)
+        inbox_destroy(&p->in);
     if (p)
         free(p->slots);
     free(p);
@@ -230,6 +211,7 @@ fail:
 /* With mu held: start workers in slots whose worker died unreplaced. Best effort. */
 static void shared_refill(shared_pool *p)
 {
+    KVS_ASSERT(inbox_held(&p->in));
     for (unsigned i = 0; i < p->n && p->live < p->n; i++) {
         if (p->slots[i].alive)
             continue;
@@ -239,49 +221,39 @@ static void shared_refill(shared_pool *p)
     }
 }
 
+/* With mu held: a worker to run a job, refilling slots whose worker died if need be. 0, or
+ * KVS_ENOMEM if none is left: a job would wait forever (the detail is refill's). */
+static int shared_staffed(shared_pool *p)
+{
+    if (p->live < p->n)
+        shared_refill(p);
+    return p->live == 0 ? KVS_ENOMEM : 0;
+}
+
 static int shared_spawn(kvs_pool *base, kvs_job_fn fn, void *arg)
 {
     shared_pool *p = (shared_pool *)base;
-    shared_job *j = malloc(sizeof *j);
+    pool_job *j = malloc(sizeof *j);
+    int rc;
 
     if (!j)
         return kvs_seterr(KVS_ENOMEM, "pool: out of memory for a job");
-    j->next = NULL;
     j->fn = fn;
     j->arg = arg;
-    pthread_mutex_lock(&p->mu);
-    if (p->stop) {
-        pthread_mutex_unlock(&p->mu);
-        free(j);
-        return kvs_seterr(KVS_ECLOSED, "pool: spawn on a pool that is being freed");
+    inbox_lock(&p->in);
+    if ((rc = inbox_open_locked(&p->in)) == 0 && (rc = shared_staffed(p)) == 0) {
+        inbox_push_locked(&p->in, j);
+        pthread_cond_signal(&p->work);
     }
-    if (p->live < p->n)
-        shared_refill(p);
-    if (p->live == 0) { /* the job would wait forever; the detail is refill's */
-        pthread_mutex_unlock(&p->mu);
+    inbox_unlock(&p->in);
+    if (rc < 0)
         free(j);
-        return KVS_ENOMEM;
-    }
-    if (p->tail)
-        p->tail->next = j;
-    else
-        p->head = j;
-    p->tail = j;
-    p->pending++;
-    pthread_cond_signal(&p->work);
-    pthread_mutex_unlock(&p->mu);
-    return 0;
+    return rc;
 }
 
 static void shared_destroy(kvs_pool *base)
 {
-    shared_pool *p = (shared_pool *)base;
-
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0)
-        pthread_cond_wait(&p->idle, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-    shared_teardown(p);
+    shared_teardown((shared_pool *)base);
 }
 
 static unsigned shared_threads(const kvs_pool *base)

@@ -4,16 +4,17 @@
  * libuv's loop is single-threaded: uv_queue_work may be called only on the loop's thread, and
  * the after_work callbacks run there. So each pool owns a private uv_loop_t, run by one
  * dispatcher thread, and spawns reach it the one thread-safe way libuv offers: the job is
- * appended to an inbox (a FIFO list under the pool's mutex) and uv_async_send wakes the loop.
- * On the loop, on_wake hands queued jobs to uv_queue_work — at most n at a time (`inflight`,
- * dispatcher-only), so a pool of n uses at most n of libuv's threads — and each after_work
- * callback frees its job, counts it out of `pending` and hands over the next one.
+ * appended to the pool's inbox (inbox.h: a FIFO list under a mutex) and uv_async_send wakes the
+ * loop. On the loop, on_wake hands queued jobs to uv_queue_work — at most n at a time
+ * (`inflight`, touched only by the thread running the loop, which checked builds assert), so a
+ * pool of n uses at most n of libuv's threads — and each after_work callback frees its job,
+ * counts it out of the inbox's `pending` and hands over the next one.
  *
- * Freeing: kvs_pool_free waits until pending (spawned, after_work not yet run) is zero, sets
- * stop and wakes the loop; on_wake then closes the async handle, the loop runs out of handles
- * and requests, uv_run returns, the dispatcher ends, free joins it and closes the loop. A job's
- * children are counted in pending before the job's own after_work, so pending cannot touch zero
- * while work remains.
+ * Freeing: kvs_pool_free closes the inbox — it waits until pending (spawned, after_work not yet
+ * run) is zero, then sets stop — and wakes the loop; on_wake then closes the async handle, the
+ * loop runs out of handles and requests, uv_run returns, the dispatcher ends, free joins it and
+ * closes the loop. A job's children are counted in pending before the job's own after_work, so
+ * pending cannot touch zero while work remains.
  *
  * libuv's threadpool is process-wide and sized once. It is shared by every loop in the process
  * (and by libuv's own file-system and DNS requests) and started, with UV_THREADPOOL_SIZE
@@ -44,17 +45,17 @@
 #include <string.h>
 #include <uv.h>
 
+#include "pool/inbox.h"
 #include "pool/pool_int.h"
 #include "util/err.h"
+#include "util/invariant.h"
 #include "util/log.h"
 
 #define UVP_LIBUV_MAX_THREADS 1024u /* libuv's MAX_THREADPOOL_SIZE since 1.30 */
 
 typedef struct uvp_job {
     uv_work_t req;         /* first: the request pointer is the job pointer */
-    struct uvp_job *next;
-    kvs_job_fn fn;
-    void *arg;
+    pool_job job;          /* what waits in the inbox */
 } uvp_job;
 
 typedef struct uvp_pool {
@@ -64,12 +65,9 @@ typedef struct uvp_pool {
     uv_async_t wake;
     uv_work_t probe;       /* the no-op that starts libuv's threadpool at creation */
     pthread_t dispatcher;
-    pthread_mutex_t mu;
-    pthread_cond_t idle;   /* pending reached 0 */
-    uvp_job *head, *tail;  /* the inbox: spawned, not yet handed to libuv (under mu) */
-    uint64_t pending;      /* spawned, after_work not yet run (under mu) */
-    int stop;              /* under mu */
-    unsigned inflight;     /* handed to libuv, after_work not yet run: dispatcher only */
+    pthread_t runner;      /* the thread running the loop: the dispatcher, or create's on failure */
+    pool_inbox in;         /* spawned, not yet handed to libuv; pending until after_work */
+    unsigned inflight;     /* handed to libuv, after_work not yet run: runner only */
 } uvp_pool;
 
 /* The size libuv's threadpool has (or will have at its start), once the first "uv" pool has
@@ -111,23 +109,24 @@ static void uvp_work(uv_work_t *req)
 {
     uvp_job *j = (uvp_job *)req;
 
-    j->fn(j->arg);
+    j->job.fn(j->job.arg);
 }
 
 static void uvp_after_work(uv_work_t *req, int status);
 
-/* On the dispatcher: hand queued jobs to libuv while fewer than n are there. */
+/* On the loop's thread: hand queued jobs to libuv while fewer than n are there. */
 static void uvp_submit(uvp_pool *p)
 {
+    KVS_ASSERT(pthread_equal(pthread_self(), p->runner));
     while (p->inflight < p->n) {
-        uvp_job *j;
+        pool_job *pj;
 
-        pthread_mutex_lock(&p->mu);
-        if ((j = p->head) && !(p->head = j->next))
-            p->tail = NULL;
-        pthread_mutex_unlock(&p->mu);
-        if (!j)
+        inbox_lock(&p->in);
+        pj = inbox_take_locked(&p->in);
+        inbox_unlock(&p->in);
+        if (!pj)
             return;
+        uvp_job *j = (uvp_job *)((char *)pj - offsetof(uvp_job, job));
         p->inflight++;
         uv_queue_work(&p->loop, &j->req, uvp_work, uvp_after_work); /* fails only if no cb */
     }
@@ -141,10 +140,9 @@ static void uvp_after_work(uv_work_t *req, int status)
     (void)status; /* we never uv_cancel, so always 0 */
     free(j);
     p->inflight--;
-    pthread_mutex_lock(&p->mu);
-    if (--p->pending == 0)
-        pthread_cond_broadcast(&p->idle);
-    pthread_mutex_unlock(&p->mu);
+    inbox_lock(&p->in);
+    inbox_done_locked(&p->in);
+    inbox_unlock(&p->in);
     uvp_submit(p);
 }
 
@@ -166,9 +164,9 @@ static void uvp_on_wake(uv_async_t *a)
     int stop;
 
     uvp_submit(p);
-    pthread_mutex_lock(&p->mu);
-    stop = p->stop && !p->head;
-    pthread_mutex_unlock(&p->mu);
+    inbox_lock(&p->in);
+    stop = p->in.stop && !p->in.head;
+    inbox_unlock(&p->in);
     if (stop)
         uv_close((uv_handle_t *)&p->wake, NULL); /* the loop ends once this is closed */
 }
@@ -177,6 +175,7 @@ static void *uvp_dispatcher(void *varg)
 {
     uvp_pool *p = varg;
 
+    p->runner = pthread_self();
     uv_run(&p->loop, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -220,40 +219,34 @@ out:
 static int uvp_create(unsigned n, kvs_pool **out)
 {
     uvp_pool *p = calloc(1, sizeof *p);
-    int stage = 0; /* 1: mu, 2: and idle, 3: and the loop are initialized */
+    int stage = 0; /* 1: the inbox, 2: and the loop are initialized */
     int rc = 0;
 
     if (!p)
         return kvs_seterr(KVS_ENOMEM, "pool: out of memory for a uv pool");
     p->base.ops = &pool_uv_ops;
     p->n = n;
-    if (pthread_mutex_init(&p->mu, NULL) != 0)
+    if ((rc = inbox_init(&p->in, "uv pool")) < 0)
         goto fail;
     stage = 1;
-    if (pthread_cond_init(&p->idle, NULL) != 0)
-        goto fail;
-    stage = 2;
     if ((rc = uvp_loop_setup(p)) < 0)
         goto fail;
-    stage = 3;
+    stage = 2;
     if ((rc = pool_thread_create(&p->dispatcher, 0, uvp_dispatcher, p, "uv dispatcher")) < 0)
         goto fail;
     *out = &p->base;
     return 0;
 
 fail:
-    if (rc == 0)
-        rc = kvs_seterr(KVS_ENOMEM, "pool: cannot initialize the uv pool's lock");
-    if (stage > 2) {
+    if (stage > 1) {
         /* Finish the probe and close the wake-up on this thread; then the loop can close. */
+        p->runner = pthread_self();
         uv_close((uv_handle_t *)&p->wake, NULL);
         uv_run(&p->loop, UV_RUN_DEFAULT);
         uv_loop_close(&p->loop);
     }
-    if (stage > 1)
-        pthread_cond_destroy(&p->idle);
     if (stage > 0)
-        pthread_mutex_destroy(&p->mu);
+        inbox_destroy(&p->in);
     free(p);
     return rc;
 }
@@ -262,25 +255,21 @@ static int uvp_spawn(kvs_pool *base, kvs_job_fn fn, void *arg)
 {
     uvp_pool *p = (uvp_pool *)base;
     uvp_job *j = calloc(1, sizeof *j);
+    int rc;
 
     if (!j)
         return kvs_seterr(KVS_ENOMEM, "pool: out of memory for a job");
     j->req.data = p;
-    j->fn = fn;
-    j->arg = arg;
-    pthread_mutex_lock(&p->mu);
-    if (p->stop) {
-        pthread_mutex_unlock(&p->mu);
+    j->job.fn = fn;
+    j->job.arg = arg;
+    inbox_lock(&p->in);
+    if ((rc = inbox_open_locked(&p->in)) == 0)
+        inbox_push_locked(&p->in, &j->job);
+    inbox_unlock(&p->in);
+    if (rc < 0) {
         free(j);
-        return kvs_seterr(KVS_ECLOSED, "pool: spawn on a pool that is being freed");
+        return rc;
     }
-    if (p->tail)
-        p->tail->next = j;
-    else
-        p->head = j;
-    p->tail = j;
-    p->pending++;
-    pthread_mutex_unlock(&p->mu);
     /* The handle stays open until free, which this cannot overlap: a job's spawn counts in
      * pending before the job itself ends, and pool.h forbids outside spawns racing free. */
     uv_async_send(&p->wake);
@@ -292,17 +281,14 @@ static void uvp_destroy(kvs_pool *base)
     uvp_pool *p = (uvp_pool *)base;
     int e;
 
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0)
-        pthread_cond_wait(&p->idle, &p->mu);
-    p->stop = 1;
-    pthread_mutex_unlock(&p->mu);
+    inbox_lock(&p->in);
+    inbox_close_locked(&p->in);
+    inbox_unlock(&p->in);
     uv_async_send(&p->wake);
     pthread_join(p->dispatcher, NULL);
     if ((e = uv_loop_close(&p->loop)) < 0)
         LOG_WARN("pool: closing a uv pool's loop: %s", uv_strerror(e));
-    pthread_cond_destroy(&p->idle);
-    pthread_mutex_destroy(&p->mu);
+    inbox_destroy(&p->in);
     free(p);
 }
 

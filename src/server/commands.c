@@ -18,8 +18,11 @@
 #include <unistd.h>
 
 #include "server/conn.h"
+#include "util/array.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/num.h"
+#include "util/syncmode.h"
 
 typedef void (*cmd_fn)(conn *c, int argc, const char **argv, const size_t *lens);
 
@@ -279,7 +282,8 @@ static void cmd_hello(conn *c, int argc, const char **argv, const size_t *lens)
 
     if (argc > 1) {
         if (!arg_is(argv[1], lens[1], "2")) {
-            bool num = lens[1] > 0 && lens[1] < 10 && strspn(argv[1], "0123456789") >= lens[1];
+            uint64_t version;
+            bool num = num_parse_u64(argv[1], lens[1], 9, &version);
             resp_error(&c->out, num ? "NOPROTO unsupported protocol version"
                                     : "ERR Protocol version is not an integer or out of range");
             return;
@@ -373,8 +377,7 @@ static void cmd_config(conn *c, int argc, const char **argv, const size_t *lens)
     char maxclients[24], threads[24];
     const char *names[] = {"save", "appendonly", "appendfsync", "maxclients", "databases",
                            "io-threads", "dir"};
-    const char *sync = cfg->sync == KVS_SYNC_ALWAYS ? "always"
-                       : cfg->sync == KVS_SYNC_NEVER ? "no" : "everysec";
+    const char *sync = sync_mode_appendfsync(cfg->sync);
 
     if (!arg_is(argv[1], lens[1], "GET")) {
         resp_error(&c->out, "ERR CONFIG subcommand '%.*s' is not supported by kvs (only GET)",
@@ -433,12 +436,8 @@ static void tprintf(text *t, const char *fmt, ...)
             t->len += (size_t)n;
             return;
         }
-        size_t cap = t->cap * 2 + (size_t)n;
-        char *p = realloc(t->p, cap);
-        if (!p)
+        if (ARR_RESERVE(t->p, t->cap, t->len + (size_t)n + 1) < 0)
             return;
-        t->p = p;
-        t->cap = cap;
     }
 }
 
@@ -467,8 +466,7 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
     if (kvs_stats_get(s->db, &st) < 0)
         memset(&st, 0, sizeof st);
     uint64_t up = (clock_usec() - s->start_usec) / 1000000;
-    const char *sync = st.sync == KVS_SYNC_ALWAYS ? "always"
-                       : st.sync == KVS_SYNC_NEVER ? "never" : "everysec";
+    const char *sync = sync_mode_name(st.sync);
     if (want_section(argc, argv, lens, "server")) {
         uname(&un);
         tprintf(&t, "# Server\r\nredis_version:7.0.0\r\nkvs_version:%s\r\nredis_mode:standalone\r\n"
@@ -549,8 +547,6 @@ static const command commands[] = {
 #undef R
 #undef F
 
-/* ---- write batches (see conn.h) ---- */
-
 const command *cmd_lookup(const char *name, size_t n)
 {
     for (const command *k = commands; k->name; k++)
@@ -559,26 +555,13 @@ const command *cmd_lookup(const char *name, size_t n)
     return NULL;
 }
 
+/* ---- write batches (see conn.h) ---- */
 
+/* Room for one more command of ops ops in b. */
 static bool batch_grow(batch *b, size_t ops)
 {
-    if (b->nops + ops > b->capops) {
-        size_t cap = (b->nops + ops) * 2;
-        kvs_op *v = realloc(b->ops, cap * sizeof *v);
-        if (!v)
-            return false;
-        b->ops = v;
-        b->capops = cap;
-    }
-    if (b->ncmds == b->capcmds) {
-        size_t cap = b->capcmds ? b->capcmds * 2 : 16;
-        batch_cmd *v = realloc(b->cmds, cap * sizeof *v);
-        if (!v)
-            return false;
-        b->cmds = v;
-        b->capcmds = cap;
-    }
-    return true;
+    return ARR_RESERVE(b->ops, b->capops, b->nops + ops) == 0 &&
+           ARR_RESERVE(b->cmds, b->capcmds, b->ncmds + 1) == 0;
 }
 
 /* Copy the arguments into one block the batch owns (freed by batch_clear), pointing argv at the

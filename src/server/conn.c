@@ -15,42 +15,29 @@
  */
 #include "server/conn.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "util/array.h"
+#include "util/invariant.h"
 #include "util/log.h"
+#include "util/net.h"
 
 #define READ_CHUNK 65536
 #define STACK_ARGS 16
 
+/* Name c's peer in c->peer (left empty if it cannot be had); loopback: is it local? */
 static void peer_name(conn *c, bool *loopback)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
 
     *loopback = false;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            uv_ip4_name(a, ip, sizeof ip);
-            port = ntohs(a->sin_port);
-            *loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-            snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            uv_ip6_name(a, ip, sizeof ip);
-            port = ntohs(a->sin6_port);
-            *loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
-                        (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
-            snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip, port);
-        }
-    }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 &&
+        net_addr_name((struct sockaddr *)&ss, c->peer, sizeof c->peer) == 0)
+        *loopback = net_is_loopback((struct sockaddr *)&ss);
 }
 
 static void batch_clear(batch *b)
@@ -88,6 +75,7 @@ static void on_close(uv_handle_t *h)
 
 void conn_close(conn *c)
 {
+    KVS_ASSERT(worker_on_loop(c->w));
     if (c->closing)
         return;
     c->closing = true;
@@ -128,6 +116,7 @@ void conn_flush(conn *c)
 {
     size_t n = 0, i = 0;
 
+    KVS_ASSERT(worker_on_loop(c->w));
     if (c->closing || c->writing)
         return;
     if (c->out.bytes == 0) {
@@ -168,21 +157,16 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     size_t want = READ_CHUNK;
 
     (void)suggested;
+    KVS_ASSERT(c->batch.ncmds == 0); /* no pending batch points into q while it may move */
     /* A bulk announced as large gets room as its bytes come, doubling: never all of a length
      * the client merely claims. */
     if (c->parser.need > c->qlen && c->parser.need - c->qlen > want) {
         size_t rest = c->parser.need - c->qlen;
         want = rest < c->qcap ? rest : c->qcap;
     }
-    if (c->qcap - c->qlen < want) {
-        size_t cap = c->qcap * 2 > c->qlen + want ? c->qcap * 2 : c->qlen + want;
-        char *q = realloc(c->q, cap);
-        if (!q) {
-            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS; the read closes */
-            return;
-        }
-        c->q = q;
-        c->qcap = cap;
+    if (ARR_RESERVE(c->q, c->qcap, c->qlen + want) < 0) {
+        *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS; the read closes */
+        return;
     }
     *buf = uv_buf_init(c->q + c->qlen, (unsigned)(c->qcap - c->qlen));
 }
@@ -268,6 +252,7 @@ static void job_run(void *arg)
     conn *c = j->c;
     worker *w = c->w;
 
+    KVS_ASSERT(c->job_running); /* the loop leaves c alone until job_done */
     c->batch.rc = kvs_write(c->srv->db, c->batch.ops, c->batch.nops);
     snprintf(c->batch.err, sizeof c->batch.err, "%s", c->batch.rc < 0 ? kvs_last_error() : "");
     pthread_mutex_lock(&w->mu);
@@ -304,6 +289,7 @@ static bool run_batch(conn *c)
 /* On the loop thread: a batch is back from the pool. */
 void conn_job_done(conn *c)
 {
+    KVS_ASSERT(worker_on_loop(c->w) && c->job_running);
     c->job_running = false;
     c->w->jobs_pending--;
     if (c->handle_closed) {
@@ -366,6 +352,7 @@ static void process(conn *c)
     if (c->closing)
         return;
     if (c->qpos > 0) { /* drop finished commands; parser positions are relative: still right */
+        KVS_ASSERT(c->batch.ncmds == 0); /* committed: no op points into q */
         memmove(c->q, c->q + c->qpos, c->qlen - c->qpos);
         c->qlen -= c->qpos;
         c->qpos = 0;
@@ -415,6 +402,7 @@ void conn_accept(worker *w, int fd)
     conn *c = calloc(1, sizeof *c);
     bool loopback;
 
+    KVS_ASSERT(worker_on_loop(w));
     if (!c) {
         close(fd);
         return;

@@ -1,9 +1,11 @@
 /*
  * conn.h — a client connection and the loop thread that owns it (internal to src/server).
  *
- * A connection is touched only by its worker's thread, so it needs no lock. Its memory is
- * bounded by the server's limits: the query buffer (unparsed input) by max_query, the output
- * (replies not yet read by the client) by max_output — past either the client is cut off.
+ * A connection is touched only by its worker's thread, so it needs no lock (checked builds
+ * assert it where a connection is adopted, flushed, closed or handed back: worker_on_loop). Its
+ * memory is bounded by the server's limits: the query buffer (unparsed input) by max_query, the
+ * output (replies not yet read by the client) by max_output — past either the client is cut
+ * off.
  */
 #ifndef KVS_SERVER_CONN_H
 #define KVS_SERVER_CONN_H
@@ -69,6 +71,9 @@ struct worker {
     server *srv;
     int index;
     pthread_t thread;
+    pthread_t loop_thread; /* the same, as it records itself on starting (pthread_create
+                            * may fill in `thread` only after the thread runs): for checks */
+    bool loop_thread_set;  /* false for a worker whose loop is run by hand (the fuzzers') */
     uv_loop_t loop;
     uv_async_t wake;       /* new sockets queued, or stop */
     uv_timer_t stop_timer; /* bounds how long a stop waits for output to drain */
@@ -107,6 +112,13 @@ struct conn {
     bool closing;
     conn *prev, *next;
 };
+
+/* Is the caller w's loop thread, the one that may touch w's connections? For KVS_ASSERT; a
+ * worker that recorded no thread (its loop run by a test harness) cannot tell, and says yes. */
+static inline bool worker_on_loop(const worker *w)
+{
+    return !w->loop_thread_set || pthread_equal(pthread_self(), w->loop_thread);
+}
 
 /* Close c once what it has queued is written (QUIT, protocol errors, shutdown). */
 void conn_close_after_flush(conn *c);

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "server/conn.h"
+#include "util/array.h"
+#include "util/invariant.h"
 #include "util/log.h"
 
 #define STOP_DRAIN_MS 2000
@@ -34,6 +36,7 @@ void conn_job_done(conn *c);
 /* The jobs handle closes once stopping and nothing is on the pool: then the loop can end. */
 static void maybe_close_jobs(worker *w)
 {
+    KVS_ASSERT(worker_on_loop(w)); /* jobs_pending and stopping are the loop thread's */
     if (w->stopping && w->jobs_pending == 0 && !uv_is_closing((uv_handle_t *)&w->jobs_async))
         uv_close((uv_handle_t *)&w->jobs_async, NULL);
 }
@@ -57,6 +60,7 @@ static void on_jobs(uv_async_t *a)
 
 static void worker_begin_stop(worker *w)
 {
+    KVS_ASSERT(worker_on_loop(w));
     if (w->stopping)
         return;
     w->stopping = true;
@@ -103,6 +107,8 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
 
+    w->loop_thread = pthread_self(); /* before any callback can ask */
+    w->loop_thread_set = true;
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (w->stopping) {
         uv_close((uv_handle_t *)&w->stop_timer, NULL);
@@ -142,16 +148,10 @@ void workers_hand(server *s, int fd)
     worker *w = &s->workers[s->next_worker++ % (uint32_t)s->nworkers];
 
     pthread_mutex_lock(&w->mu);
-    if (w->nfds == w->capfds) {
-        size_t cap = w->capfds ? w->capfds * 2 : 16;
-        int *v = realloc(w->fds, cap * sizeof *v);
-        if (!v) {
-            pthread_mutex_unlock(&w->mu);
-            close(fd);
-            return;
-        }
-        w->fds = v;
-        w->capfds = cap;
+    if (ARR_RESERVE(w->fds, w->capfds, w->nfds + 1) < 0) {
+        pthread_mutex_unlock(&w->mu);
+        close(fd);
+        return;
     }
     w->fds[w->nfds++] = fd;
     __atomic_add_fetch(&s->handing, 1, __ATOMIC_RELAXED);

@@ -13,6 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/array.h"
+#include "util/num.h"
+
+/* The most digits of a count or length line. 18 already lie past every limit, so a longer
+ * number is malformed — a negative one too, which would otherwise read as an empty array. */
+#define RESP_MAX_DIGITS 18
+
 void resp_limits_default(resp_limits *l)
 {
     l->max_bulk = 512ull << 20;
@@ -44,38 +51,10 @@ static int proto_error(resp_parser *p, const char *fmt, const char *detail)
 
 static int push_arg(resp_parser *p, size_t off, size_t len)
 {
-    if (p->argc == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 8;
-        resp_arg *v = realloc(p->argv, cap * sizeof *v);
-        if (!v)
-            return proto_error(p, "%s", "out of memory");
-        p->argv = v;
-        p->cap = cap;
-    }
+    if (ARR_RESERVE(p->argv, p->cap, p->argc + 1) < 0)
+        return proto_error(p, "%s", "out of memory");
     p->argv[p->argc++] = (resp_arg){off, len};
     return 0;
-}
-
-/* A strict decimal: optional '-', then 1..18 digits, nothing else. */
-static bool parse_ll(const char *s, size_t n, int64_t *out)
-{
-    bool neg = false;
-    int64_t v = 0;
-
-    if (n > 0 && s[0] == '-') {
-        neg = true;
-        s++;
-        n--;
-    }
-    if (n == 0 || n > 18)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = neg ? -v : v;
-    return true;
 }
 
 /* Find the CRLF-terminated line at pos. 1: *n = its length without CRLF; 0: incomplete;
@@ -107,7 +86,8 @@ static int parse_multibulk(resp_parser *p, const char *buf, size_t len)
     if (p->left < 0) { /* the count line */
         if ((r = line_at(p, buf, len, 0, &n, "mbulk count string")) <= 0)
             return r;
-        if (!parse_ll(buf + 1, n - 1, &v) || v > (int64_t)p->lim->max_multibulk)
+        if (!num_parse_i64(buf + 1, n - 1, RESP_MAX_DIGITS, &v) ||
+            v > (int64_t)p->lim->max_multibulk)
             return proto_error(p, "%s", "invalid multibulk length");
         if (p->unauth && v > (int64_t)p->lim->unauth_multibulk)
             return proto_error(p, "%s", "unauthenticated multibulk length");
@@ -125,7 +105,7 @@ static int parse_multibulk(resp_parser *p, const char *buf, size_t len)
             }
             if ((r = line_at(p, buf, len, p->pos, &n, "bulk count string")) <= 0)
                 return r;
-            if (!parse_ll(buf + p->pos + 1, n - 1, &v) || v < 0 ||
+            if (!num_parse_i64(buf + p->pos + 1, n - 1, RESP_MAX_DIGITS, &v) || v < 0 ||
                 (uint64_t)v > p->lim->max_bulk)
                 return proto_error(p, "%s", "invalid bulk length");
             if (p->unauth && (uint64_t)v > p->lim->unauth_bulk)

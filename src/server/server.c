@@ -26,12 +26,9 @@
  */
 #include "server/server.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +44,8 @@
 #include "server/conn.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/net.h"
+#include "util/syncmode.h"
 
 #define BACKLOG 511
 
@@ -191,68 +190,15 @@ static int fd_plan(acceptor *a, uint64_t nofile0)
     return 0;
 }
 
-/* Parse "IP:PORT" / "[IPv6]:PORT" into ss. */
-static int parse_addr(const char *addr, struct sockaddr_storage *ss)
-{
-    char host[INET6_ADDRSTRLEN + 2];
-    const char *colon;
-    char *end;
-    long port;
-
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (!close || close[1] != ':' || (size_t)(close - addr - 1) >= sizeof host)
-            return -1;
-        snprintf(host, sizeof host, "%.*s", (int)(close - addr - 1), addr + 1);
-        colon = close + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon || (size_t)(colon - addr) >= sizeof host)
-            return -1;
-        snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-    }
-    errno = 0;
-    port = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end || errno || port < 0 || port > 65535)
-        return -1;
-    memset(ss, 0, sizeof *ss);
-    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 && strchr(host, '.'))
-        return 0;
-    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0 && strchr(host, ':'))
-        return 0;
-    return -1;
-}
-
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
-
-static void name_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char ip[INET6_ADDRSTRLEN];
-
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        uv_ip4_name(a, ip, sizeof ip);
-        snprintf(out, cap, "%s:%d", ip, ntohs(a->sin_port));
-    } else {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        uv_ip6_name(a, ip, sizeof ip);
-        snprintf(out, cap, "[%s]:%d", ip, ntohs(a->sin6_port));
-    }
-}
-
 static int listen_on(acceptor *a, const char *addr)
 {
     struct sockaddr_storage ss;
     socklen_t len;
+    const char *why;
     int one = 1;
 
-    if (parse_addr(addr, &ss) < 0) {
-        LOG_ERROR("invalid address '%s': expected IP:PORT or [IPv6]:PORT", addr);
+    if (net_parse_addr(addr, true, &ss, &len, &why) < 0) {
+        LOG_ERROR("invalid address '%s': %s (expected IP:PORT or [IPv6]:PORT)", addr, why);
         return -1;
     }
     a->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -261,15 +207,14 @@ static int listen_on(acceptor *a, const char *addr)
         return -1;
     }
     setsockopt(a->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     if (bind(a->fd, (struct sockaddr *)&ss, len) < 0 || listen(a->fd, BACKLOG) < 0) {
         LOG_ERROR("cannot listen on %s: %s", addr, strerror(errno));
         return -1;
     }
     len = sizeof ss;
     getsockname(a->fd, (struct sockaddr *)&ss, &len);
-    name_addr(&ss, a->s.bound, sizeof a->s.bound);
-    a->s.protected_mode = !is_loopback(&ss) && !a->s.cfg->requirepass;
+    net_addr_name((struct sockaddr *)&ss, a->s.bound, sizeof a->s.bound);
+    a->s.protected_mode = !net_is_loopback((struct sockaddr *)&ss) && !a->s.cfg->requirepass;
     return 0;
 }
 
@@ -462,11 +407,6 @@ static void request_shutdown(server *s)
     uv_async_send(&a->shutdown);
 }
 
-static const char *sync_name(kvs_sync s)
-{
-    return s == KVS_SYNC_ALWAYS ? "always" : s == KVS_SYNC_NEVER ? "never" : "everysec";
-}
-
 static int open_engine(acceptor *a)
 {
     const kvs_server_config *cfg = a->s.cfg;
@@ -562,7 +502,7 @@ int kvs_server_run(const kvs_server_config *cfg)
     kvs_stats_get(a->s.db, &st);
     LOG_INFO("kvs-server %s: engine %s, listening on %s, data directory %s, sync %s, %d threads, "
              "%llu keys, maxclients %u",
-             KVS_VERSION_STRING, st.engine, a->s.bound, cfg->dir, sync_name(cfg->sync),
+             KVS_VERSION_STRING, st.engine, a->s.bound, cfg->dir, sync_mode_name(cfg->sync),
              cfg->threads, (unsigned long long)st.keys, a->s.maxclients);
     if (a->s.protected_mode)
         LOG_WARN("protected mode: bound beyond loopback without --requirepass, so only loopback "
