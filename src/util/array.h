@@ -18,6 +18,9 @@
 
 int arr_reserve(void **v, size_t *cap, size_t need, size_t elem);
 
-#define ARR_RESERVE(v, cap, need) arr_reserve((void **)&(v), &(cap), (need), sizeof *(v))
+/* The check that usually answers "there is room" stays inline: hot paths (a RESP argument,
+ * a batched command) reserve once per item. */
+#define ARR_RESERVE(v, cap, need)                                                              \
+    ((size_t)(need) <= (cap) ? 0 : arr_reserve((void **)&(v), &(cap), (need), sizeof *(v)))
 
 #endif

@@ -19,10 +19,50 @@
 #define NUM_I64_DIGITS 19 /* INT64_MAX, 9223372036854775807 */
 #define NUM_U64_DIGITS 20 /* UINT64_MAX, 18446744073709551615 */
 
-/* Digits only, within uint64_t. True with *out set, false (*out untouched) otherwise. */
-bool num_parse_u64(const char *s, size_t n, size_t max_digits, uint64_t *out);
+/* Digits only, within uint64_t: num_parse_u64. An optional '-' then digits, within int64_t
+ * ("-0" is 0): num_parse_i64. True with *out set, false (*out untouched) otherwise. */
 
-/* An optional '-' then digits, within int64_t ("-0" is 0). True with *out set, or false. */
-bool num_parse_i64(const char *s, size_t n, size_t max_digits, int64_t *out);
+/* The digits of s[0, n), n >= 1: no overflow check is needed below 20 digits (10^19 - 1 <
+ * UINT64_MAX), so the loop has none; only a 20th digit is checked. RESP lengths go through here
+ * for every argument of every request, hence inline. */
+static inline bool num__digits(const char *s, size_t n, size_t max_digits, uint64_t *out)
+{
+    size_t head = n < NUM_U64_DIGITS ? n : NUM_U64_DIGITS - 1;
+    uint64_t v = 0;
+
+    if (n == 0 || n > max_digits || n > NUM_U64_DIGITS)
+        return false;
+    for (size_t i = 0; i < head; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d > 9)
+            return false;
+        v = v * 10 + d;
+    }
+    if (head < n) {
+        unsigned d = (unsigned)(unsigned char)s[head] - '0';
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+static inline bool num_parse_u64(const char *s, size_t n, size_t max_digits, uint64_t *out)
+{
+    return num__digits(s, n, max_digits, out);
+}
+
+static inline bool num_parse_i64(const char *s, size_t n, size_t max_digits, int64_t *out)
+{
+    bool neg = n > 0 && s[0] == '-';
+    uint64_t v;
+
+    if (!num__digits(s + neg, n - neg, max_digits, &v) || v > (uint64_t)INT64_MAX + neg)
+        return false;
+    /* -(v - 1) - 1 reaches INT64_MIN without overflowing */
+    *out = neg && v ? -(int64_t)(v - 1) - 1 : (int64_t)v;
+    return true;
+}
 
 #endif

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "kvs.h"
+#include "util/syncmode.h"
 
 #define MAX_LANES 64
 #define QUEUE_CAP 64
@@ -414,12 +415,8 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(f, "--engine") == 0)
             opt.engine = v;
-        else if (strcmp(f, "--sync") == 0 && strcmp(v, "always") == 0)
-            opt.sync = KVS_SYNC_ALWAYS;
-        else if (strcmp(f, "--sync") == 0 && strcmp(v, "everysec") == 0)
-            opt.sync = KVS_SYNC_EVERYSEC;
-        else if (strcmp(f, "--sync") == 0 && strcmp(v, "never") == 0)
-            opt.sync = KVS_SYNC_NEVER;
+        else if (strcmp(f, "--sync") == 0 && sync_mode_parse(v, &opt.sync) == 0)
+            ;
         else if (strcmp(f, "--segment-size") == 0)
             opt.segment_size = parse_size(v);
         else if (strcmp(f, "--compact-min-bytes") == 0)
