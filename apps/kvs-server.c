@@ -34,6 +34,8 @@ static const char usage[] =
     "                         (default 8mb, range 4kb .. 1gb)\n"
     "  --compact-min-bytes BYTES   kvs engine: compact once this many dead bytes are\n"
     "                         reclaimable (default 1mb)\n"
+    "  --max-index-memory BYTES   kvs engine: RAM the key index may take; past it writes\n"
+    "                         of new keys fail with -OOM (default: no limit)\n"
     "  -V, --version          print the version\n"
     "  -h, --help             this text\n";
 
@@ -167,6 +169,10 @@ int main(int argc, char **argv)
             if ((b = parse_bytes(v)) < 4096 || b > (1ll << 30))
                 return bad(f, v, "expected 4kb .. 1gb");
             cfg.segment_size = (uint64_t)b;
+        } else if (strcmp(f, "--max-index-memory") == 0) {
+            if ((b = parse_bytes(v)) < (1ll << 20))
+                return bad(f, v, "expected at least 1mb");
+            cfg.max_index_memory = (uint64_t)b;
         } else if (strcmp(f, "--compact-min-bytes") == 0) {
             if ((b = parse_bytes(v)) < 1)
                 return bad(f, v, "expected at least 1 byte");

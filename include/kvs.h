@@ -79,6 +79,8 @@ enum {
     KVS_ENOSPC = -14,     /* no space left on the device (or over a disk quota) */
     KVS_ESYNC = -15,      /* a sync to disk failed earlier: the store takes no more writes
                              (reads go on) until it is reopened (see "Durability" above) */
+    KVS_EFULL = -16,      /* the key index is at its memory budget (max_index_memory): a new
+                             key cannot be added; overwrites, removes and reads go on */
 };
 
 typedef enum kvs_sync {
@@ -99,6 +101,9 @@ typedef struct kvs_options {
                                    this many dead bytes in all; default 1 MiB */
     int auto_compact;           /* kvs engine: 1 (default) compacts on its own, 0 only when
                                    kvs_compact is called */
+    uint64_t max_index_memory;  /* kvs engine: bytes the key index may take in RAM; 0
+                                   (default): no limit. At the limit, writes of new keys fail
+                                   with KVS_EFULL; at least 1 MiB when set */
 } kvs_options;
 
 typedef struct kvs_stats {
@@ -120,6 +125,9 @@ typedef struct kvs_stats {
     uint64_t compact_todo_bytes;  /* ... and in all */
     uint64_t corrupt_records;   /* damaged records found by recovery at open (logged with file
                                    and offset); a damaged record's key reads as KVS_ECORRUPT */
+    uint64_t index_bytes;       /* kvs engine: RAM the key index takes now, exactly */
+    uint64_t index_max_bytes;   /* its budget (max_index_memory); 0: none */
+    uint64_t index_keys_left;   /* new keys that fit before the budget; UINT64_MAX: no budget */
 } kvs_stats;
 
 /* One write of a batch (kvs_write). */

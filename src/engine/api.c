@@ -83,6 +83,9 @@ int kvs_configure(kvs_t *db, const kvs_options *opt)
     if (opt->segment_size < 4096 || opt->segment_size > (1ull << 30))
         return kvs_seterr(KVS_EINVAL, "segment size %llu outside 4 KiB .. 1 GiB",
                           (unsigned long long)opt->segment_size);
+    if (opt->max_index_memory && opt->max_index_memory < (1u << 20))
+        return kvs_seterr(KVS_EINVAL, "index memory budget %llu under 1 MiB",
+                          (unsigned long long)opt->max_index_memory);
     if (!(opt->compact_ratio > 0.0 && opt->compact_ratio <= 1.0))
         return kvs_seterr(KVS_EINVAL, "compaction ratio %g outside (0, 1]", opt->compact_ratio);
     if (opt->engine) {
@@ -379,6 +382,7 @@ int kvs_stats_get(kvs_t *db, kvs_stats *out)
     memset(out, 0, sizeof *out);
     snprintf(out->engine, sizeof out->engine, "%s", db->ops->name);
     out->sync = db->opt.sync;
+    out->index_keys_left = UINT64_MAX; /* no budget, unless the engine has one */
     return db->ops->stats(db->impl, out);
 }
 

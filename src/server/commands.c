@@ -55,9 +55,10 @@ static void engine_error_detail(conn *c, const char *what, int rc, const char *d
 {
     /* After a failed sync every write is refused (KVS_ESYNC): the engine logged the failure
      * once; a line per refused write would flood the log. */
-    if (rc != KVS_ESYNC)
+    if (rc != KVS_ESYNC && rc != KVS_EFULL)
         LOG_WARN("%s failed: %s: %s", what, kvs_strerror(rc), detail);
-    resp_error(&c->out, "ERR %s", kvs_strerror(rc));
+    /* Redis answers a write refused for memory with -OOM; clients know that prefix */
+    resp_error(&c->out, "%s %s", rc == KVS_EFULL ? "OOM" : "ERR", kvs_strerror(rc));
 }
 
 static void engine_error(conn *c, const char *what, int rc)
@@ -482,7 +483,15 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
                 s->maxclients);
     if (want_section(argc, argv, lens, "memory")) {
         getrusage(RUSAGE_SELF, &ru);
-        tprintf(&t, "# Memory\r\nmaxrss_bytes:%llu\r\n\r\n", (unsigned long long)ru.ru_maxrss * 1024);
+        /* the key index: its exact bytes, per key, its budget (0: none) and the new keys that
+         * still fit under it (-1: no budget) */
+        tprintf(&t, "# Memory\r\nmaxrss_bytes:%llu\r\nindex_bytes:%llu\r\n"
+                    "index_bytes_per_key:%.2f\r\nindex_max_bytes:%llu\r\nindex_keys_left:%lld\r\n"
+                    "\r\n",
+                (unsigned long long)ru.ru_maxrss * 1024, (unsigned long long)st.index_bytes,
+                st.keys ? (double)st.index_bytes / (double)st.keys : 0.0,
+                (unsigned long long)st.index_max_bytes,
+                st.index_keys_left == UINT64_MAX ? -1ll : (long long)st.index_keys_left);
     }
     if (want_section(argc, argv, lens, "persistence"))
         tprintf(&t, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nsync_mode:%s\r\n"

@@ -420,6 +420,7 @@ static int open_engine(acceptor *a)
         opt.segment_size = cfg->segment_size;
     if (cfg->compact_min_bytes)
         opt.compact_min_bytes = cfg->compact_min_bytes;
+    opt.max_index_memory = cfg->max_index_memory;
     if ((rc = kvs_create(&a->s.db)) < 0 || (rc = kvs_configure(a->s.db, &opt)) < 0 ||
         (rc = kvs_open(a->s.db, cfg->dir)) < 0) {
         LOG_ERROR("cannot open the data directory %s: %s%s%s", cfg->dir, kvs_strerror(rc),

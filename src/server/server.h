@@ -45,6 +45,7 @@ typedef struct kvs_server_config {
     int offload;              /* -1: auto (sync always, or lmdb), 0: never, 1: always */
     uint64_t segment_size;    /* kvs engine: kvs_options.segment_size; 0: the library's default */
     uint64_t compact_min_bytes; /* kvs engine: kvs_options.compact_min_bytes; 0: default */
+    uint64_t max_index_memory;  /* kvs engine: kvs_options.max_index_memory; 0: no limit */
 } kvs_server_config;
 
 void kvs_server_config_init(kvs_server_config *c);

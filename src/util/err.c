@@ -62,6 +62,7 @@ const char *kvs_strerror(int err)
     case KVS_ECLOSED: return "store is closing";
     case KVS_ENOSPC: return "no space left on device";
     case KVS_ESYNC: return "a sync to disk failed: the store takes no more writes until it is reopened";
+    case KVS_EFULL: return "the key index is at its memory budget (max-index-memory): no new keys";
     default: return "unknown error";
     }
 }
