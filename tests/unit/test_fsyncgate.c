@@ -25,7 +25,10 @@
  *     cut as a torn tail, the key keeps its older value — not "corrupt";
  *   - a damaged last record followed by bytes that are not zeros in the active segment: a torn
  *     append too (after a power cut the bytes past the last sync may be anything);
- *   - a sealed segment left empty by a cut is reclaimed by compaction (it used to stay for ever).
+ *   - a sealed segment left empty by a cut is reclaimed by compaction (it used to stay for ever);
+ *   - a remove that found its key missing was acknowledged (KVS_ENOTFOUND, DEL's ":0") in a batch
+ *     that failed: "missing" rested on a tombstone no sync had made durable — the batch's own, or
+ *     a failed batch's — and a power cut brought the key back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
+#include "engine/log/logdb.h"
 #include "engine/log/record.h"
 #include "engine/log/segment.h"
 #include "testutil.h"
@@ -195,6 +200,97 @@ static void test_rotation_manifest_sync_fails(void **state)
         tu_assert_value(db, key, val);
     }
     tu_set(db, "again", "yes");
+    assert_int_equal(kvs_close(db), 0);
+    tu_rm_rf(dir);
+    free(dir);
+}
+
+/* ---- what a failed batch acknowledges ---------------------------------------------------- */
+
+/* The power cut that follows a failure: the store is gone (closed without a sync if fenced) and
+ * of its active segment, path, only the first durable bytes reached the disk. */
+static void cut_to_durable(const char *path, int64_t durable)
+{
+    assert_true(tu_file_size(path) >= durable);
+    assert_int_equal(truncate(path, (off_t)durable), 0);
+}
+
+/* A failed batch's records stay in the log and in the index (a failed write may or may not be
+ * there after a crash), so a remove that finds its key missing may be looking at a tombstone no
+ * sync has made durable. That answer — KVS_ENOTFOUND, which kvs-server acknowledges as ":0" — is
+ * an acknowledgement like any other: only a batch that committed may give it. Here the
+ * tombstone is a failed batch's: the rotation its second op needed failed with KVS_ENOSPC (the
+ * segment ids are used up; a full disk does the same, and does not fence), after the tombstone
+ * had been copied and published. The next batch fails the same way: its remove must fail with
+ * it, for nothing was synced and a power cut brings "old" back (found by test_powercut.py's
+ * IOErrorTest: a DEL answered :0 lost, the key holding its old value, or a failed SET's). */
+static void test_missing_key_in_failed_batch_enospc(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp(), segf[4096];
+    kvs_options o = opts("kvs", KVS_SYNC_ALWAYS);
+    o.segment_size = 4096;
+    kvs_t *db = tu_open(dir, &o);
+    logdb *ldb = kvs_engine_impl(db);
+    size_t blen = 4096;
+    unsigned char *big = tu_filled(blen, 7); /* does not fit: every batch with it rotates */
+
+    tu_set(db, "k", "old");
+    snprintf(segf, sizeof segf, "%s", ldb->active->path);
+    int64_t durable = (int64_t)ldb->active->size; /* always: synced up to here */
+    uint64_t syncs = tu_stats(db).syncs;
+    LDB_LOCK(ldb, wmu);
+    uint32_t next_id = ldb->next_id;
+    ldb->next_id = UINT32_MAX; /* no new segment: every rotation fails with KVS_ENOSPC */
+    LDB_UNLOCK(ldb, wmu);
+
+    kvs_op first[] = {{KVS_OP_REMOVE, "k", 1, NULL, 0, 0}, {KVS_OP_SET, "b", 1, big, blen, 0}};
+    assert_int_equal(kvs_write(db, first, 2), KVS_ENOSPC);
+    assert_int_equal(first[0].rc, KVS_ENOSPC);
+    assert_int_equal(first[1].rc, KVS_ENOSPC);
+    tu_assert_value(db, "k", NULL); /* the failed remove's tombstone stands in the index */
+
+    kvs_op second[] = {{KVS_OP_REMOVE, "k", 1, NULL, 0, 0}, {KVS_OP_SET, "b", 1, big, blen, 0}};
+    assert_int_equal(kvs_write(db, second, 2), KVS_ENOSPC);
+    assert_int_equal(second[1].rc, KVS_ENOSPC);
+    assert_int_equal(second[0].rc, KVS_ENOSPC); /* not KVS_ENOTFOUND: that is acknowledged */
+    assert_int_equal(tu_stats(db).syncs, syncs); /* nothing made the tombstone durable */
+
+    LDB_LOCK(ldb, wmu);
+    ldb->next_id = next_id; /* room again: writes work again */
+    LDB_UNLOCK(ldb, wmu);
+    assert_int_equal(kvs_close(db), 0);
+    cut_to_durable(segf, durable); /* as if the power went before that close */
+    db = tu_open(dir, &o);
+    tu_assert_value(db, "k", "old"); /* what an acknowledged remove would have lost */
+    assert_int_equal(kvs_close(db), 0);
+    free(big);
+    tu_rm_rf(dir);
+    free(dir);
+}
+
+/* The same within one batch whose sync fails: the second remove finds the key missing because
+ * of the first one's tombstone, which the failed sync did not make durable. */
+static void test_missing_key_in_failed_batch_sync(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp(), segf[4096];
+    kvs_options o = opts("kvs", KVS_SYNC_ALWAYS);
+    kvs_t *db = tu_open(dir, &o);
+    logdb *ldb = kvs_engine_impl(db);
+
+    tu_set(db, "k", "old");
+    snprintf(segf, sizeof segf, "%s", ldb->active->path);
+    int64_t durable = (int64_t)ldb->active->size;
+    kvs_op ops[] = {{KVS_OP_REMOVE, "k", 1, NULL, 0, 0}, {KVS_OP_REMOVE, "k", 1, NULL, 0, 0}};
+    __atomic_store_n(&kvs_test_fail_sync, 1, __ATOMIC_RELAXED); /* this batch's fdatasync */
+    assert_int_equal(kvs_write(db, ops, 2), KVS_ESYNC);
+    assert_int_equal(ops[0].rc, KVS_ESYNC);
+    assert_int_equal(ops[1].rc, KVS_ESYNC); /* not KVS_ENOTFOUND */
+    assert_int_equal(kvs_close(db), KVS_ESYNC);
+    cut_to_durable(segf, durable);
+    db = tu_open(dir, &o);
+    tu_assert_value(db, "k", "old");
     assert_int_equal(kvs_close(db), 0);
     tu_rm_rf(dir);
     free(dir);
@@ -423,6 +519,8 @@ int main(void)
         cmocka_unit_test(test_everysec_fences),
         cmocka_unit_test(test_lmdb_everysec_fences),
         cmocka_unit_test(test_rotation_manifest_sync_fails),
+        cmocka_unit_test(test_missing_key_in_failed_batch_enospc),
+        cmocka_unit_test(test_missing_key_in_failed_batch_sync),
         cmocka_unit_test(test_compaction_syncs_what_replaced),
         cmocka_unit_test(test_first_open_cut_short),
         cmocka_unit_test(test_no_manifest_with_data_refuses),

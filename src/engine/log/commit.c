@@ -276,11 +276,15 @@ static void commit_batch(logdb *db, commit_req *batch)
     maint_check(db);
     LDB_UNLOCK(db, wmu);
     pending_free(&p);
-    /* A failure fails every operation not already failed on its own (a missing key). */
+    /* A failure fails every operation, a remove that found its key missing too: KVS_ENOTFOUND
+     * is an acknowledgement (the key is gone), and the index it was read from may owe that to
+     * a tombstone no sync made durable — this batch's, or a failed batch's, whose records stay
+     * in the log and the index. Only a committed batch (synced, with KVS_SYNC_ALWAYS) may say
+     * it. */
     for (commit_req *r = batch; r; r = r->next) {
         r->rc = 0;
         for (size_t i = 0; i < r->n; i++) {
-            if (rc < 0 && r->ops[i].rc != KVS_ENOTFOUND)
+            if (rc < 0)
                 r->ops[i].rc = rc;
             if (r->ops[i].rc < 0 && r->rc == 0)
                 r->rc = r->ops[i].rc;
