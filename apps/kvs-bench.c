@@ -1,15 +1,17 @@
 /*
  * kvs-bench — a db_bench-compatible benchmark of the embedded engines:
  *
- *   kvs-bench [--engine kvs|lmdb|rocksdb] [--benchmarks=fillseq,fillrandom,overwrite,readrandom,
- *             readseq,readwhilewriting,deleterandom] [--num N] [--value_size B] [--key_size K]
- *             [--threads T] [--db DIR] [--sync 0|1] [--histogram 0|1] [--seed S]
+ *   kvs-bench [--engine kvs|kvs-lmdb|lmdb|rocksdb] [--benchmarks=fillseq,fillrandom,overwrite,
+ *             readrandom,readseq,readwhilewriting,deleterandom] [--num N] [--value_size B]
+ *             [--key_size K] [--threads T] [--db DIR] [--sync 0|1] [--histogram 0|1] [--seed S]
  *             [--use_existing_db 0|1] [--pin_slice 0|1]
  *
  * Flags are written --name=value, as db_bench's, or --name value; a boolean given alone
- * (--histogram) is 1. What the benchmarks do is src/bench/bench.h. Output: a header, then one
- * line per benchmark on stdout; errors on stderr. Exit 0; 1 if an engine or the file system
- * failed; 2 on a usage error, and for --engine rocksdb in a build without librocksdb-dev.
+ * (--histogram) is 1. What the benchmarks do is src/bench/bench.h; what each engine name runs
+ * (lmdb is LMDB on its own API, kvs-lmdb libkvs's LMDB engine) is src/bench/db.h. Output: a
+ * header, then one line per benchmark on stdout; errors on stderr. Exit 0; 1 if an engine or the
+ * file system failed; 2 on a usage error, and for --engine rocksdb in a build without
+ * librocksdb-dev.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +23,11 @@
 #include "util/num.h"
 
 static const char usage[] =
-    "usage: kvs-bench [--engine kvs|lmdb|rocksdb] [--benchmarks=LIST] [--num N]\n"
+    "usage: kvs-bench [--engine kvs|kvs-lmdb|lmdb|rocksdb] [--benchmarks=LIST] [--num N]\n"
     "                 [--value_size B] [--key_size K] [--threads T] [--db DIR] [--sync 0|1]\n"
     "                 [--histogram 0|1] [--seed S] [--use_existing_db 0|1] [--pin_slice 0|1]\n"
+    "  engines: kvs and kvs-lmdb are libkvs's two engines; lmdb is LMDB on its own API\n"
+    "           (a read transaction per thread, renewed per read); rocksdb if built with it\n"
     "  LIST: comma-separated of fillseq fillrandom overwrite readrandom readseq\n"
     "        readwhilewriting deleterandom (default: all, in that order)\n"
     "  defaults: --engine kvs --num 1000000 --value_size 100 --key_size 16 --threads 1\n"

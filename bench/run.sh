@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [KVS_SERVER]        default build/bin/kvs-server
 #
-# 0. engine_bench.py, kvs-bench fillrandom/readrandom: kvs vs lmdb (vs rocksdb when built)
+# 0. engine_bench.py, kvs-bench fillrandom/readrandom: kvs vs LMDB on its own API (and rocksdb)
 # 1. server_bench.py, kvs-server --sync everysec vs redis-server appendfsync everysec
 # 2. server_bench.py, kvs-server --sync always   vs redis-server appendfsync always
 # 3. pool_bench.py, the thread pools (naive, shared, uv) × engines × thread counts, with charts

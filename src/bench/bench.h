@@ -15,9 +15,9 @@
  *   - fillseq writes keys 0..num-1 in order, fillrandom and overwrite num keys drawn uniformly
  *     from [0, num) (about 63 % of the key space ends up present), readrandom reads num random
  *     keys and reports "(found of num found)", deleterandom deletes num random keys;
- *   - readseq reads every key in order: with RocksDB through an iterator, with kvs and lmdb (which
- *     libkvs reaches by point lookups only) by a get of each key 0..num-1 in order, which its
- *     line says;
+ *   - readseq reads every key in order: with lmdb and RocksDB through an iterator (a cursor, an
+ *     iterator), with libkvs's engines (kvs, kvs-lmdb: point lookups only) by a get of each key
+ *     0..num-1 in order, which its line says;
  *   - readwhilewriting runs T readers doing readrandom and one more thread overwriting random
  *     keys as fast as it can until the readers are done; the line reports the readers;
  *   - fillseq and fillrandom start from an empty store (the directory is emptied and the store
@@ -44,7 +44,7 @@
 #define KB_MAX_VALUE (64u << 20)
 
 typedef struct kb_config {
-    const char *engine;     /* "kvs" (default), "lmdb" or "rocksdb" */
+    const char *engine;     /* "kvs" (default), "kvs-lmdb", "lmdb" or "rocksdb" (db.h) */
     const char *benchmarks; /* comma-separated names */
     uint64_t num;           /* 1000000 */
     size_t value_size;      /* 100 */

@@ -11,10 +11,14 @@
  * The first failing operation of any thread stops every thread of the benchmark; kb_run then
  * reports it on stderr and returns 1 without running the rest.
  *
+ * Each thread works through a session of its own (db.h), opened before the start and closed
+ * when the thread is done, so the engine's per-thread state (LMDB's read transaction) is set up
+ * outside the timed operations.
+ *
  * The store's directory: --db, or a new /tmp/kvs-bench-XXXXXX removed at the end. A fresh store
  * (at the start unless --use_existing_db 1, and before fillseq and fillrandom) is made by closing
  * the store, deleting everything inside the directory and opening it again. A --db directory
- * that is neither empty nor a store of one of the engines (ENGINE or CURRENT in it) is refused
+ * that is neither empty nor a store of one of the engines (kb_dir_holds_store) is refused
  * rather than emptied, so that a mistyped --db cannot delete someone's files.
  */
 #include "bench/bench.h"
@@ -22,7 +26,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
-#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -69,6 +72,7 @@ typedef struct run {
 typedef struct worker {
     pthread_t tid;
     run *r;
+    kb_session *s;
     int writer;             /* readwhilewriting's background writer */
     uint64_t rng;           /* splitmix64 state */
     uint64_t first, count;  /* keys first.. (sequential kinds) and the operations to do */
@@ -171,13 +175,13 @@ static int one_op(worker *w, enum kind kind, uint64_t k)
     case FILLSEQ:
     case FILLRANDOM:
     case OVERWRITE:
-        rc = kb_db_put(r->db, w->key, ks, val, vs);
+        rc = kb_put(w->s, w->key, ks, val, vs);
         break;
     case DELETERANDOM:
-        rc = kb_db_delete(r->db, w->key, ks);
+        rc = kb_delete(w->s, w->key, ks);
         break;
     default:
-        rc = kb_db_get(r->db, w->key, ks, &vlen);
+        rc = kb_get(w->s, w->key, ks, &vlen);
         break;
     }
     kb_hist_add(&w->hist, now_ns() - t0);
@@ -196,7 +200,7 @@ static int one_op(worker *w, enum kind kind, uint64_t k)
     return 0;
 }
 
-/* readseq through an ordered iterator (RocksDB): the entries of the thread's range of keys,
+/* readseq through an ordered iterator (KB_ITERATES): the entries of the thread's range of keys,
  * [first, first + count), which the iterator was positioned at. */
 static void scan(worker *w, kb_iter *it)
 {
@@ -229,9 +233,11 @@ static void *worker_main(void *arg)
     kb_iter *it = NULL;
     int rc = 0;
 
-    if (r->kind == READSEQ) {
+    if (kb_session_open(r->db, &w->s) < 0) {
+        worker_fail(w);
+    } else if (r->kind == READSEQ) {
         make_key(w->key, r->cfg->key_size, w->first);
-        if (!(it = kb_iter_new(r->db, w->key, r->cfg->key_size, &rc)) && rc < 0)
+        if (!(it = kb_iter_new(w->s, w->key, r->cfg->key_size, &rc)) && rc < 0)
             worker_fail(w);
     }
     while (!__atomic_load_n(&r->go, __ATOMIC_ACQUIRE))
@@ -243,7 +249,7 @@ static void *worker_main(void *arg)
                 break;
     } else if (it) {
         scan(w, it);
-    } else {
+    } else if (w->s) {
         for (uint64_t i = 0; i < w->count && !stopped(r); i++) {
             int seq = r->kind == FILLSEQ || r->kind == READSEQ;
             if (one_op(w, r->kind, seq ? w->first + i : uniform(&w->rng, n)) < 0)
@@ -254,6 +260,7 @@ static void *worker_main(void *arg)
     if (!w->writer)
         __atomic_sub_fetch(&r->readers_left, 1, __ATOMIC_RELEASE);
     kb_iter_free(it);
+    kb_session_close(w->s);
     return NULL;
 }
 
@@ -281,18 +288,12 @@ static int empty_dir(const char *dir)
 /* May kvs-bench empty dir? Yes if it is empty or holds a store. */
 static int is_store_or_empty(const char *dir)
 {
-    static const char *marks[] = {"ENGINE", "CURRENT", "LOCK"};
-    char path[PATH_MAX];
-    struct stat st;
     DIR *d;
     struct dirent *e;
     int empty = 1;
 
-    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, marks[i]);
-        if (stat(path, &st) == 0)
-            return 1;
-    }
+    if (kb_dir_holds_store(dir))
+        return 1;
     if (!(d = opendir(dir)))
         return errno == ENOENT;
     while ((e = readdir(d)))
@@ -365,7 +366,8 @@ int kb_config_check(const kb_config *cfg, char *why, size_t cap)
     for (uint64_t v = cfg->num > 0 ? cfg->num - 1 : 0; v >= 10; v /= 10)
         digits++;
     if (kb_engine_available(cfg->engine) == 0)
-        return snprintf(why, cap, "unknown engine '%s' (kvs, lmdb or rocksdb)", cfg->engine), -1;
+        return snprintf(why, cap, "unknown engine '%s' (kvs, kvs-lmdb, lmdb or rocksdb)",
+                        cfg->engine), -1;
     if (kb_engine_available(cfg->engine) < 0)
         return snprintf(why, cap, "not built with RocksDB (install librocksdb-dev, rebuild)"), -1;
     if (cfg->num == 0)
@@ -462,12 +464,12 @@ static void print_line(const kb_config *cfg, const char *name, enum kind kind, w
     double elapsed = (double)(last - first) * 1e-9;
     if (elapsed <= 0)
         elapsed = 1e-9;
-    int rdb = strcmp(cfg->engine, "rocksdb") == 0;
-    if (kind == READRANDOM || kind == READWHILEWRITING || (kind == DELETERANDOM && !rdb) ||
-        kind == READSEQ)
+    unsigned caps = kb_engine_caps(cfg->engine);
+    if (kind == READRANDOM || kind == READWHILEWRITING ||
+        (kind == DELETERANDOM && (caps & KB_DELETE_TELLS)) || kind == READSEQ)
         snprintf(msg, sizeof msg, " (%llu of %llu found", (unsigned long long)found,
                  (unsigned long long)want);
-    if (kind == READSEQ && !rdb)
+    if (kind == READSEQ && !(caps & KB_ITERATES))
         snprintf(msg + strlen(msg), sizeof msg - strlen(msg),
                  "; point gets in key order: libkvs has no iterator");
     if (kind == READWHILEWRITING)

@@ -3,9 +3,10 @@
 
 Usage: python3 test_kvs_bench.py PATH_TO_kvs-bench [unittest options]
 
-kvs-bench is run small (--num 2000) on every engine the binary has: kvs and lmdb always, rocksdb
-when it was built with librocksdb-dev (a build without it answers `--engine rocksdb` with exit 2
-and "not built with RocksDB", which is checked instead). For each engine:
+kvs-bench is run small (--num 2000) on every engine the binary has: kvs, kvs-lmdb (libkvs's LMDB
+engine) and lmdb (LMDB on its own API) always, rocksdb when it was built with librocksdb-dev (a
+build without it answers `--engine rocksdb` with exit 2 and "not built with RocksDB", which is
+checked instead). For each engine:
 
   * every benchmark prints one line in db_bench's shape that parses: name, micros/op, ops/sec,
     MB/s and the p50/p99/p999 latencies;
@@ -13,16 +14,21 @@ and "not built with RocksDB", which is checked instead). For each engine:
     (num random keys out of num, which covers 1 - 1/e = 63.2 % of them) readrandom finds between
     55 % and 71 % (the sampling spread at this size is about 1.2 %); after deleterandom (num
     random deletes) fewer than half remain, whatever readwhilewriting's writer wrote;
-  * readseq says it is made of point gets for the libkvs engines, and is an iterator on RocksDB;
+  * readseq says it is made of point gets for the libkvs engines, and is an iterator on lmdb (a
+    cursor) and RocksDB;
   * the temporary store is removed at the end;
-  * with --threads 3 the threads' key ranges of fillseq and readseq join up (RocksDB's readseq
-    is one iterator a thread, each stopping at the next thread's first key).
+  * with --threads 3 the threads' key ranges of fillseq and readseq join up (an iterating
+    engine's readseq is one iterator a thread, each stopping at the next thread's first key);
+  * --db with --use_existing_db 1 reads what the previous run wrote, a second fill into the same
+    --db empties it first (it holds that engine's store), and --use_existing_db 1 on an empty
+    directory is refused.
 
 Once, on the kvs engine: --threads 2 with --histogram 1 (the histogram printed) and copying
 reads (--pin_slice 0), flags in both
 --name=value and --name value form, --db with --use_existing_db 1 (fill benchmarks skipped, the
 data of the previous run found), a --db that is neither empty nor a store refused untouched, and
-usage errors (unknown flag, engine, benchmark) exiting 2.
+usage errors (unknown flag, engine — kvs-kvs and kvs-rocksdb too: only a name a native adapter
+took has a kvs- twin — benchmark) exiting 2.
 """
 import os
 import re
@@ -34,6 +40,7 @@ import unittest
 BENCH = None  # the binary under test, from the command line
 TIMEOUT = 120
 NUM = 2000
+ITERATES = ("lmdb", "rocksdb")  # readseq through an iterator (db.h's KB_ITERATES)
 
 LINE = re.compile(
     r"^(?P<name>[a-z]+)\s*:\s+(?P<us>\d+\.\d+) micros/op (?P<ops>\d+) ops/sec;\s+(?P<mbs>\d+\.\d+) MB/s"
@@ -80,7 +87,7 @@ class KvsBenchTest(unittest.TestCase):
         return r
 
     def engines(self):
-        return ["kvs", "lmdb"] + (["rocksdb"] if rocksdb_built() else [])
+        return ["kvs", "kvs-lmdb", "lmdb"] + (["rocksdb"] if rocksdb_built() else [])
 
     def test_all_benchmarks(self):
         order = ["fillseq", "readrandom", "readseq", "fillrandom", "readrandom", "overwrite",
@@ -109,10 +116,11 @@ class KvsBenchTest(unittest.TestCase):
                 self.assertIn("writer:", lines[6]["note"])
                 last = int(lines[8]["found"]) / int(lines[8]["of"])
                 self.assertLess(last, 0.5, "readrandom after deleterandom")
-                if engine == "rocksdb":
+                if engine in ITERATES:
                     self.assertEqual(seq["note"], "")
                 else:
                     self.assertIn("point gets", seq["note"])
+                if engine != "rocksdb":  # RocksDB's delete writes a tombstone either way
                     self.assertIsNotNone(lines[7]["found"], "deleterandom counts what it found")
                 path = re.search(r"^DB path:\s+\[(.*)\]$", r.stdout, re.M).group(1)
                 self.assertFalse(os.path.exists(path), f"{path} left behind")
@@ -128,6 +136,25 @@ class KvsBenchTest(unittest.TestCase):
                 self.assertEqual([(l["name"], l["found"], l["of"]) for l in lines[1:]],
                                  [("readseq", str(NUM), str(NUM)),
                                   ("readrandom", str(NUM), str(NUM))])
+
+    def test_existing_db_every_engine(self):
+        for engine in self.engines():
+            with self.subTest(engine=engine), \
+                    tempfile.TemporaryDirectory(prefix="kvs-bench-test-") as tmp:
+                db = os.path.join(tmp, "db")
+                for _ in range(2):  # the second fill empties the first one's store
+                    self.bench("--engine", engine, "--benchmarks=fillseq", "--num", str(NUM),
+                               "--db", db)
+                r = self.bench("--engine", engine, "--benchmarks=fillseq,readrandom,readseq",
+                               "--num", str(NUM), "--use_existing_db", "--db", db)
+                self.assertEqual([(l["name"], l["found"]) for l in parse(self, r.stdout)],
+                                 [("readrandom", str(NUM)), ("readseq", str(NUM))])
+                empty = os.path.join(tmp, "empty")
+                os.mkdir(empty)
+                r = self.bench("--engine", engine, "--benchmarks=readrandom", "--num", "10",
+                               "--use_existing_db", "1", "--db", empty, ok=False)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn("holds no", r.stderr)
 
     def test_threads_histogram_existing_db(self):
         with tempfile.TemporaryDirectory(prefix="kvs-bench-test-") as tmp:
@@ -157,7 +184,8 @@ class KvsBenchTest(unittest.TestCase):
             self.assertTrue(os.path.exists(os.path.join(other, "precious")))
 
     def test_usage_errors(self):
-        for args in (["--nope=1"], ["--engine", "bogus"], ["--benchmarks=fillseq,bogus"],
+        for args in (["--nope=1"], ["--engine", "bogus"], ["--engine", "kvs-kvs"],
+                     ["--engine", "kvs-rocksdb"], ["--benchmarks=fillseq,bogus"],
                      ["--num", "x"], ["--threads", "0"], ["--key_size", "2", "--num", "1000"]):
             with self.subTest(args=args):
                 r = self.bench(*args, ok=False)
