@@ -5,9 +5,9 @@
  *   - the syncer (KVS_SYNC_EVERYSEC only): syncs what was written since the last sync, sealed
  *     segments first, as every sync does (sync.c). The fdatasyncs run outside wmu so writers go
  *     on; an RCU read section keeps the segments (and their fds) from being retired meanwhile;
- *   - the maintenance thread: hint files of sealed segments, automatic compaction, the index's
- *     resize, and the idle clean-up — all off the write path. Rotation and commits that leave
- *     work waiting wake it early (ldb_maint_kick, logdb.h).
+ *   - the maintenance thread: hint files of sealed segments, automatic compaction and the idle
+ *     clean-up — all off the write path. Rotation and commits that leave work waiting wake it
+ *     early (ldb_maint_kick, logdb.h).
  *
  * A failed sync fences the store, and from then on neither thread does anything: the syncer's
  * work is syncing, and the maintenance thread's hint files and compactions sync too. Each
@@ -72,7 +72,6 @@ static int maint_tick(void *arg)
     bool idle = idle_cleanup_due(db);
     bool due = db->opt.auto_compact && ldb_compact_due(db);
     LDB_UNLOCK(db, wmu);
-    idx_resize_if_needed(db->idx);
     ldb_write_pending_hints(db);
     if ((idle ? ldb_compact_all(db) : due ? ldb_compact_auto(db) : 0) < 0)
         LOG_WARN("compaction failed: %s", kvs_last_error());

@@ -75,6 +75,7 @@ static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, const kvs_op *
     if (r == 1)
         ldb_mark_dead(old.seg, rec_len((uint32_t)op->klen, old.vlen));
     rcu_read_unlock();
+    KVS_ASSERT(r != IDX_EBUDGET); /* fits_budget asked first, and the index's answer is exact */
     if (r < 0)
         return kvs_seterr(r, "index update failed for a write already in the log");
     return 0;
@@ -94,6 +95,7 @@ typedef struct pending {
     uint64_t *seqs, *offs;
     size_t n, cap;
     uint64_t bytes;
+    uint64_t new_keys; /* sets queued of keys the index does not hold (fits_budget) */
     unsigned char inline_hdr[PENDING_INLINE][REC_HDR];
     kvs_op *inline_ops[PENDING_INLINE];
     uint64_t inline_seqs[PENDING_INLINE], inline_offs[PENDING_INLINE];
@@ -105,7 +107,7 @@ static void pending_init(pending *p)
     p->ops = p->inline_ops;
     p->seqs = p->inline_seqs;
     p->offs = p->inline_offs;
-    p->n = p->bytes = 0;
+    p->n = p->bytes = p->new_keys = 0;
     p->cap = PENDING_INLINE;
 }
 
@@ -168,7 +170,7 @@ static int flush_pending(logdb *db, pending *p)
         for (size_t i = 0; i < p->n; i++)
             p->ops[i]->rc = rc;
         p->n = 0;
-        p->bytes = 0;
+        p->bytes = p->new_keys = 0;
         return rc;
     }
     unsigned char *dst = s->map + off;
@@ -194,8 +196,26 @@ static int flush_pending(logdb *db, pending *p)
             rc = r;
     }
     p->n = 0;
-    p->bytes = 0;
+    p->bytes = p->new_keys = 0;
     return rc;
+}
+
+/* A set of a new key must fit under the index's memory budget (max_index_memory) before its
+ * record is written: past it the set is refused with KVS_EFULL and nothing is written. The
+ * index's answer is exact (idx_set_budget), so publish's idx_put cannot then fail for it; the
+ * new keys queued in this batch count as they queue (one set twice counts twice). Asked after
+ * any rotation, which may grow the index's segment table. */
+static int fits_budget(logdb *db, pending *p, const kvs_op *op)
+{
+    uint64_t budget = db->opt.max_index_memory;
+
+    if (idx_contains(db->idx, op->key, op->klen))
+        return 0;
+    if (idx_count(db->idx) + p->new_keys + 1 > idx_capacity(db->idx, budget))
+        return kvs_seterr(KVS_EFULL, "the key index is at its memory budget (%llu bytes)",
+                          (unsigned long long)budget);
+    p->new_keys++;
+    return 0;
 }
 
 /* Queue one operation's record, flushing first where order or rotation requires it. */
@@ -207,15 +227,11 @@ static int add_op(logdb *db, pending *p, kvs_op *op)
     int rc;
 
     if (flags & REC_TOMBSTONE) {
-        idx_loc cur;
         /* a remove must see the writes queued before it in this batch */
         if ((rc = flush_pending(db, p)) < 0)
             return rc;
-        rcu_read_lock();
-        rc = idx_lookup(db->idx, op->key, klen, &cur);
-        rcu_read_unlock();
-        if (rc < 0) {
-            op->rc = rc;
+        if (!idx_contains(db->idx, op->key, klen)) {
+            op->rc = KVS_ENOTFOUND;
             return 0;
         }
     }
@@ -224,6 +240,10 @@ static int add_op(logdb *db, pending *p, kvs_op *op)
     if ((s->size + p->bytes > SEG_HDR && end > db->opt.segment_size) || end > s->map_len) {
         if ((rc = flush_pending(db, p)) < 0 || (rc = ldb_rotate(db, len)) < 0)
             return rc;
+    }
+    if (op->type == KVS_OP_SET && db->opt.max_index_memory && (rc = fits_budget(db, p, op)) < 0) {
+        op->rc = rc;
+        return 0;
     }
     if ((rc = pending_reserve(p, p->n + 1)) < 0)
         return rc;
@@ -236,11 +256,10 @@ static int add_op(logdb *db, pending *p, kvs_op *op)
     return 0;
 }
 
-/* Wake the maintenance thread if the index has outgrown its table or compaction looks due
- * (under wmu; cheap). */
+/* Wake the maintenance thread if compaction looks due (under wmu; cheap). */
 static void maint_check(logdb *db)
 {
-    if (idx_needs_resize(db->idx) || (db->opt.auto_compact && ldb_compact_due(db)))
+    if (db->opt.auto_compact && ldb_compact_due(db))
         ldb_maint_kick(db);
 }
 

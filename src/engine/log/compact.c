@@ -115,6 +115,10 @@ static int out_room(compactor *c, uint64_t len, seg **out)
     if (rc < 0 || (rc = seg_create(c->db->dir, id, 0, &o)) < 0)
         return rc;
     o->sealed = true;
+    if ((rc = idx_attach_seg(c->db->idx, o)) < 0) { /* its records are indexed at install */
+        seg_destroy(o);
+        return rc;
+    }
     c->outs[c->nouts++] = o;
     *out = o;
     return 0;
@@ -123,14 +127,15 @@ static int out_room(compactor *c, uint64_t len, seg **out)
 static bool record_needed(compactor *c, const seg_rec *r)
 {
     idx_loc loc;
-    int found;
+    bool needed;
 
     rcu_read_lock();
-    found = idx_lookup(c->db->idx, r->key, r->klen, &loc) == 0;
-    rcu_read_unlock();
     if (r->flags & REC_TOMBSTONE)
-        return !found && r->seq > c->min_outside;
-    return found && loc.seg == c->victim && loc.off == r->off;
+        needed = idx_lookup(c->db->idx, r->key, r->klen, &loc) != 0 && r->seq > c->min_outside;
+    else /* the address alone says it: no record is read */
+        needed = idx_names(c->db->idx, r->key, r->klen, c->victim, (uint32_t)r->off);
+    rcu_read_unlock();
+    return needed;
 }
 
 static int copy_record(void *arg, const seg_rec *r)
@@ -172,8 +177,10 @@ static int copy_record(void *arg, const seg_rec *r)
 
 static void compactor_free(compactor *c, bool destroy_outs)
 {
-    for (uint32_t i = 0; i < c->nouts; i++)
-        destroy_outs ? seg_destroy(c->outs[i]) : (void)0;
+    for (uint32_t i = 0; i < c->nouts && destroy_outs; i++) {
+        idx_detach_seg(c->db->idx, c->outs[i]); /* never named by the index */
+        seg_destroy(c->outs[i]);
+    }
     for (size_t i = 0; i < c->nmoves; i++)
         free(c->moves[i]);
     free(c->moves);
@@ -243,9 +250,9 @@ out:
 unsigned kvs_test_install_delay_us = 0;
 
 /* Step 6 (the victims already left the segment list with the commit): point the index at the
- * copies, then retire the victims. Repointing needs no lock:
- * each swap is a compare-and-swap against the exact record copied, so a write that lands
- * meanwhile wins and the copy is counted dead. */
+ * copies, then retire the victims and free their index slots. Repointing needs no lock of the
+ * store: each swap is a compare-and-swap against the exact record copied (under the index's own
+ * mutex), so a write that lands meanwhile wins and the copy is counted dead. */
 static void install(compactor *c, seg **victims, uint32_t n)
 {
     logdb *db = c->db;
@@ -258,15 +265,14 @@ static void install(compactor *c, seg **victims, uint32_t n)
         if (m->flags & REC_TOMBSTONE)
             continue;
         idx_loc to = {m->to, m->to_off, m->vlen, m->seq, 0};
-        int r;
-        while ((r = idx_repoint(db->idx, m->key, m->klen, m->from, m->from_off, &to)) < 0)
-            usleep(1000); /* out of memory: the victim must not be freed while named; wait */
-        if (r == 1)
+        if (idx_repoint(db->idx, m->key, m->klen, m->from, m->from_off, &to) == 1)
             ldb_mark_dead(m->to, rec_len(m->klen, m->vlen));
     }
-    synchronize_rcu(); /* no reader still holds an entry naming a victim */
-    for (uint32_t i = 0; i < n; i++)
+    synchronize_rcu(); /* no reader still holds an entry (or a table) naming a victim */
+    for (uint32_t i = 0; i < n; i++) {
+        idx_detach_seg(db->idx, victims[i]);
         seg_destroy(victims[i]);
+    }
     if (io_fsync_dir(db->dir) < 0 && !ldb_fence_if_sync_failed(db))
         LOG_WARN("compaction: %s", kvs_last_error());
     ldb_crash_point(CRASH_AFTER_DELETE);
@@ -337,8 +343,10 @@ static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
             /* Whether the edit reached the disk is unknown: keep the outputs (and their hints)
              * it names. The next open finds them live and the victims dropped, or deletes them
              * as copies of live records. */
-            for (uint32_t i = 0; i < c.nouts; i++)
+            for (uint32_t i = 0; i < c.nouts; i++) {
+                idx_detach_seg(db->idx, c.outs[i]);
                 seg_close(c.outs[i]);
+            }
             c.nouts = 0;
         }
         goto fail;

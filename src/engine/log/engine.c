@@ -69,8 +69,11 @@ static int ldb_open(const char *dir, const kvs_options *opt, void **out)
     }
     pthread_once(&knob, manifest_knob);
     io_take_sync_failure(); /* a mark left by an earlier store on this thread */
-    if ((rc = idx_new(&db->idx)) < 0 || (rc = ldb_recover(db)) < 0 ||
-        (rc = ldb_threads_start(db)) < 0)
+    if ((rc = idx_new(&db->idx)) < 0 || (rc = ldb_recover(db)) < 0)
+        goto fail;
+    /* recovery loads what is on disk whatever the budget; from now on new keys must fit */
+    idx_set_budget(db->idx, db->opt.max_index_memory);
+    if ((rc = ldb_threads_start(db)) < 0)
         goto fail;
     /* Recovery went on past a failed sync only where nothing written hangs on it (a hint, a
      * zero tail cut); still, the disk failed a sync: the store opens for reads only. */
@@ -180,6 +183,12 @@ static int ldb_stats(void *e, kvs_stats *out)
     out->live_bytes = total - (uint64_t)db->nsegs * SEG_HDR - dead;
     LDB_UNLOCK(db, wmu);
     out->keys = idx_count(db->idx);
+    out->index_bytes = idx_bytes(db->idx);
+    out->index_max_bytes = db->opt.max_index_memory;
+    if (out->index_max_bytes) {
+        uint64_t cap = idx_capacity(db->idx, out->index_max_bytes);
+        out->index_keys_left = cap > out->keys ? cap - out->keys : 0;
+    }
     out->dead_bytes = dead;
     out->disk_bytes = total;
     out->compactions = __atomic_load_n(&db->compactions, __ATOMIC_RELAXED);

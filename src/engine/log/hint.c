@@ -149,13 +149,15 @@ static int hint_walk(const unsigned char *m, size_t n, const seg *s, uint32_t co
     return 0;
 }
 
-int hint_load(const char *dir, const seg *s, seg_scan_fn fn, void *ctx)
+int hint_load_kept(const char *dir, const seg *s, seg_scan_fn fn, void *ctx, hint_map *kept)
 {
     char path[PATH_MAX];
     unsigned char *m;
     int64_t size;
     int fd, rc;
 
+    if (kept)
+        *kept = (hint_map){NULL, 0};
     hint_path(path, sizeof path, dir, s->id, "hint");
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -180,8 +182,25 @@ int hint_load(const char *dir, const seg *s, seg_scan_fn fn, void *ctx)
     else if (le_get32(m) != HINT_MAGIC || le_get16(m + 4) != HINT_VERSION ||
              le_get32(m + 8) != s->id || le_get64(m + 16) != s->size)
         rc = kvs_seterr(KVS_ECORRUPT, "%s: does not describe %s as it is", path, s->path);
-    else if ((rc = hint_walk(m, n, s, le_get32(m + 12), NULL, NULL, path)) == 0)
+    else if ((rc = hint_walk(m, n, s, le_get32(m + 12), NULL, NULL, path)) == 0) {
         rc = hint_walk(m, n, s, le_get32(m + 12), fn, ctx, path);
+        if (kept) { /* fn saw its keys, even if it failed on one */
+            *kept = (hint_map){m, n};
+            return rc;
+        }
+    }
     munmap(m, n);
     return rc;
+}
+
+int hint_load(const char *dir, const seg *s, seg_scan_fn fn, void *ctx)
+{
+    return hint_load_kept(dir, s, fn, ctx, NULL);
+}
+
+void hint_unmap(hint_map *m)
+{
+    if (m->addr)
+        munmap(m->addr, m->len);
+    *m = (hint_map){NULL, 0};
 }

@@ -47,4 +47,15 @@ int hint_write(const char *dir, const seg *s);
  * KVS_ECORRUPT if it is damaged or does not match s; fn is not called then. */
 int hint_load(const char *dir, const seg *s, seg_scan_fn fn, void *ctx);
 
+/* A hint file's mapping, left in place by hint_load_kept. */
+typedef struct hint_map {
+    void *addr; /* NULL: nothing kept */
+    size_t len;
+} hint_map;
+/* As hint_load, but once fn has been handed entries the mapping stays, in *kept, so that the keys
+ * they point at stay readable (recovery: the index compares keys against them until
+ * idx_recovery_end) — also when fn failed. The caller releases it with hint_unmap. */
+int hint_load_kept(const char *dir, const seg *s, seg_scan_fn fn, void *ctx, hint_map *kept);
+void hint_unmap(hint_map *m);
+
 #endif

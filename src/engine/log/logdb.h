@@ -32,8 +32,11 @@
  *     syncing) without wmu, so reads and writes go on throughout;
  *   - two background threads (util/syncer.h): the syncer (everysec) and the maintenance thread
  *     (hint files of sealed segments, automatic compaction), both stopped by ldb_threads_stop;
- *   - lock order: cmu, then wmu; qmu is never held with either; a background thread's own mutex
- *     (util/syncer.h) is a leaf, taken under wmu to wake it.
+ *   - the index (index.h) has its own mutex for every change to it — the write path's puts and
+ *     deletes under wmu, compaction's repoints and segment slots under cmu alone, recovery's
+ *     parallel loaders under neither — and takes nothing under it;
+ *   - lock order: cmu, then wmu, then the index's mutex; qmu is never held with cmu or wmu; a
+ *     background thread's own mutex (util/syncer.h) is a leaf, taken under wmu to wake it.
  * wmu and cmu are taken through LDB_LOCK (below), which in checked builds (util/invariant.h)
  * remembers the thread holding them, so that "under wmu" is asserted where it is assumed.
  * Figures that readers and stats look at without wmu are atomics.
@@ -183,9 +186,11 @@ void ldb_mark_dead(seg *s, uint64_t bytes);
 /* Make room in the live list for more segments, so that as many ldb_segs_add cannot fail
  * (under wmu, or alone at open). KVS_ENOMEM. */
 int ldb_segs_reserve(logdb *db, uint32_t more);
-/* Add s to the live list (under wmu, or alone at open). */
+/* Add s to the live list (under wmu, or alone at open), giving it a slot in the index's segment
+ * table if it has none (KVS_ENOSPC when they are used up). On failure s is neither. */
 int ldb_segs_add(logdb *db, seg *s);
-/* Remove s from the live list (under wmu, or alone at open); does not free it. */
+/* Remove s from the live list (under wmu, or alone at open); does not free it, nor its index
+ * slot (idx_detach_seg, once no reader can reach it). */
 void ldb_segs_remove(logdb *db, seg *s);
 /* Segment ids run from 1 to LDB_SEG_ID_MAX and never wrap; next_id past it: they are used up. */
 #define LDB_SEG_ID_MAX (UINT32_MAX - 1)

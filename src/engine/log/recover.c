@@ -51,9 +51,21 @@
 typedef struct load_ctx {
     logdb *db;
     seg *s;
-    uint64_t loaded;
+    bool keys_kept; /* the keys handed over stay mapped until the index's recovery ends */
     int64_t *tombstones;
 } load_ctx;
+
+/*
+ * The hint files loaded, kept mapped until recovery ends: the index compares each key it is
+ * given with the keys it holds, and reads those from their hints (idx_put_newer's key_kept)
+ * rather than from their records, which start-up never needs to read. Loaders add to it in
+ * parallel; ldb_recover unmaps them all once the index has left recovery.
+ */
+typedef struct kept_hints {
+    pthread_mutex_t mu;
+    hint_map *v;
+    size_t n, cap;
+} kept_hints;
 
 /* One record (from a scan or a hint) into the index, keeping the newest per key. */
 static int load_record(void *arg, const seg_rec *r)
@@ -63,7 +75,7 @@ static int load_record(void *arg, const seg_rec *r)
     bool tomb = r->flags & REC_TOMBSTONE;
     int res;
 
-    KVS_ASSERT(rcu_read_ongoing()); /* the caller's one outer section, left below for a resize */
+    KVS_ASSERT(rcu_read_ongoing()); /* the caller's one outer section: old.seg stays alive */
     if (r->seq < c->s->min_seq)
         c->s->min_seq = r->seq;
     if (r->seq > c->s->max_seq)
@@ -73,16 +85,9 @@ static int load_record(void *arg, const seg_rec *r)
            !__atomic_compare_exchange_n(&c->db->seq, &top, r->seq, true, __ATOMIC_RELAXED,
                                         __ATOMIC_RELAXED))
         ;
-    res = idx_put_newer(c->db->idx, r->key, r->klen, &loc, &old);
+    res = idx_put_newer(c->db->idx, r->key, r->klen, &loc, c->keys_kept, &old);
     if (res < 0)
         return res;
-    /* Every few thousand records: leave the read section (a resize waits for readers) and
-     * grow the table as the keys come in, rather than trusting its automatic resize. */
-    if ((++c->loaded & 0xfff) == 0) {
-        rcu_read_unlock();
-        idx_resize_if_needed(c->db->idx);
-        rcu_read_lock();
-    }
     /* A tombstone's bytes are dead from the start; a set's once something newer wins. */
     if (res == 2 || tomb)
         ldb_mark_dead(c->s, r->len);
@@ -110,11 +115,11 @@ static void count_damage(logdb *db, const seg_scan_result *res)
  * seg_scan_unsynced does with newer; cut a zero or torn tail, write the hint anew. */
 static int load_scanned(logdb *db, seg *s, uint64_t newer)
 {
-    load_ctx c = {db, s, 0, &db->recovered_tombstones};
+    load_ctx c = {db, s, false, &db->recovered_tombstones};
     seg_scan_result res;
     int rc;
 
-    rcu_read_lock(); /* one outer section: each insert's own lock nests at no cost */
+    rcu_read_lock(); /* one outer section for every insert */
     rc = seg_scan_unsynced(s, newer, load_record, &c, &res);
     rcu_read_unlock();
     if (rc < 0)
@@ -157,13 +162,20 @@ static int load_scanned(logdb *db, seg *s, uint64_t newer)
  * segment's sync), so a power cut may have torn its tail as it tears the active one's. A
  * damaged hint was written, so its segment had been synced: it is scanned now, and there only
  * zeros are not damage. */
-static int load_sealed(logdb *db, seg *s)
+static int load_sealed(logdb *db, seg *s, kept_hints *kept)
 {
-    load_ctx c = {db, s, 0, &db->recovered_tombstones};
+    load_ctx c = {db, s, true, &db->recovered_tombstones};
+    hint_map m;
 
-    rcu_read_lock(); /* one outer section: each insert's own lock nests at no cost */
-    int rc = hint_load(db->dir, s, load_record, &c);
+    rcu_read_lock(); /* one outer section for every insert */
+    int rc = hint_load_kept(db->dir, s, load_record, &c, &m);
     rcu_read_unlock();
+    if (m.addr) {
+        pthread_mutex_lock(&kept->mu);
+        KVS_ASSERT(kept->n < kept->cap); /* room for every segment: load_all_sealed */
+        kept->v[kept->n++] = m;
+        pthread_mutex_unlock(&kept->mu);
+    }
     if (rc != KVS_ECORRUPT)
         return rc;
     LOG_WARN("%s; scanning the segment instead", kvs_last_error());
@@ -207,6 +219,7 @@ static int load_unhinted(logdb *db, seg **v, uint32_t n)
 
 typedef struct loaders {
     logdb *db;
+    kept_hints *kept;
     uint32_t next; /* atomic: the next segment index to take */
     int rc;        /* first failure (under mu) */
     char err[256];
@@ -227,7 +240,7 @@ static void *loader_main(void *arg)
         seg *s = db->segs[i];
         if (s == db->active)
             continue;
-        int rc = load_sealed(db, s);
+        int rc = load_sealed(db, s, l->kept);
         if (rc == KVS_ENOTFOUND) {
             pthread_mutex_lock(&l->mu);
             l->unhinted[l->nunhinted++] = s;
@@ -250,13 +263,17 @@ static void *loader_main(void *arg)
 
 /* Load the sealed segments that have a hint; those without one go into *unhinted (n of them,
  * an array the caller frees). */
-static int load_all_sealed(logdb *db, seg ***unhinted, uint32_t *nunhinted)
+static int load_all_sealed(logdb *db, kept_hints *kept, seg ***unhinted, uint32_t *nunhinted)
 {
-    loaders l = {db, 0, 0, "", NULL, 0, PTHREAD_MUTEX_INITIALIZER};
+    loaders l = {db, kept, 0, 0, "", NULL, 0, PTHREAD_MUTEX_INITIALIZER};
     pthread_t t[LOADERS_MAX];
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int n = cores < 1 ? 1 : cores > LOADERS_MAX ? LOADERS_MAX : (int)cores, started = 0;
 
+    /* a hint map for each segment at most, taken without reallocation (ldb_recover frees it) */
+    if (!(kept->v = calloc(db->nsegs + 1, sizeof *kept->v)))
+        return KVS_ENOMEM;
+    kept->cap = db->nsegs + 1;
     if (!(l.unhinted = malloc((db->nsegs + 1) * sizeof *l.unhinted)))
         return KVS_ENOMEM;
     *unhinted = l.unhinted;
@@ -307,7 +324,7 @@ static int start_new_active(logdb *db)
 
 static int load_active(logdb *db, seg *s)
 {
-    load_ctx c = {db, s, 0, &db->recovered_tombstones};
+    load_ctx c = {db, s, false, &db->recovered_tombstones};
     seg_scan_result res;
     int rc;
 
@@ -780,7 +797,7 @@ static int create_fresh(logdb *db)
     return 0;
 }
 
-static int recover(logdb *db)
+static int recover(logdb *db, kept_hints *hint_maps)
 {
     man_state st;
     id_list logs = {0}, hints = {0}, kept = {0};
@@ -813,7 +830,7 @@ static int recover(logdb *db)
      * over the writes made since (found by fuzz_recover: stale-hint-of-reactivated-segment). */
     if (remove_hint(db, db->active->id) && (rc = io_fsync_dir(db->dir)) < 0)
         goto out;
-    if ((rc = load_all_sealed(db, &unhinted, &nunhinted)) < 0)
+    if ((rc = load_all_sealed(db, hint_maps, &unhinted, &nunhinted)) < 0)
         goto out;
     if ((rc = load_active(db, db->active)) < 0 ||
         (rc = load_unhinted(db, unhinted, nunhinted)) < 0)
@@ -826,7 +843,6 @@ static int recover(logdb *db)
         goto out;
     if (db->recovered_tombstones > 0)
         idx_drop_tombstones(db->idx);
-    idx_resize_if_needed(db->idx);
     if ((rc = settle_manifest(db, &st, adopted)) == 0 && db->active->sealed)
         rc = start_new_active(db);
 out:
@@ -844,8 +860,18 @@ out:
  * db->recovering instead (ldb_wmu_or_alone). */
 int ldb_recover(logdb *db)
 {
+    kept_hints kept = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+    int rc;
+
     db->recovering = true;
-    int rc = recover(db);
+    if ((rc = idx_recovery_begin(db->idx)) == 0) {
+        rc = recover(db, &kept);
+        idx_recovery_end(db->idx); /* no key of a hint is read after this */
+    }
+    for (size_t i = 0; i < kept.n; i++)
+        hint_unmap(&kept.v[i]);
+    free(kept.v);
+    pthread_mutex_destroy(&kept.mu);
     db->recovering = false;
     return rc;
 }

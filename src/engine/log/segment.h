@@ -27,10 +27,13 @@
  * segment's pages are released from the process (MADV_DONTNEED) so that what it wrote does not
  * stay counted in its resident memory; reads fault back in what they touch.
  *
- * Lifetime: a struct seg is reached by readers through index entries, under an RCU read lock.
- * It is freed (unmapped, its fd closed, its files unlinked: seg_destroy) only after it has left
- * the index and the segment list and an RCU grace period has passed (compaction's last step,
- * compact.c), so a reader never touches a mapping that is gone.
+ * Lifetime: a struct seg is reached by readers through index entries, under an RCU read lock:
+ * an entry names it by a slot of the index's segment table, given before any record of it is
+ * indexed (idx_attach_seg: as it joins the live list, ldb_segs_add, or when compaction creates
+ * it). It is freed (unmapped, its fd closed, its files unlinked: seg_destroy) only after it has
+ * left the index and the segment list and an RCU grace period has passed, its slot freed then
+ * too (idx_detach_seg; compaction's last step, compact.c), so a reader never touches a mapping
+ * that is gone, nor finds its slot naming another segment.
  */
 #ifndef KVS_LOG_SEGMENT_H
 #define KVS_LOG_SEGMENT_H
@@ -48,6 +51,7 @@
 
 typedef struct seg {
     uint32_t id;
+    uint16_t islot;    /* its slot in the index's segment table (index.h); 0: none */
     int fd;
     bool sealed;
     bool needs_hint;   /* sealed, hint file not written yet (under wmu) */

@@ -2,7 +2,9 @@
  * segs.c — the live segment list and what names it: segment ids, the next active segment, the
  * manifest rewrite.
  *
- * db->segs holds the live segments in ascending id, the state the MANIFEST describes: once the
+ * db->segs holds the live segments in ascending id, the state the MANIFEST describes, each with
+ * its slot in the index's segment table (index.h; given as it joins, freed only by whoever
+ * destroys it a grace period after it left the index: compaction, compact.c): once the
  * store runs, every change to it goes with a manifest edit under one hold of wmu (a new active
  * segment here, a compaction's swap in compact.c), so a manifest rewritten from the list names
  * exactly what replaying the old one would. Only these functions grow or shrink the list;
@@ -45,6 +47,8 @@ int ldb_segs_add(logdb *db, seg *s)
     int rc;
 
     if ((rc = ldb_segs_reserve(db, 1)) < 0)
+        return rc;
+    if (s->islot == 0 && (rc = idx_attach_seg(db->idx, s)) < 0)
         return rc;
     for (i = db->nsegs; i > 0 && db->segs[i - 1]->id > s->id; i--)
         db->segs[i] = db->segs[i - 1];
@@ -110,6 +114,7 @@ int ldb_add_active_seg(logdb *db, uint64_t cap, seg **out)
     }
     if ((rc = man_append(&db->man, s->id, &s->id, 1, NULL, 0)) < 0) {
         ldb_segs_remove(db, s);
+        idx_detach_seg(db->idx, s); /* nothing of it was indexed */
         /* A failed sync leaves it unknown whether the edit reached the disk: keep the file it
          * names (empty: at the next open it is either the active segment or deleted). */
         if (ldb_fence_if_sync_failed(db))
