@@ -15,6 +15,7 @@
  *
  * Above every other file of the engine but engine.c, which starts and stops the threads.
  */
+#include <malloc.h>
 #include <urcu-bp.h>
 
 #include "engine/log/logdb.h"
@@ -75,6 +76,10 @@ static int maint_tick(void *arg)
     ldb_write_pending_hints(db);
     if ((idle ? ldb_compact_all(db) : due ? ldb_compact_auto(db) : 0) < 0)
         LOG_WARN("compaction failed: %s", kvs_last_error());
+    /* Hand back to the system the heap that hint writing and compaction freed (their 1 MiB
+     * buffers end up in a malloc arena once glibc's mmap threshold has risen past them): with
+     * values on disk and a compact index, that freed heap was a tenth of the process's RSS. */
+    malloc_trim(0);
     return 0;
 }
 
