@@ -46,24 +46,7 @@
 
 /* ---- a growable byte string ---- */
 
-typedef struct bytes {
-    uint8_t *b;
-    size_t len, cap;
-} bytes;
-
-static void b_add(bytes *s, const void *p, size_t n)
-{
-    if (s->len + n > s->cap) {
-        size_t cap = (s->len + n) * 2 + 256;
-        uint8_t *b = realloc(s->b, cap);
-        FZ_CHECK(b, "out of memory");
-        s->b = b;
-        s->cap = cap;
-    }
-    if (n)
-        memcpy(s->b + s->len, p, n);
-    s->len += n;
-}
+typedef fz_bytes bytes;
 
 static void b_printf(bytes *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -75,14 +58,14 @@ static void b_printf(bytes *s, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     FZ_CHECK(n >= 0 && (size_t)n < sizeof tmp, "b_printf overflow");
-    b_add(s, tmp, (size_t)n);
+    fz_bytes_add(s, tmp, (size_t)n);
 }
 
 static void b_bulk(bytes *s, const void *p, size_t n)
 {
     b_printf(s, "$%zu\r\n", n);
-    b_add(s, p, n);
-    b_add(s, "\r\n", 2);
+    fz_bytes_add(s, p, n);
+    fz_bytes_add(s, "\r\n", 2);
 }
 
 /* ---- the model ---- */
@@ -427,7 +410,7 @@ static int copy_val(void *ctx, const void *val, size_t vlen)
 {
     bytes *b = ctx;
     b->len = 0;
-    b_add(b, val, vlen);
+    fz_bytes_add(b, val, vlen);
     return 0;
 }
 
@@ -476,7 +459,7 @@ static void drain(int fd, bytes *out)
     for (;;) {
         ssize_t r = read(fd, tmp, sizeof tmp);
         if (r > 0)
-            b_add(out, tmp, (size_t)r);
+            fz_bytes_add(out, tmp, (size_t)r);
         else if (r < 0 && errno == EINTR)
             continue;
         else
@@ -605,7 +588,7 @@ static void check_replies(const uint8_t *s, size_t n, const server *srv, const b
         if (r == RESP_EPROTO) {
             x.kind = X_PROTO;
             x.exact.len = 0;
-            b_add(&x.exact, p.err, strlen(p.err) + 1);
+            fz_bytes_add(&x.exact, p.err, strlen(p.err) + 1);
             x.ends = true;
         } else {
             off += used;

@@ -25,28 +25,11 @@
 #include "server/obuf.h"
 #include "server/resp.h"
 
-typedef struct trace {
-    uint8_t *b;
-    size_t len, cap;
-} trace;
-
-static void tr_add(trace *t, const void *p, size_t n)
-{
-    if (t->len + n > t->cap) {
-        size_t cap = (t->len + n) * 2 + 64;
-        uint8_t *b = realloc(t->b, cap);
-        FZ_CHECK(b, "out of memory");
-        t->b = b;
-        t->cap = cap;
-    }
-    if (n)
-        memcpy(t->b + t->len, p, n);
-    t->len += n;
-}
+typedef fz_bytes trace;
 
 static void tr_u64(trace *t, uint64_t v)
 {
-    tr_add(t, &v, sizeof v);
+    fz_bytes_add(t, &v, sizeof v);
 }
 
 static void small_limits(resp_limits *l)
@@ -159,22 +142,22 @@ static void check_result(const resp_parser *p, const resp_limits *lim, int r, co
             end = a->off + a->len;
         }
     }
-    tr_add(t, "D", 1);
+    fz_bytes_add(t, "D", 1);
     tr_u64(t, used);
     tr_u64(t, p->argc);
     for (size_t i = 0; i < p->argc; i++) {
         tr_u64(t, p->argv[i].len);
-        tr_add(t, resp_arg_ptr(p, buf, i), p->argv[i].len);
+        fz_bytes_add(t, resp_arg_ptr(p, buf, i), p->argv[i].len);
     }
     roundtrip(p, buf);
 }
 
 static void trace_end(trace *t, int r, size_t consumed, const resp_parser *p)
 {
-    tr_add(t, r == RESP_EPROTO ? "E" : "A", 1);
+    fz_bytes_add(t, r == RESP_EPROTO ? "E" : "A", 1);
     tr_u64(t, consumed);
     if (r == RESP_EPROTO)
-        tr_add(t, p->err, strlen(p->err));
+        fz_bytes_add(t, p->err, strlen(p->err));
 }
 
 /* A heap copy of exactly n bytes, so that ASan sees a read past them. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "kvs.h"
+#include "util/array.h"
 
 uint8_t fz_u8(fz_in *in)
 {
@@ -235,4 +236,12 @@ void fz_dump(const char *what, const void *p, size_t n, size_t max)
             fprintf(stderr, "\\x%02x", b[i]);
     }
     fprintf(stderr, "\"%s\n", n > max ? "..." : "");
+}
+
+void fz_bytes_add(fz_bytes *s, const void *p, size_t n)
+{
+    FZ_CHECK(ARR_RESERVE(s->b, s->cap, s->len + n) == 0, "out of memory");
+    if (n)
+        memcpy(s->b + s->len, p, n);
+    s->len += n;
 }

@@ -47,6 +47,14 @@ void fz_path(char *out, size_t cap, const char *name);
 
 /* Remove a file or a directory tree; 0, or -1 with errno. A missing path is not an error. */
 int fz_rmrf(const char *path);
+/* A growable byte string (traces, expected and received replies). */
+typedef struct fz_bytes {
+    uint8_t *b;
+    size_t len, cap;
+} fz_bytes;
+/* Append n bytes of p (an out-of-memory is a failed check). */
+void fz_bytes_add(fz_bytes *s, const void *p, size_t n);
+
 /* Write a whole file (created or truncated); 0 or -1. */
 int fz_write_file(const char *path, const void *p, size_t n);
 /* Read a whole file into a new buffer (caller frees); 0 or -1. */
