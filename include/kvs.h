@@ -132,6 +132,8 @@ typedef struct kvs_stats {
 
 /* One write of a batch (kvs_write). */
 enum { KVS_OP_SET = 0, KVS_OP_REMOVE = 1 };
+/* kvs_op.flags: this op and the next one are refused together (kvs_write: a group). */
+#define KVS_OP_WITH_NEXT 0x1u
 typedef struct kvs_op {
     int type;            /* KVS_OP_SET or KVS_OP_REMOVE */
     const void *key;
@@ -139,6 +141,7 @@ typedef struct kvs_op {
     const void *val;     /* KVS_OP_SET only */
     size_t vlen;
     int rc;              /* out: 0, KVS_ENOTFOUND (a remove of a missing key), or an error */
+    unsigned flags;      /* 0, or KVS_OP_WITH_NEXT */
 } kvs_op;
 
 typedef struct kvs kvs_t;
@@ -179,7 +182,14 @@ int kvs_remove(kvs_t *db, const void *key, size_t klen);
  * Each op's rc is always set and says how it went; the return value is 0 if every op succeeded,
  * else the first failure in op order (KVS_ENOTFOUND included). An op that fails its own checks
  * (a key or value too large, a NULL pointer with a length, an unknown type) is not applied, and
- * the others still are. Not atomic: after a crash a prefix of the batch may remain. */
+ * the others still are. Not atomic: after a crash a prefix of the batch may remain.
+ *
+ * A group is a run of ops each flagged KVS_OP_WITH_NEXT and the op after the last of them (an
+ * op without the flag, after one without it, is a group of its own). A group is refused whole:
+ * if one of its ops fails its checks, or its new keys do not all fit under the kvs engine's
+ * max_index_memory (KVS_EFULL; counted once however often the group sets a key), none of its
+ * ops is applied and each gets that error — what Redis's MSET needs. A failure of the engine
+ * itself (I/O) fails every op of the batch. Grouping says nothing of crashes (see above). */
 int kvs_write(kvs_t *db, kvs_op *ops, size_t n);
 
 /* Another reference to an open handle, for another thread or owner; each reference is given

@@ -239,7 +239,7 @@ static int check_value(const void *val, size_t vlen)
 
 int kvs_set(kvs_t *db, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    kvs_op op = {KVS_OP_SET, key, klen, val, vlen, 0};
+    kvs_op op = {.type = KVS_OP_SET, .key = key, .klen = klen, .val = val, .vlen = vlen};
     return kvs_write(db, &op, 1);
 }
 
@@ -292,11 +292,19 @@ int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
             ops[i].rc = rc;
         return rc;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         ops[i].rc = check_op(&ops[i]);
+    for (size_t g = 0, end; g < n; g = end) { /* a group with a refused op is refused whole */
+        int grc = 0;
+        end = kvs_group_end(ops, n, g);
+        for (size_t i = g; i < end && grc == 0; i++)
+            grc = ops[i].rc;
+        for (size_t i = g; i < end && grc < 0; i++)
+            ops[i].rc = grc;
+    }
+    for (size_t i = 0; i < n; i++)
         if (ops[i].rc < 0 && bad++ == 0)
             first = ops[i].rc;
-    }
     if (bad == 0)
         return engine_write(db, ops, n);
     if (bad == n)
@@ -367,7 +375,7 @@ int kvs_read(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void *ctx
 
 int kvs_remove(kvs_t *db, const void *key, size_t klen)
 {
-    kvs_op op = {KVS_OP_REMOVE, key, klen, NULL, 0, 0};
+    kvs_op op = {.type = KVS_OP_REMOVE, .key = key, .klen = klen};
     return kvs_write(db, &op, 1);
 }
 

@@ -26,6 +26,16 @@ enum {
     KVS_ENGINE_WRITES_BLOCK = 1u << 0,
 };
 
+/* The end (one past the last op) of the group of ops that starts at ops[g] (kvs.h, kvs_write:
+ * each op flagged KVS_OP_WITH_NEXT takes the next one into its group). */
+static inline size_t kvs_group_end(const kvs_op *ops, size_t n, size_t g)
+{
+    size_t end = g + 1;
+    while (end < n && (ops[end - 1].flags & KVS_OP_WITH_NEXT))
+        end++;
+    return end;
+}
+
 typedef struct kvs_engine_ops {
     const char *name;
     unsigned caps; /* KVS_ENGINE_* */

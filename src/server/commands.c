@@ -163,8 +163,9 @@ static void cmd_mset(conn *c, int argc, const char **argv, const size_t *lens)
     if (!(ops = calloc(n, sizeof *ops)))
         return engine_error(c, "MSET", KVS_ENOMEM);
     for (size_t i = 0; i < n; i++)
-        ops[i] = (kvs_op){KVS_OP_SET, argv[1 + 2 * i], lens[1 + 2 * i], argv[2 + 2 * i],
-                          lens[2 + 2 * i], 0};
+        ops[i] = (kvs_op){.type = KVS_OP_SET, .key = argv[1 + 2 * i], .klen = lens[1 + 2 * i],
+                          .val = argv[2 + 2 * i], .vlen = lens[2 + 2 * i],
+                          .flags = i + 1 < n ? KVS_OP_WITH_NEXT : 0}; /* all or nothing */
     if ((rc = kvs_write(c->srv->db, ops, n)) < 0)
         engine_error(c, "MSET", rc);
     else
@@ -634,9 +635,12 @@ int cmd_batch_add(conn *c, const command *k, int argc, const char **argv, const 
     for (int i = 1; i < argc && n > 0; i++) {
         if (k->batch == BATCH_DEL) {
             if (key_fits(lens[i]))
-                b->ops[b->nops++] = (kvs_op){KVS_OP_REMOVE, argv[i], lens[i], NULL, 0, 0};
-        } else {
-            b->ops[b->nops++] = (kvs_op){KVS_OP_SET, argv[i], lens[i], argv[i + 1], lens[i + 1], 0};
+                b->ops[b->nops++] = (kvs_op){.type = KVS_OP_REMOVE, .key = argv[i],
+                                             .klen = lens[i]};
+        } else { /* an MSET's pairs are one group (kvs_write): all or nothing, as in Redis */
+            b->ops[b->nops++] = (kvs_op){.type = KVS_OP_SET, .key = argv[i], .klen = lens[i],
+                                         .val = argv[i + 1], .vlen = lens[i + 1],
+                                         .flags = i + 2 < argc ? KVS_OP_WITH_NEXT : 0};
             i++;
         }
     }

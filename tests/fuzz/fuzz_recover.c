@@ -444,10 +444,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t nops = 0;
         for (int k = 0; k < NKEYS; k += 2) {
             int n = snprintf(vals[k / 2], sizeof vals[k / 2], "after-recovery-%d", k);
-            ops[nops++] = (kvs_op){KVS_OP_SET, hist[k].key, hist[k].klen, vals[k / 2], (size_t)n, 0};
+            ops[nops++] = (kvs_op){.type = KVS_OP_SET, .key = hist[k].key, .klen = hist[k].klen,
+                                   .val = vals[k / 2], .vlen = (size_t)n};
         }
-        ops[nops++] = (kvs_op){KVS_OP_SET, new_key, sizeof new_key - 1, new_val,
-                               sizeof new_val - 1, 0};
+        ops[nops++] = (kvs_op){.type = KVS_OP_SET, .key = new_key, .klen = sizeof new_key - 1,
+                               .val = new_val, .vlen = sizeof new_val - 1};
         kvs_write(db, ops, nops);
         for (size_t i = 0; i < nops; i++)
             FZ_CHECK(ops[i].rc == 0 || ops[i].rc == KVS_ENOSPC, "a write after recovery: %s (%s)",

@@ -6,7 +6,7 @@ Usage: python3 test_index_budget.py PATH_TO_kvs-server [unittest options]
 A kvs-server with a 1 MiB index budget takes new keys until the index is full, then refuses
 them with Redis's -OOM prefix and a message naming the budget, while overwrites, deletes and
 reads go on; INFO memory reports the index's bytes, its budget and the keys left; a MSET of new
-keys at the limit is refused; after a restart with the same budget every stored key is there.
+keys at the limit is refused whole (none of its keys stored), one that fits goes in; after a restart with the same budget every stored key is there.
 Bounded: at most 400,000 keys are tried; all traffic is on 127.0.0.1.
 """
 import os
@@ -70,6 +70,20 @@ class IndexBudgetTest(kvstest.ServerTestCase):
         self.assertIsNone(r.get(b"key:%08d" % 1))
         self.assertEqual(r.get(b"key:%08d" % (stored - 1)), b"v%d" % (stored - 1))
         self.assertEqual(r.dbsize(), stored - 1)
+        # room for one new key: a MSET of two is refused whole, as Redis's MSET is all or
+        # nothing (short and long MSETs: the server has a batched path and a direct one)
+        self.assertEqual(info_memory(r)["index_keys_left"], 1)
+        for pairs in (2, 9):
+            with self.assertRaises(redis.exceptions.ResponseError):
+                r.mset({b"edge:%d:%d" % (pairs, i): b"x" for i in range(pairs)})
+            for i in range(pairs):
+                self.assertIsNone(r.get(b"edge:%d:%d" % (pairs, i)))
+        # ... and a MSET that sets its one new key twice, beside overwrites, fits
+        r.execute_command("MSET", b"edge:one", b"a", b"key:%08d" % 2, b"o2", b"edge:one", b"b")
+        self.assertEqual(r.get(b"edge:one"), b"b")
+        self.assertEqual(r.get(b"key:%08d" % 2), b"o2")
+        self.assertEqual(r.dbsize(), stored)
+        r.delete(b"edge:one")
         # a restart with the same budget keeps every key
         s.stop()
         s2 = self.start("--engine", "kvs", "--max-index-memory", "1mb")

@@ -370,13 +370,13 @@ static void test_batch_with_a_bad_op(void **state)
 
     tu_set_bin(f->db, "b", 1, "x", 1);
     kvs_op ops[] = {
-        {KVS_OP_SET, "a", 1, "1", 1, 99},
-        {KVS_OP_SET, big, KVS_MAX_KEY + 1, "v", 1, 99},
-        {KVS_OP_REMOVE, "b", 1, NULL, 0, 99},
-        {KVS_OP_REMOVE, big, KVS_MAX_KEY + 1, NULL, 0, 99},
-        {KVS_OP_SET, "c", 1, "3", 1, 99},
-        {KVS_OP_REMOVE, "missing", 7, NULL, 0, 99},
-        {7, "d", 1, "4", 1, 99},
+        {.type = KVS_OP_SET, .key = "a", .klen = 1, .val = "1", .vlen = 1, .rc = 99},
+        {.type = KVS_OP_SET, .key = big, .klen = KVS_MAX_KEY + 1, .val = "v", .vlen = 1, .rc = 99},
+        {.type = KVS_OP_REMOVE, .key = "b", .klen = 1, .rc = 99},
+        {.type = KVS_OP_REMOVE, .key = big, .klen = KVS_MAX_KEY + 1, .rc = 99},
+        {.type = KVS_OP_SET, .key = "c", .klen = 1, .val = "3", .vlen = 1, .rc = 99},
+        {.type = KVS_OP_REMOVE, .key = "missing", .klen = 7, .rc = 99},
+        {.type = 7, .key = "d", .klen = 1, .val = "4", .vlen = 1, .rc = 99},
     };
     assert_int_equal(kvs_write(f->db, ops, 7), KVS_EKEYTOOBIG);
     int want[] = {0, KVS_EKEYTOOBIG, 0, KVS_EKEYTOOBIG, 0, KVS_ENOTFOUND, KVS_EINVAL};
@@ -384,6 +384,41 @@ static void test_batch_with_a_bad_op(void **state)
         assert_int_equal(ops[i].rc, want[i]);
     free(big);
     tu_check_twice(f, check_batch_with_a_bad_op);
+}
+
+/* kvs_write's groups (KVS_OP_WITH_NEXT): one refused op refuses its whole group, and only it. */
+static void check_group_with_a_bad_op(kvs_t *db)
+{
+    void *v;
+    size_t n;
+
+    assert_int_equal(kvs_get(db, "a", 1, &v, &n), KVS_ENOTFOUND);
+    assert_int_equal(kvs_get(db, "b", 1, &v, &n), KVS_ENOTFOUND);
+    tu_assert_value(db, "c", "3");
+    tu_assert_value(db, "d", "4");
+    assert_key_count(db, 2);
+}
+
+static void test_group_with_a_bad_op(void **state)
+{
+    tu_fixture *f = *state;
+    unsigned char *big = tu_filled(KVS_MAX_KEY + 1, 0);
+
+    tu_set_bin(f->db, "b", 1, "x", 1);
+    kvs_op ops[] = {
+        {.type = KVS_OP_SET, .key = "a", .klen = 1, .val = "1", .vlen = 1, .rc = 99,
+         .flags = KVS_OP_WITH_NEXT},
+        {.type = KVS_OP_SET, .key = big, .klen = KVS_MAX_KEY + 1, .val = "v", .vlen = 1, .rc = 99},
+        {.type = KVS_OP_SET, .key = "c", .klen = 1, .val = "3", .vlen = 1, .rc = 99},
+        {.type = KVS_OP_REMOVE, .key = "b", .klen = 1, .rc = 99, .flags = KVS_OP_WITH_NEXT},
+        {.type = KVS_OP_SET, .key = "d", .klen = 1, .val = "4", .vlen = 1, .rc = 99},
+    };
+    assert_int_equal(kvs_write(f->db, ops, 5), KVS_EKEYTOOBIG);
+    int want[] = {KVS_EKEYTOOBIG, KVS_EKEYTOOBIG, 0, 0, 0};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ops[i].rc, want[i]);
+    free(big);
+    tu_check_twice(f, check_group_with_a_bad_op);
 }
 
 /* ---- stats ---- */
@@ -597,6 +632,7 @@ int main(int argc, char **argv)
         TU_CASE_OPEN(test_engine_mismatch),
         TU_CASE_OPEN(test_key_and_value_limits),
         TU_CASE_OPEN(test_batch_with_a_bad_op),
+        TU_CASE_OPEN(test_group_with_a_bad_op),
         TU_CASE_OPEN(test_lock_survives_a_deleted_lock_file),
         TU_CASE_OPEN(test_engine_file_contradicts_the_data),
         TU_CASE_OPEN(test_stats_follow_writes),

@@ -244,13 +244,15 @@ static void test_missing_key_in_failed_batch_enospc(void **state)
     ldb->next_id = UINT32_MAX; /* no new segment: every rotation fails with KVS_ENOSPC */
     LDB_UNLOCK(ldb, wmu);
 
-    kvs_op first[] = {{KVS_OP_REMOVE, "k", 1, NULL, 0, 0}, {KVS_OP_SET, "b", 1, big, blen, 0}};
+    kvs_op first[] = {{.type = KVS_OP_REMOVE, .key = "k", .klen = 1},
+                     {.type = KVS_OP_SET, .key = "b", .klen = 1, .val = big, .vlen = blen}};
     assert_int_equal(kvs_write(db, first, 2), KVS_ENOSPC);
     assert_int_equal(first[0].rc, KVS_ENOSPC);
     assert_int_equal(first[1].rc, KVS_ENOSPC);
     tu_assert_value(db, "k", NULL); /* the failed remove's tombstone stands in the index */
 
-    kvs_op second[] = {{KVS_OP_REMOVE, "k", 1, NULL, 0, 0}, {KVS_OP_SET, "b", 1, big, blen, 0}};
+    kvs_op second[] = {{.type = KVS_OP_REMOVE, .key = "k", .klen = 1},
+                     {.type = KVS_OP_SET, .key = "b", .klen = 1, .val = big, .vlen = blen}};
     assert_int_equal(kvs_write(db, second, 2), KVS_ENOSPC);
     assert_int_equal(second[1].rc, KVS_ENOSPC);
     assert_int_equal(second[0].rc, KVS_ENOSPC); /* not KVS_ENOTFOUND: that is acknowledged */
@@ -282,7 +284,8 @@ static void test_missing_key_in_failed_batch_sync(void **state)
     tu_set(db, "k", "old");
     snprintf(segf, sizeof segf, "%s", ldb->active->path);
     int64_t durable = (int64_t)ldb->active->size;
-    kvs_op ops[] = {{KVS_OP_REMOVE, "k", 1, NULL, 0, 0}, {KVS_OP_REMOVE, "k", 1, NULL, 0, 0}};
+    kvs_op ops[] = {{.type = KVS_OP_REMOVE, .key = "k", .klen = 1},
+                    {.type = KVS_OP_REMOVE, .key = "k", .klen = 1}};
     __atomic_store_n(&kvs_test_fail_sync, 1, __ATOMIC_RELAXED); /* this batch's fdatasync */
     assert_int_equal(kvs_write(db, ops, 2), KVS_ESYNC);
     assert_int_equal(ops[0].rc, KVS_ESYNC);

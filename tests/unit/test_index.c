@@ -687,6 +687,23 @@ static void test_budget(void **state)
     flog_close(&l);
 }
 
+/* Open f's store with a 1 MiB index budget and set key-0, key-1, ... until one is refused
+ * (KVS_EFULL: that key is left in key). Returns how many were stored. */
+static int fill_to_budget(tu_fixture *f, char *key, size_t cap)
+{
+    int n, rc;
+
+    f->opt.max_index_memory = 1u << 20;
+    tu_fx_open(f);
+    for (n = 0;; n++) {
+        snprintf(key, cap, "key-%d", n);
+        if ((rc = kvs_set(f->db, key, strlen(key), "v", 1)) != 0)
+            break;
+    }
+    assert_int_equal(rc, KVS_EFULL);
+    return n;
+}
+
 /* Through the engine (max_index_memory): a set of a new key past the budget is refused with
  * KVS_EFULL and leaves nothing in the log; overwrites and removes go on, and so do new keys once
  * removes made room; the stats say how much is left. */
@@ -694,16 +711,9 @@ static void test_budget_engine(void **state)
 {
     tu_fixture *f = *state;
     char key[32];
-    int n, rc;
+    int n;
 
-    f->opt.max_index_memory = 1u << 20;
-    tu_fx_open(f);
-    for (n = 0;; n++) {
-        snprintf(key, sizeof key, "key-%d", n);
-        if ((rc = kvs_set(f->db, key, strlen(key), "v", 1)) != 0)
-            break;
-    }
-    assert_int_equal(rc, KVS_EFULL);
+    n = fill_to_budget(f, key, sizeof key);
     kvs_stats st = tu_stats(f->db);
     printf("# budget %llu: %d keys, index %llu bytes, %llu left\n",
            (unsigned long long)st.index_max_bytes, n, (unsigned long long)st.index_bytes,
@@ -725,6 +735,56 @@ static void test_budget_engine(void **state)
            (unsigned long long)st.index_bytes, (unsigned long long)st.index_keys_left);
     snprintf(key, sizeof key, "key-%d", n + 1);
     assert_int_equal(kvs_set(f->db, key, strlen(key), "v", 1), KVS_EFULL);
+    assert_int_equal(tu_stats(f->db).keys, n);
+}
+
+/* A group (kvs_write, KVS_OP_WITH_NEXT: an MSET) at the budget's edge is refused whole, its
+ * new keys counted once however often it sets them; a group of overwrites always goes in. */
+static void test_budget_group(void **state)
+{
+    tu_fixture *f = *state;
+    char key[32], k2[32];
+    int n;
+
+    n = fill_to_budget(f, key, sizeof key);
+    assert_int_equal(kvs_remove(f->db, "key-0", 5), 0); /* room for one new key */
+    assert_int_equal(tu_stats(f->db).index_keys_left, 1);
+    snprintf(key, sizeof key, "new-%d", 1);
+    snprintf(k2, sizeof k2, "new-%d", 2);
+    kvs_op two[] = {
+        {.type = KVS_OP_SET, .key = "key-1", .klen = 5, .val = "o", .vlen = 1,
+         .flags = KVS_OP_WITH_NEXT},
+        {.type = KVS_OP_SET, .key = key, .klen = strlen(key), .val = "a", .vlen = 1,
+         .flags = KVS_OP_WITH_NEXT},
+        {.type = KVS_OP_SET, .key = k2, .klen = strlen(k2), .val = "b", .vlen = 1},
+    };
+    assert_int_equal(kvs_write(f->db, two, 3), KVS_EFULL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(two[i].rc, KVS_EFULL);
+    tu_assert_value(f->db, "key-1", "v");
+    tu_assert_value(f->db, key, NULL);
+    tu_assert_value(f->db, k2, NULL);
+    kvs_op twice[] = {
+        {.type = KVS_OP_SET, .key = key, .klen = strlen(key), .val = "a", .vlen = 1,
+         .flags = KVS_OP_WITH_NEXT},
+        {.type = KVS_OP_SET, .key = "key-1", .klen = 5, .val = "o", .vlen = 1,
+         .flags = KVS_OP_WITH_NEXT},
+        {.type = KVS_OP_SET, .key = key, .klen = strlen(key), .val = "a2", .vlen = 2},
+    };
+    assert_int_equal(kvs_write(f->db, twice, 3), 0);
+    tu_assert_value(f->db, key, "a2");
+    tu_assert_value(f->db, "key-1", "o");
+    assert_int_equal(tu_stats(f->db).index_keys_left, 0);
+    kvs_op over[] = {
+        {.type = KVS_OP_SET, .key = "key-2", .klen = 5, .val = "p", .vlen = 1,
+         .flags = KVS_OP_WITH_NEXT},
+        {.type = KVS_OP_SET, .key = "key-3", .klen = 5, .val = "q", .vlen = 1},
+    };
+    assert_int_equal(kvs_write(f->db, over, 2), 0);
+    tu_fx_reopen(f);
+    tu_assert_value(f->db, key, "a2");
+    tu_assert_value(f->db, k2, NULL);
+    tu_assert_value(f->db, "key-3", "q");
     assert_int_equal(tu_stats(f->db).keys, n);
 }
 
@@ -924,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_absent_lookups),
         cmocka_unit_test(test_budget),
         TU_CASE_CLOSED(test_budget_engine),
+        TU_CASE_CLOSED(test_budget_group),
         cmocka_unit_test(test_bytes_per_key),
         cmocka_unit_test(test_cursor),
         cmocka_unit_test(test_segment_slots),

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <urcu-bp.h>
 
+#include "engine/engine.h"
 #include "engine/log/logdb.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -75,7 +76,7 @@ static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, const kvs_op *
     if (r == 1)
         ldb_mark_dead(old.seg, rec_len((uint32_t)op->klen, old.vlen));
     rcu_read_unlock();
-    KVS_ASSERT(r != IDX_EBUDGET); /* fits_budget asked first, and the index's answer is exact */
+    KVS_ASSERT(r != IDX_EBUDGET); /* fits_group asked first, and the index's answer is exact */
     if (r < 0)
         return kvs_seterr(r, "index update failed for a write already in the log");
     return 0;
@@ -200,21 +201,64 @@ static int flush_pending(logdb *db, pending *p)
     return rc;
 }
 
-/* A set of a new key must fit under the index's memory budget (max_index_memory) before its
- * record is written: past it the set is refused with KVS_EFULL and nothing is written. The
- * index's answer is exact (idx_set_budget), so publish's idx_put cannot then fail for it; the
- * new keys queued in this batch count as they queue (one set twice counts twice). Asked after
- * any rotation, which may grow the index's segment table. */
-static int fits_budget(logdb *db, pending *p, const kvs_op *op)
+/* Order ops by key (group_new_keys: duplicates side by side). */
+static int by_key(const void *a, const void *b)
 {
-    uint64_t budget = db->opt.max_index_memory;
+    const kvs_op *x = *(const kvs_op *const *)a, *y = *(const kvs_op *const *)b;
+    if (x->klen != y->klen)
+        return x->klen < y->klen ? -1 : 1;
+    return memcmp(x->key, y->key, x->klen);
+}
 
-    if (idx_contains(db->idx, op->key, op->klen))
+/* How many distinct keys the sets of ops[0..n) give that the index does not hold (each once,
+ * however often the group sets it; its removes are not subtracted: the count errs high). */
+static uint64_t group_new_keys(logdb *db, const kvs_op *ops, size_t n)
+{
+    const kvs_op *inl[PENDING_INLINE], **v = n <= PENDING_INLINE ? inl : malloc(n * sizeof *v);
+    uint64_t fresh = 0;
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].type == KVS_OP_SET && !idx_contains(db->idx, ops[i].key, ops[i].klen)) {
+            if (!v)
+                fresh++; /* no room to sort: duplicates count twice (too high, never too low) */
+            else
+                v[m++] = &ops[i];
+        }
+    if (!v)
+        return fresh;
+    qsort(v, m, sizeof *v, by_key);
+    for (size_t i = 0; i < m; i++)
+        fresh += i == 0 || by_key(&v[i - 1], &v[i]) != 0;
+    if (v != inl)
+        free(v);
+    return fresh;
+}
+
+/* A group's new keys (kvs.h, kvs_write) must all fit under the index's memory budget
+ * (max_index_memory) before any of its records is written; past it the group is refused with
+ * KVS_EFULL and nothing of it is written. The index's answer is exact (idx_set_budget, which
+ * keeps room for the segment table to grow meanwhile), so publish's idx_put cannot then fail
+ * for the budget. Keys queued earlier in this batch count as queued (one key set by two groups
+ * twice); at the edge they are flushed into the index first, which makes the count exact. */
+static int fits_group(logdb *db, pending *p, const kvs_op *ops, size_t n)
+{
+    uint64_t budget = db->opt.max_index_memory, fresh;
+    int rc;
+
+    if (budget == 0 || (fresh = group_new_keys(db, ops, n)) == 0)
         return 0;
-    if (idx_count(db->idx) + p->new_keys + 1 > idx_capacity(db->idx, budget))
+    uint64_t cap = idx_capacity(db->idx, budget);
+    if (idx_count(db->idx) + p->new_keys + fresh > cap && p->n > 0) {
+        if ((rc = flush_pending(db, p)) < 0)
+            return rc;
+        fresh = group_new_keys(db, ops, n);
+        cap = idx_capacity(db->idx, budget);
+    }
+    if (idx_count(db->idx) + p->new_keys + fresh > cap)
         return kvs_seterr(KVS_EFULL, "the key index is at its memory budget (%llu bytes)",
                           (unsigned long long)budget);
-    p->new_keys++;
+    p->new_keys += fresh;
     return 0;
 }
 
@@ -240,10 +284,6 @@ static int add_op(logdb *db, pending *p, kvs_op *op)
     if ((s->size + p->bytes > SEG_HDR && end > db->opt.segment_size) || end > s->map_len) {
         if ((rc = flush_pending(db, p)) < 0 || (rc = ldb_rotate(db, len)) < 0)
             return rc;
-    }
-    if (op->type == KVS_OP_SET && db->opt.max_index_memory && (rc = fits_budget(db, p, op)) < 0) {
-        op->rc = rc;
-        return 0;
     }
     if ((rc = pending_reserve(p, p->n + 1)) < 0)
         return rc;
@@ -276,9 +316,16 @@ static void commit_batch(logdb *db, commit_req *batch)
     else
         rc = ldb_fenced(db);
     for (commit_req *r = batch; r && rc == 0; r = r->next)
-        for (size_t i = 0; i < r->n && rc == 0; i++) {
-            r->ops[i].rc = 0;
-            rc = add_op(db, &p, &r->ops[i]);
+        for (size_t g = 0, end; g < r->n && rc == 0; g = end) {
+            end = kvs_group_end(r->ops, r->n, g);
+            int grc = fits_group(db, &p, r->ops + g, end - g);
+            for (size_t i = g; i < end && rc == 0; i++) {
+                r->ops[i].rc = grc == KVS_EFULL ? KVS_EFULL : 0;
+                if (grc == 0)
+                    rc = add_op(db, &p, &r->ops[i]);
+            }
+            if (grc < 0 && grc != KVS_EFULL)
+                rc = grc;
         }
     if (rc == 0)
         rc = flush_pending(db, &p);

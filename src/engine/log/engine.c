@@ -151,13 +151,13 @@ out:
 
 static int ldb_set(void *e, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    kvs_op op = {KVS_OP_SET, key, klen, val, vlen, 0};
+    kvs_op op = {.type = KVS_OP_SET, .key = key, .klen = klen, .val = val, .vlen = vlen};
     return ldb_write(e, &op, 1);
 }
 
 static int ldb_remove(void *e, const void *key, size_t klen)
 {
-    kvs_op op = {KVS_OP_REMOVE, key, klen, NULL, 0, 0};
+    kvs_op op = {.type = KVS_OP_REMOVE, .key = key, .klen = klen};
     return ldb_write(e, &op, 1);
 }
 

@@ -751,7 +751,11 @@ uint64_t idx_capacity(idx *x, uint64_t budget)
 {
     pthread_mutex_lock(&x->mu);
     uint64_t n = x->t->n;
-    for (uint64_t m = next_n(n); bytes_with(x, m + tail_for(m)) <= budget; m = next_n(m))
+    /* room for one more chunk of the segment table: a rotation or a compaction may add one
+     * between a writer's question and its idx_put (commit.c, fits_group) */
+    uint64_t spare = x->nchunks < IDX_SEG_SLOTS / SEG_CHUNK ? SEG_CHUNK * sizeof(seg *) : 0;
+    for (uint64_t m = next_n(n); bytes_with(x, m + tail_for(m)) + spare <= budget;
+         m = next_n(m))
         n = m;
     pthread_mutex_unlock(&x->mu);
     return n * 4 / 5;

@@ -144,12 +144,14 @@ uint64_t idx_count(const idx *x);
 /* Bytes the index holds: its table's arrays (and recovery's side arrays) and its segment table. */
 uint64_t idx_bytes(idx *x);
 /* How many keys fit before the table would grow past budget bytes (its growth from its size now:
- * keys up to 80% of the largest table within budget). */
+ * keys up to 80% of the largest table within budget), keeping room for the segment table to
+ * grow by one chunk (a rotation or a compaction meanwhile). */
 uint64_t idx_capacity(idx *x, uint64_t budget);
 /* A budget for idx_bytes (0: none): an idx_put of a new key that would need a table past it
- * fails with IDX_EBUDGET; overwrites and deletes never fail for it. It is exact: with count
- * keys, a new one is refused if and only if count + 1 > idx_capacity(x, budget) — so a writer
- * asks that before its record is in the log, and its idx_put then cannot fail for the budget. */
+ * fails with IDX_EBUDGET; overwrites and deletes never fail for it. With count keys, a new one
+ * fits if count + 1 <= idx_capacity(x, budget) — so a writer asks that before its record is in
+ * the log, and its idx_put then cannot fail for the budget. (The converse holds but for the
+ * spare chunk: a table within a few KiB of the budget may still take keys.) */
 void idx_set_budget(idx *x, uint64_t bytes);
 
 /* One step of a cursor scan (above): fn gets each key found, its bytes in its record; returns the
