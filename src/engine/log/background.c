@@ -59,7 +59,29 @@ static bool idle_cleanup_due(logdb *db)
     return true;
 }
 
-/* The maintenance thread's tick: hint files and automatic compaction, off the write path. */
+/* The pages of sealed segments that reads and key compares brought into the process since the
+ * last tick leave it (segment.h): values live on disk, and the resident set should say so. The
+ * list is copied under wmu; the read section keeps the segments alive after it. */
+static void release_sealed_pages(logdb *db)
+{
+    seg **v;
+    uint32_t n = 0;
+
+    rcu_read_lock();
+    LDB_LOCK(db, wmu);
+    if ((v = malloc((db->nsegs + 1) * sizeof *v)) != NULL)
+        for (uint32_t i = 0; i < db->nsegs; i++)
+            if (db->segs[i]->sealed)
+                v[n++] = db->segs[i];
+    LDB_UNLOCK(db, wmu);
+    for (uint32_t i = 0; i < n; i++)
+        seg_release_pages(v[i]);
+    rcu_read_unlock();
+    free(v);
+}
+
+/* The maintenance thread's tick: hint files, automatic compaction and the resident set, off the
+ * write path. */
 static int maint_tick(void *arg)
 {
     logdb *db = arg;
@@ -76,6 +98,7 @@ static int maint_tick(void *arg)
     ldb_write_pending_hints(db);
     if ((idle ? ldb_compact_all(db) : due ? ldb_compact_auto(db) : 0) < 0)
         LOG_WARN("compaction failed: %s", kvs_last_error());
+    release_sealed_pages(db);
     /* Hand back to the system the heap that hint writing and compaction freed (their 1 MiB
      * buffers end up in a malloc arena once glibc's mmap threshold has risen past them): with
      * values on disk and a compact index, that freed heap was a tenth of the process's RSS. */

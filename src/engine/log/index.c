@@ -29,9 +29,9 @@
  *
  * Writers take x->mu (a leaf: logdb.h's lock order) for every change: put, put_newer, del,
  * repoint, growth, segment slots, the budget. Under it they read the words plainly and store
- * them with release. The write path's key compares read the old record with pread when its
- * segment is sealed, rather than through the mapping: sealed segments' pages are released from
- * the process (segment.h), and an overwrite should not bring them back.
+ * them with release. Key compares, readers' and writers' alike, read the record through its
+ * segment's mapping: a page fault costs less than a pread, and the pages of sealed segments
+ * they bring into the process leave it again at the maintenance thread's next tick (segment.h).
  *
  * Growth. Before an insert that would leave count + deleted markers above 80% of n, or that would
  * run past the tail, the table is rebuilt from its live words: n × 1.5 (repeated while the keys
@@ -170,10 +170,16 @@ static uint64_t table_bytes(uint64_t cap, bool side)
     return sizeof(idx_table) + arrays_len(cap) + (side ? side_len(cap) : 0);
 }
 
+#define HUGE_MIN (8u << 20) /* tables this large ask for transparent huge pages */
+
 static void *map_zeroed(uint64_t len)
 {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return NULL;
+    if (len >= HUGE_MIN) /* lookups land anywhere in it: one TLB entry per 2 MiB, not per page */
+        (void)madvise(p, len, MADV_HUGEPAGE);
+    return p;
 }
 
 static void side_free(idx_side *s, uint64_t cap)
@@ -355,27 +361,9 @@ static int rec_key_mapped(const seg *s, uint32_t off, const void *key, size_t kl
     return rec_key(s->map + off, s->map_len - off, key, klen, h);
 }
 
-#define PREAD_MAX 512u /* header and key up to this long: the write path's pread */
-
-/* The write path's compare: a sealed segment's record by pread (index.c above: its pages stay
- * out of the process), through the mapping where pread cannot settle it. */
-static int rec_key_writer(const seg *s, uint32_t off, const void *key, size_t klen, rec_hdr *h)
-{
-    unsigned char buf[PREAD_MAX];
-    size_t want = REC_HDR + klen;
-
-    if (s->sealed && want <= sizeof buf && off < s->size && s->size - off >= want &&
-        pread(s->fd, buf, want, (off_t)off) == (ssize_t)want && rec_decode(buf, h) &&
-        h->klen == klen && memcmp(buf + REC_HDR, key, klen) == 0)
-        return KEY_SAME;
-    return rec_key_mapped(s, off, key, klen, h); /* rare: another key, or damage */
-}
-
-enum { FOR_READER, FOR_WRITER };
-
 /* Is slot i (word w, tag and hash matching key) key's? Fills *loc unless KEY_OTHER. */
 static int slot_key(idx *x, const idx_table *t, uint64_t i, uint64_t w, const void *key,
-                    size_t klen, int who, idx_loc *loc)
+                    size_t klen, idx_loc *loc)
 {
     seg *s = seg_at(x, w_slot(w));
     rec_hdr h = {0};
@@ -387,8 +375,6 @@ static int slot_key(idx *x, const idx_table *t, uint64_t i, uint64_t w, const vo
     if (t->side.seq && t->side.kref[i])
         r = t->side.klen[i] == klen && memcmp(t->side.kref[i], key, klen) == 0 ? KEY_SAME
                                                                                : KEY_OTHER;
-    else if (who == FOR_WRITER)
-        r = rec_key_writer(s, w_off(w), key, klen, &h);
     else
         r = rec_key_mapped(s, w_off(w), key, klen, &h);
     if (r == KEY_OTHER)
@@ -418,7 +404,7 @@ int idx_lookup(idx *x, const void *key, size_t klen, idx_loc *out)
             __atomic_load_n(&t->hash[i], __ATOMIC_RELAXED) != h_top(h))
             continue;
         reads++;
-        if (slot_key(x, t, i, w, key, klen, FOR_READER, out) != KEY_OTHER)
+        if (slot_key(x, t, i, w, key, klen, out) != KEY_OTHER)
             return 0;
     }
     if (__atomic_load_n(&kvs_test_idx_count, __ATOMIC_RELAXED)) {
@@ -571,7 +557,7 @@ static uint64_t find_slot(idx *x, const idx_table *t, uint64_t h, const void *ke
             if (reuse == UINT64_MAX)
                 reuse = i;
         } else if (w_tag(w) == h_tag(h) && t->hash[i] == h_top(h) &&
-                   slot_key(x, t, i, w, key, klen, FOR_WRITER, old) != KEY_OTHER) {
+                   slot_key(x, t, i, w, key, klen, old) != KEY_OTHER) {
             *found = true;
             return i;
         }

@@ -38,8 +38,8 @@
  * section they load the table pointer and probe it; a writer publishes a slot's hash before its
  * word (release), so a reader that sees a word sees that hash or a newer one (index.c says why
  * that is enough). Writers (put, del, repoint, growth, segment slots) take the index's own
- * mutex, a leaf in the store's lock order (logdb.h); their key compares read a sealed segment's
- * record with pread, so that an overwrite does not map its page back into the process. Growth
+ * mutex, a leaf in the store's lock order (logdb.h); their key compares read the record through
+ * the segment's mapping, as readers do (segment.h: what keeps those pages out of RSS). Growth
  * builds a new table from the live words under that mutex, publishes it, and frees the old one
  * after a grace period (call_rcu): readers go on in the old one meanwhile, writers wait for the
  * rebuild (about 30 ms at 1M keys, 150 ms at 5M).
@@ -123,8 +123,7 @@ int idx_put(idx *x, const void *key, size_t klen, const idx_loc *loc, idx_loc *o
  * against the record. Concurrent calls are fine (loaders run in parallel). No budget. */
 int idx_put_newer(idx *x, const void *key, size_t klen, const idx_loc *loc, bool key_kept,
                   idx_loc *old);
-/* Is key in the index? The write path's question: it reads records as idx_put does (sealed
- * segments by pread), not through the mappings. */
+/* Is key in the index? (The write path's question, under no RCU read lock of the caller's.) */
 bool idx_contains(idx *x, const void *key, size_t klen);
 /* Remove key; fills *old. 0, or KVS_ENOTFOUND. */
 int idx_del(idx *x, const void *key, size_t klen, idx_loc *old);

@@ -139,10 +139,16 @@ int seg_seal(seg *s)
         return kvs_seterr(kvs_errno(errno), "truncate %s: %s", s->path, strerror(errno));
     s->alloc = s->size;
     s->sealed = true;
-    /* The mapping stays (readers may be in it); its pages leave this process's resident set. */
-    if (s->map)
-        madvise(s->map, s->map_len, MADV_DONTNEED);
+    seg_release_pages(s);
     return 0;
+}
+
+void seg_release_pages(seg *s)
+{
+    /* The mapping stays (readers may be in it, and fault back what they touch): a shared file
+     * mapping's pages are the page cache's, so dropping them loses nothing. */
+    if (s->sealed && s->map)
+        madvise(s->map, s->map_len, MADV_DONTNEED);
 }
 
 bool seg_is_unfinished(const char *dir, uint32_t id)

@@ -25,7 +25,8 @@
  * recovery drops a tail of zeros silently (sealed segments too: a crash can come between a
  * rotation and the seal) and reports what else it finds (seg_scan below). A sealed
  * segment's pages are released from the process (MADV_DONTNEED) so that what it wrote does not
- * stay counted in its resident memory; reads fault back in what they touch.
+ * stay counted in its resident memory; reads and the index's key compares fault back in what
+ * they touch, and the maintenance thread releases those pages again at each tick (about 1 s).
  *
  * Lifetime: a struct seg is reached by readers through index entries, under an RCU read lock:
  * an entry names it by a slot of the index's segment table, given before any record of it is
@@ -92,6 +93,9 @@ int seg_make_writable(seg *s, uint64_t cap);
 int seg_reserve(seg *s, uint64_t end);
 /* The active segment is done: cut the file back to its data and release its pages. */
 int seg_seal(seg *s);
+/* Drop a sealed segment's pages from the process's resident set (seg_seal does; so does the
+ * maintenance thread's tick for the pages reads have brought back since). */
+void seg_release_pages(seg *s);
 /* Cut the file back to end bytes (a tail recovery found), synced; sealed or not. */
 int seg_trim(seg *s, uint64_t end);
 /* Close and free without touching the files. */
