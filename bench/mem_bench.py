@@ -14,7 +14,9 @@ and the same for RssAnon. The figure of merit is VmRSS(kvs) / VmRSS(redis) (targ
 the ratio is printed, never asserted.
 
 Usage: mem_bench.py --kvs-server build/bin/kvs-server [--keys 200000] [--value-size 1024]
-                    [--engines kvs,lmdb] [--csv bench/results/mem.csv]
+                    [--engines kvs,lmdb] [--growth F] [--csv bench/results/mem.csv]
+With --growth F: kvs-server (engine kvs) alone, at --keys and at F × --keys, and the ratio of
+the two RSS figures (linear growth: at most 1.1 F).
 Only loopback; ports are picked free at run time; every server started is stopped by PID.
 """
 import argparse
@@ -65,6 +67,34 @@ def measure(label, kind, args, engine="kvs"):
         srv.stop()
 
 
+def growth(args):
+    """RSS of kvs-server at --keys and at --growth times as many: does it grow linearly?"""
+    rows, keys = [], args.keys
+    print(f"mem_bench --growth: kvs-server (engine kvs) at {keys} and {keys * args.growth} keys "
+          f"× {args.value_size} B", flush=True)
+    for n in (keys, keys * args.growth):
+        args.keys = n
+        rows.append(measure(f"kvs-kvs-{n}", "kvs", args))
+        print(f"  {n} keys: done", flush=True)
+    args.keys = keys
+    ratio = rows[1]["rss"] / rows[0]["rss"]
+    for r in rows:
+        r["rss_ratio"] = round(r["rss"] / rows[0]["rss"], 3)
+    if args.csv:
+        write_csv(args.csv, rows, fields=["server", "keys", "value_size", "load_s", "rss_empty",
+                                          "rss", "rss_anon", "rss_file", "hwm", "disk_bytes",
+                                          "bytes_per_key", "anon_bytes_per_key", "rss_ratio"])
+    print()
+    print_table([{"keys": r["keys"], "RSS MB": r["rss"] / MB, "anon MB": r["rss_anon"] / MB,
+                  "peak MB": r["hwm"] / MB, "B/key": r["bytes_per_key"],
+                  "RSS / first": r["rss_ratio"]} for r in rows],
+                ["keys", "RSS MB", "anon MB", "peak MB", "B/key", "RSS / first"],
+                {"RSS MB": ".1f", "anon MB": ".1f", "peak MB": ".1f", "B/key": ".1f",
+                 "RSS / first": ".3f"})
+    print(f"kvs RSS at {rows[1]['keys']} keys / at {rows[0]['keys']}: {ratio:.2f} "
+          f"(target <= {1.1 * args.growth:.1f})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kvs-server", required=True)
@@ -73,8 +103,13 @@ def main():
     ap.add_argument("--engines", default="kvs,lmdb", help="kvs-server engines to measure")
     ap.add_argument("--quiet", type=float, default=2.0,
                     help="seconds without background work before reading RSS")
+    ap.add_argument("--growth", type=int, default=0, metavar="F",
+                    help="instead: kvs-server (engine kvs) alone at --keys and at F times as "
+                         "many, and the ratio of their RSS (target: at most 1.1 F)")
     ap.add_argument("--csv", default=None)
     args = ap.parse_args()
+    if args.growth:
+        return growth(args)
     if not shutil.which("redis-server"):
         sys.exit("mem_bench: needs redis-server (make deps)")
 

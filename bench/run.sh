@@ -7,7 +7,8 @@
 # 1. server_bench.py, kvs-server --sync everysec vs redis-server appendfsync everysec
 # 2. server_bench.py, kvs-server --sync always   vs redis-server appendfsync always
 # 3. pool_bench.py, the thread pools (naive, shared, uv) × engines × thread counts, with charts
-# 4. mem_bench.py, RSS holding 200,000 × 1 KB values: kvs (both engines) vs redis
+# 4. mem_bench.py, RSS holding 200,000 × 1 KB values: kvs (both engines) vs redis; 1,000,000 ×
+#    100 B: kvs vs redis; and kvs alone at 1M and 5M × 100 B (does RSS grow linearly?)
 # 5. restart_bench.py, exec to first PONG on 1,000,000 keys × 100 B: kvs vs redis
 # 6. space_bench.py, data directory size after 100 MB of overwrites onto 4 MB of live data
 # 7. latency_bench.py, GET/SET p50/p99/p99.9 kvs vs redis, and kvs GET while compaction runs
@@ -72,6 +73,10 @@ done
 run pools python3 "$here/pool_bench.py" --kvs-server "$KVS_SERVER" \
   --requests "$POOL_REQUESTS" --rounds "$POOL_ROUNDS" --out-dir "$OUT" --charts
 run mem python3 "$here/mem_bench.py" --kvs-server "$KVS_SERVER" --csv "$OUT/mem.csv"
+run mem_small python3 "$here/mem_bench.py" --kvs-server "$KVS_SERVER" --keys 1000000 \
+  --value-size 100 --engines kvs --csv "$OUT/mem_small.csv"
+run mem_growth python3 "$here/mem_bench.py" --kvs-server "$KVS_SERVER" --keys 1000000 \
+  --value-size 100 --growth 5 --csv "$OUT/mem_growth.csv"
 run restart python3 "$here/restart_bench.py" --kvs-server "$KVS_SERVER" --rounds "$ROUNDS" \
   --csv "$OUT/restart.csv"
 run space python3 "$here/space_bench.py" --kvs-server "$KVS_SERVER" --csv "$OUT/space.csv" \
