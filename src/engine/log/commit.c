@@ -361,8 +361,9 @@ static void commit_batch(logdb *db, commit_req *batch)
 int ldb_write(logdb *db, kvs_op *ops, size_t n)
 {
     commit_req req = {ops, n, 0, false, NULL};
-    char err[256] = "";
+    char err[256];
 
+    err[0] = '\0';
     pthread_mutex_lock(&db->qmu);
     if (db->qtail)
         db->qtail->next = &req;
@@ -380,7 +381,8 @@ int ldb_write(logdb *db, kvs_op *ops, size_t n)
         db->leader = true;
         pthread_mutex_unlock(&db->qmu);
         commit_batch(db, batch);
-        snprintf(err, sizeof err, "%s", kvs_last_error());
+        if (req.rc < 0 && req.rc != KVS_ENOTFOUND) /* ours is in the batch: its message is ours */
+            snprintf(err, sizeof err, "%s", kvs_last_error());
         pthread_mutex_lock(&db->qmu);
         for (commit_req *r = batch, *next; r; r = next) {
             next = r->next;
