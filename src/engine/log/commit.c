@@ -296,10 +296,17 @@ static int add_op(logdb *db, pending *p, kvs_op *op)
     return 0;
 }
 
-/* Wake the maintenance thread if compaction looks due (under wmu; cheap). */
-static void maint_check(logdb *db)
+#define DUE_CHECK_USEC 10000 /* the write path asks whether compaction is due this often */
+
+/* Wake the maintenance thread if compaction looks due (under wmu). The question walks every
+ * segment, so it is asked at most every DUE_CHECK_USEC, not per batch: the thread's own tick
+ * asks it too, and a kick only brings that sooner. */
+static void maint_check(logdb *db, uint64_t now)
 {
-    if (db->opt.auto_compact && ldb_compact_due(db))
+    if (!db->opt.auto_compact || now - db->due_checked_usec < DUE_CHECK_USEC)
+        return;
+    db->due_checked_usec = now;
+    if (ldb_compact_due(db))
         ldb_maint_kick(db);
 }
 
@@ -339,7 +346,7 @@ static void commit_batch(logdb *db, commit_req *batch)
         rc = ldb_fenced(db);
     db->last_write_usec = clock_usec();
     db->idle_done = false;
-    maint_check(db);
+    maint_check(db, db->last_write_usec);
     LDB_UNLOCK(db, wmu);
     pending_free(&p);
     /* A failure fails every operation, a remove that found its key missing too: KVS_ENOTFOUND

@@ -93,6 +93,7 @@ typedef struct logdb {
     syncer syncer, maint;
     bool stopping;            /* closing: no more writes, kicks or maintenance (under wmu) */
     uint64_t last_write_usec; /* when the last batch committed (under wmu) */
+    uint64_t due_checked_usec; /* when a batch last asked ldb_compact_due (under wmu) */
     int64_t recovered_tombstones; /* open only: tombstones standing in the index */
     bool idle_done;           /* the idle clean-up ran since the last write (under wmu) */
     pthread_mutex_t cmu;      /* one compaction or hint writer at a time */
