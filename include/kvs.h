@@ -81,6 +81,9 @@ enum {
                              (reads go on) until it is reopened (see "Durability" above) */
     KVS_EFULL = -16,      /* the key index is at its memory budget (max_index_memory): a new
                              key cannot be added; overwrites, removes and reads go on */
+    KVS_EFORMAT = -17,    /* the directory holds a store of an earlier on-disk format, which
+                             this build converts (kvs_upgrade, `kvs upgrade DIR`) but does not
+                             open */
 };
 
 typedef enum kvs_sync {
@@ -153,7 +156,8 @@ int kvs_create(kvs_t **out);
 int kvs_configure(kvs_t *db, const kvs_options *opt);
 
 /* Open (creating if needed) the store in directory dir. KVS_EBUSY if another handle or process
- * has it open, KVS_EENGINE if it belongs to another engine. */
+ * has it open, KVS_EENGINE if it belongs to another engine, KVS_EFORMAT if it holds a store of
+ * an earlier format (convert it with kvs_upgrade). */
 int kvs_open(kvs_t *db, const char *dir);
 
 /* Store value under key, replacing any previous value. */
