@@ -5,6 +5,10 @@
  *   kvs get KEY          print the value, or "Key not found" (exit 0)
  *   kvs rm KEY           remove (prints nothing); a missing key prints "Key not found" on
  *                        stdout and exits 1
+ *   kvs upgrade [DIR]    convert a store of an earlier on-disk format (DIR, else --dir's) in
+ *                        place, keeping the old one as DIR.format2 (kvs_upgrade in kvs.h):
+ *                        progress and the counts on stdout, damage found on stderr; a store
+ *                        already of the current format is left alone ("nothing to do", exit 0)
  *   kvs -V               print the version
  *   --dir DIR            the data directory (default: the current directory), anywhere on the line
  *
@@ -21,6 +25,7 @@ static const char usage[] =
     "usage: kvs [--dir DIR] set KEY VALUE\n"
     "       kvs [--dir DIR] get KEY\n"
     "       kvs [--dir DIR] rm KEY\n"
+    "       kvs [--dir DIR] upgrade [DIR]   convert a store of an earlier format\n"
     "       kvs -V | --version\n"
     "       kvs -h | --help\n";
 
@@ -35,6 +40,45 @@ static int fail(const char *what, int rc)
     const char *detail = kvs_last_error();
     fprintf(stderr, "kvs: %s: %s%s%s\n", what, kvs_strerror(rc), *detail ? ": " : "", detail);
     return 1;
+}
+
+static void upgrade_progress(void *ctx, const kvs_upgrade_report *r)
+{
+    (void)ctx;
+    if (r->phase == KVS_UPGRADE_READING && r->segments_read)
+        printf("read segment %llu of %llu (%llu records so far)\n",
+               (unsigned long long)r->segments_read, (unsigned long long)r->segments_total,
+               (unsigned long long)r->records);
+    else if (r->phase == KVS_UPGRADE_WRITING && r->keys)
+        printf("wrote %llu of %llu keys\n", (unsigned long long)r->keys,
+               (unsigned long long)r->keys_total);
+    fflush(stdout);
+}
+
+static int upgrade(const char *dir)
+{
+    kvs_upgrade_report r;
+    int rc = kvs_upgrade(dir, upgrade_progress, NULL, &r);
+
+    if (rc < 0)
+        return fail("upgrade", rc);
+    if (r.outcome == KVS_UPGRADE_CURRENT) {
+        printf("%s: nothing to do: the store is of the current format\n", dir);
+        return 0;
+    }
+    if (r.outcome == KVS_UPGRADE_RESUMED) {
+        printf("%s: finished an upgrade a crash interrupted; the old store is in %s\n", dir,
+               r.backup);
+        return 0;
+    }
+    printf("%s: upgraded: %llu keys written, %llu removed keys dropped, %llu damaged records "
+           "skipped%s\nthe old store is kept in %s (remove it once the new one serves)\n",
+           dir, (unsigned long long)r.keys, (unsigned long long)r.tombstones,
+           (unsigned long long)r.damaged, r.damaged_keys ? " (see above)" : "", r.backup);
+    if (r.damaged_keys)
+        printf("%llu keys left out: their newest record is damaged\n",
+               (unsigned long long)r.damaged_keys);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -69,6 +113,11 @@ int main(int argc, char **argv)
     if (nargs == 0)
         return usage_error("no command");
     const char *cmd = args[0];
+    if (strcmp(cmd, "upgrade") == 0) {
+        if (nargs > 2)
+            return usage_error("too many arguments");
+        return upgrade(nargs == 2 ? args[1] : dir);
+    }
     int want = strcmp(cmd, "set") == 0 ? 3 : (strcmp(cmd, "get") == 0 || strcmp(cmd, "rm") == 0) ? 2 : 0;
     if (want == 0)
         return usage_error("unknown command");

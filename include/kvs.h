@@ -81,6 +81,9 @@ enum {
                              (reads go on) until it is reopened (see "Durability" above) */
     KVS_EFULL = -16,      /* the key index is at its memory budget (max_index_memory): a new
                              key cannot be added; overwrites, removes and reads go on */
+    KVS_EFORMAT = -17,    /* the directory holds a store of an earlier on-disk format, which
+                             this build converts (kvs_upgrade, `kvs upgrade DIR`) but does not
+                             open */
 };
 
 typedef enum kvs_sync {
@@ -156,7 +159,8 @@ int kvs_create(kvs_t **out);
 int kvs_configure(kvs_t *db, const kvs_options *opt);
 
 /* Open (creating if needed) the store in directory dir. KVS_EBUSY if another handle or process
- * has it open, KVS_EENGINE if it belongs to another engine. */
+ * has it open, KVS_EENGINE if it belongs to another engine, KVS_EFORMAT if it holds a store of
+ * an earlier format (convert it with kvs_upgrade). */
 int kvs_open(kvs_t *db, const char *dir);
 
 /* Store value under key, replacing any previous value. */
@@ -221,6 +225,52 @@ const char *kvs_strerror(int err);
 /* Detail of the most recent failure on the calling thread ("" if none); valid until the next
  * libkvs call on this thread. */
 const char *kvs_last_error(void);
+
+/*
+ * Converting a store of an earlier on-disk format. The kvs engine's format 3 keeps a per-key
+ * expiry time in every record; kvs_open refuses a store of format 2 (KVS_EFORMAT), and
+ * kvs_upgrade converts one, offline, holding the directory's lock as kvs_open does (KVS_EBUSY
+ * while a server or another handle has it open):
+ *
+ *   1. read the live segments the MANIFEST names, verifying both checksums of every record,
+ *      and keep the newest record (highest seq) of each key; a key whose newest record is a
+ *      removal is left out, and so is one whose newest record is damaged (never its older
+ *      value in its place). Damage is logged (WARN, with file and offset) and counted; an
+ *      append a crash cut short at the end of the active segment is only logged, as open did;
+ *   2. write those keys into a new store in the sibling directory DIR.upgrade (kvs_write
+ *      batches; synced at the end);
+ *   3. rename DIR to DIR.format2 (the old store, kept as it was: the user's backup, removed by
+ *      no one but the user), then DIR.upgrade to DIR, syncing the parent directory after each.
+ *
+ * Run again after a crash, it finishes the job: before step 3, DIR.upgrade is a leftover and is
+ * made anew; between the two renames (DIR missing, DIR.format2 and DIR.upgrade there), the
+ * second rename is done. A store of the current format, or of the lmdb engine (whose format
+ * did not change), is left as it is: 0 with outcome KVS_UPGRADE_CURRENT. A directory that
+ * holds no store: KVS_EINVAL. An existing DIR.format2 beside a store to convert: KVS_EBUSY
+ * (move the old backup away first); DIR a symbolic link: KVS_EINVAL (name the directory).
+ * Returns 0 or a negative error, with kvs_last_error's detail; report (may be NULL) is filled
+ * in either way, as far as the run went.
+ */
+enum { KVS_UPGRADE_CONVERTED = 0, KVS_UPGRADE_RESUMED = 1, KVS_UPGRADE_CURRENT = 2 };
+enum { KVS_UPGRADE_READING = 0, KVS_UPGRADE_WRITING = 1 };
+typedef struct kvs_upgrade_report {
+    int outcome;              /* KVS_UPGRADE_CONVERTED, _RESUMED (a crash between the renames
+                                 finished), _CURRENT (nothing to do) */
+    int phase;                /* for progress: KVS_UPGRADE_READING or _WRITING */
+    uint64_t segments_total;  /* live segments of the old store */
+    uint64_t segments_read;
+    uint64_t records;         /* records read, damaged ones included */
+    uint64_t keys_total;      /* keys to write: the newest record of each is a set, intact */
+    uint64_t keys;            /* keys written to the new store so far */
+    uint64_t tombstones;      /* keys left out: their newest record removes them */
+    uint64_t damaged;         /* damaged records and unreadable regions skipped (logged) */
+    uint64_t damaged_keys;    /* keys left out: their newest record is damaged (logged) */
+    char backup[4096];        /* where the old store is kept: DIR.format2, DIR made absolute */
+} kvs_upgrade_report;
+/* Called as reading starts and after each segment read, as writing starts, every 100,000 keys
+ * written and after the last one; on the calling thread. */
+typedef void (*kvs_upgrade_fn)(void *ctx, const kvs_upgrade_report *so_far);
+int kvs_upgrade(const char *dir, kvs_upgrade_fn progress, void *ctx, kvs_upgrade_report *report);
 
 /* Logging. libkvs reports what an operator should know (a torn tail truncated, a corrupt record
  * skipped) through one process-wide handler; by default lines go to stderr at level ≥ WARN. */

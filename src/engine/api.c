@@ -103,24 +103,23 @@ int kvs_configure(kvs_t *db, const kvs_options *opt)
  * delete that, and the next process would lock a new file of the same name while the first
  * still writes — two writers on one log. A directory cannot be deleted while it holds the data.
  * (Directories of earlier versions may still hold a LOCK file; it is no longer used.) */
-static int lock_dir(kvs_t *db, const char *dir)
+int kvs_dir_lock(const char *dir)
 {
-    db->lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (db->lock_fd < 0)
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0)
         return kvs_seterr(kvs_errno(errno), "open directory %s: %s", dir, strerror(errno));
-    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         int e = errno;
-        close(db->lock_fd);
-        db->lock_fd = -1;
+        close(fd);
         if (e == EWOULDBLOCK)
             return kvs_seterr(KVS_EBUSY, "directory %s is in use by another process", dir);
         return kvs_seterr(kvs_errno(e), "lock %s: %s", dir, strerror(e));
     }
-    return 0;
+    return fd;
 }
 
-/* Which engine owns dir: from the ENGINE file, else by asking each engine, else none (""). */
-static int dir_engine(const char *dir, char *name, size_t cap)
+int kvs_dir_engine(const char *dir, char *name, size_t cap)
 {
     char path[PATH_MAX], *buf;
     size_t len;
@@ -178,9 +177,10 @@ int kvs_open(kvs_t *db, const char *dir)
         return kvs_seterr(KVS_EINVAL, "kvs_open: no handle or directory");
     if (db->state != DB_CREATED)
         return kvs_seterr(KVS_ESTATE, "kvs_open: the store is already open");
-    if ((rc = make_dir(dir)) < 0 || (rc = lock_dir(db, dir)) < 0)
+    if ((rc = make_dir(dir)) < 0 || (rc = kvs_dir_lock(dir)) < 0)
         return rc;
-    if ((rc = dir_engine(dir, have, sizeof have)) < 0)
+    db->lock_fd = rc;
+    if ((rc = kvs_dir_engine(dir, have, sizeof have)) < 0)
         goto fail;
     snprintf(want, sizeof want, "%s", db->opt.engine ? db->opt.engine : have[0] ? have : "kvs");
     if (have[0] && strcmp(have, want) != 0) {

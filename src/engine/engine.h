@@ -61,6 +61,15 @@ const kvs_engine_ops *kvs_engine_find(const char *name);
 /* The engines in registration order, NULL-terminated. */
 const kvs_engine_ops *const *kvs_engine_list(void);
 
+/* For kvs_upgrade (log/upgrade.c), which works on a directory without opening a store in it
+ * (api.c): */
+/* Lock dir as kvs_open does — flock on the directory itself, so that no store is opened in it
+ * meanwhile — and return the locked fd (closing it unlocks), or KVS_EBUSY if it is in use. */
+int kvs_dir_lock(const char *dir);
+/* Which engine owns dir, into name: its ENGINE file, else the engine whose data it holds, else
+ * "" (none). An ENGINE file naming an unknown engine, or contradicting the data, is an error. */
+int kvs_dir_engine(const char *dir, char *name, size_t cap);
+
 /* The engine state behind an open handle (tests and tools inside the project only). */
 void *kvs_engine_impl(kvs_t *db);
 

@@ -63,6 +63,7 @@ const char *kvs_strerror(int err)
     case KVS_ENOSPC: return "no space left on device";
     case KVS_ESYNC: return "a sync to disk failed: the store takes no more writes until it is reopened";
     case KVS_EFULL: return "the key index is at its memory budget (max-index-memory): no new keys";
+    case KVS_EFORMAT: return "store written in an earlier on-disk format";
     default: return "unknown error";
     }
 }

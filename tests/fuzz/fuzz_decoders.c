@@ -10,10 +10,10 @@
  *      whenever the record verified.
  *   1  segment file (segment.h): seg_open, then seg_scan and seg_scan_active. Every record
  *      handed out lies in the file, in order and back to back from the header, with the bytes the
- *      file holds there and the checksums its damaged flag says; the scan results add up
+ *      file holds there (its expiry time too) and the checksums its damaged flag says; the scan results add up
  *      (valid_end + tail_bytes = size, a zero tail is zeros). The sealed scan must hand out
  *      exactly the records a reference walk finds. When it reaches the end cleanly, hint_write
- *      and hint_load must give back the same records.
+ *      and hint_load must give back the same records, expiry times included.
  *   2  hint file (hint.h) for a segment whose size the input gives: hint_load must accept it
  *      exactly when a reference check of the table does, hand out the entries as they lie in
  *      the file, and call back nothing when it refuses.
@@ -81,7 +81,7 @@ static void fuzz_record(const uint8_t *p, size_t n, uint8_t flags)
     }
     const uint8_t *kp = p + REC_HDR, *vp = kp + h.klen;
     if (flags & 1) { /* the right checksums for these fields, key and value */
-        rec_encode(hdr, h.seq, h.flags, kp, h.klen, vp, h.vlen);
+        rec_encode(hdr, h.seq, h.flags, h.expire_ms, kp, h.klen, vp, h.vlen);
         FZ_CHECK(rec_decode(hdr, &h), "rec_decode refuses what rec_encode wrote");
     }
     uint8_t *key = dup_exact(kp, h.klen), *val = dup_exact(vp, h.vlen);
@@ -101,11 +101,11 @@ static void fuzz_record(const uint8_t *p, size_t n, uint8_t flags)
     if (ok) {
         uint8_t again[REC_HDR];
         rec_hdr h2;
-        rec_encode(again, h.seq, h.flags, key, h.klen, val, h.vlen);
+        rec_encode(again, h.seq, h.flags, h.expire_ms, key, h.klen, val, h.vlen);
         FZ_CHECK(memcmp(again, hdr, REC_HDR) == 0, "rec_encode does not give back the header");
         FZ_CHECK(rec_decode(again, &h2) && h2.seq == h.seq && h2.klen == h.klen &&
-                     h2.vlen == h.vlen && h2.flags == h.flags && h2.hcrc == h.hcrc &&
-                     h2.vcrc == h.vcrc,
+                     h2.vlen == h.vlen && h2.flags == h.flags && h2.expire_ms == h.expire_ms &&
+                     h2.hcrc == h.hcrc && h2.vcrc == h.vcrc,
                  "decode(encode(fields)) differs");
     }
     free(rec);
@@ -118,7 +118,7 @@ static void fuzz_record(const uint8_t *p, size_t n, uint8_t flags)
 
 /* A record as found: where, how long, what, and whether its value is damaged. */
 typedef struct found {
-    uint64_t off, len, seq;
+    uint64_t off, len, seq, expire_ms;
     uint32_t klen, vlen;
     uint8_t flags;
     bool damaged;
@@ -184,7 +184,7 @@ static void reference_scan(const uint8_t *b, size_t n, found_list *out, uint64_t
         uint64_t len = rec_len(h.klen, h.vlen);
         if (len > n - off)
             break;
-        found f = {off, len, h.seq, h.klen, h.vlen, h.flags,
+        found f = {off, len, h.seq, h.expire_ms, h.klen, h.vlen, h.flags,
                    !rec_value_ok(b + off, b + off + REC_HDR + h.klen, h.vlen)};
         found_add(out, &f);
         off += (size_t)len;
@@ -212,6 +212,9 @@ static int on_record(void *arg, const seg_rec *r)
     FZ_CHECK(r->seq != 0 && !(r->flags & ~REC_TOMBSTONE), "record with seq 0 or bad flags");
     FZ_CHECK(memcmp(r->key, c->file + r->off + REC_HDR, r->klen) == 0,
              "the key handed out is not the file's at %llu", (unsigned long long)r->off);
+    FZ_CHECK(r->expire_ms == le_get64(c->file + r->off + 25),
+             "the expiry handed out is not the file's (record.h: bytes 25..32) at %llu",
+             (unsigned long long)r->off);
     if (!c->from_hint) {
         FZ_CHECK(r->off == c->next, "record at %llu, expected at %llu (back to back)",
                  (unsigned long long)r->off, (unsigned long long)c->next);
@@ -224,7 +227,7 @@ static int on_record(void *arg, const seg_rec *r)
                  r->damaged ? "verifies" : "fails");
     }
     c->next = r->off + r->len;
-    found f = {r->off, r->len, r->seq, r->klen, r->vlen, r->flags, r->damaged};
+    found f = {r->off, r->len, r->seq, r->expire_ms, r->klen, r->vlen, r->flags, r->damaged};
     found_add(&c->got, &f);
     return 0;
 }
@@ -262,8 +265,9 @@ static bool same_records(const found_list *a, const found_list *b, bool damaged_
         return false;
     for (size_t i = 0; i < a->n; i++) {
         const found *x = &a->v[i], *y = &b->v[i];
-        if (x->off != y->off || x->len != y->len || x->seq != y->seq || x->klen != y->klen ||
-            x->vlen != y->vlen || x->flags != y->flags || (damaged_too && x->damaged != y->damaged))
+        if (x->off != y->off || x->len != y->len || x->seq != y->seq ||
+            x->expire_ms != y->expire_ms || x->klen != y->klen || x->vlen != y->vlen ||
+            x->flags != y->flags || (damaged_too && x->damaged != y->damaged))
             return false;
     }
     return true;
@@ -281,7 +285,8 @@ static void fuzz_segment(const uint8_t *p, size_t n, uint8_t flags)
     FZ_CHECK(fz_write_file(path, b, n) == 0, "cannot write %s", path);
     int rc = seg_open(dir, 1, false, &s);
     if (rc < 0) {
-        FZ_CHECK(rc == KVS_ECORRUPT || rc == KVS_EVERSION, "seg_open: %s", kvs_strerror(rc));
+        FZ_CHECK(rc == KVS_ECORRUPT || rc == KVS_EVERSION || rc == KVS_EFORMAT, "seg_open: %s",
+                 kvs_strerror(rc));
         FZ_CHECK(!(flags & 1) || n < SEG_HDR, "seg_open refused a right header: %s",
                  kvs_last_error());
         free(b);
@@ -397,7 +402,8 @@ static int on_hint_entry(void *arg, const seg_rec *r)
     c->calls++;
     FZ_CHECK(c->p + HINT_ENTRY + r->klen <= c->n - 8, "entry %u past the footer", c->calls);
     FZ_CHECK(r->seq == le_get64(e) && r->off == le_get32(e + 8) && r->vlen == le_get32(e + 12) &&
-                 r->klen == le_get32(e + 16) && r->flags == e[20] && !r->val,
+                 r->klen == le_get32(e + 16) && r->flags == e[20] &&
+                 r->expire_ms == le_get64(e + 21) && !r->val,
              "entry %u is not what the file holds", c->calls);
     FZ_CHECK(memcmp(r->key, e + HINT_ENTRY, r->klen) == 0, "entry %u's key is not the file's",
              c->calls);

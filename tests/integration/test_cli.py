@@ -17,6 +17,10 @@ user or a grading script sees: the exit status, what goes to stdout and what to 
   * --dir chooses the data directory and may stand before or after the command.
   * A directory locked by another process (flock on DIR itself, as libkvs takes it) is refused
     with "in use" on stderr, and works again once the lock is gone.
+  * A store of on-disk format 2 (tests/data/format2) is refused by every command with a message
+    naming `kvs upgrade DIR`; `kvs upgrade DIR` converts it (progress and counts on stdout, the
+    old store kept as DIR.format2), after which the values read; run again it has nothing to do
+    (exit 0); on a directory that holds no store it fails.
 
 Each test runs in its own temporary directory as the working directory, and every process has a
 timeout so that a hung CLI fails the test instead of stalling the suite.
@@ -24,6 +28,7 @@ timeout so that a hung CLI fails the test instead of stalling the suite.
 import fcntl
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +37,7 @@ import unittest
 KVS = None  # the binary under test, from the command line
 TIMEOUT = 30
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "kvs.h")
+FORMAT2 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "format2")
 
 
 def header_version():
@@ -53,9 +59,11 @@ class CliTest(unittest.TestCase):
                               timeout=TIMEOUT)
 
     def expect(self, args, stdout, ok=True):
-        """Run kvs with args; check stdout exactly and whether the exit status is 0."""
+        """Run kvs with args; check stdout exactly (unless it is None) and whether the exit
+        status is 0."""
         r = self.kvs(*args)
-        self.assertEqual(r.stdout, stdout, f"stdout of kvs {' '.join(args)}")
+        if stdout is not None:
+            self.assertEqual(r.stdout, stdout, f"stdout of kvs {' '.join(args)}")
         if ok:
             self.assertEqual(r.returncode, 0, f"kvs {' '.join(args)}: {r.stderr}")
         else:
@@ -148,6 +156,40 @@ class CliTest(unittest.TestCase):
         finally:
             os.close(fd)
         self.expect(["get", "k"], "v\n")
+
+    # ---- kvs upgrade ----
+
+    def test_upgrade_arity(self):
+        self.expect_usage_error("upgrade", "a", "b")
+
+    def test_upgrade_format2_store(self):
+        data = os.path.join(self.cwd, "data")
+        shutil.copytree(FORMAT2, data)
+        with open(FORMAT2 + ".expected.txt", encoding="ascii") as f:
+            sets = sum(1 for line in f if line.startswith("set "))
+        r = self.expect(["--dir", data, "get", "key-000"], "", ok=False)
+        self.assertIn("holds a format-2 store", r.stderr)
+        self.assertIn("kvs upgrade " + data, r.stderr)
+        r = self.expect(["upgrade", data], None)
+        self.assertIn("read segment 1 of", r.stdout)
+        self.assertIn("%d keys written" % sets, r.stdout)
+        self.assertIn(data + ".format2", r.stdout)
+        self.assertTrue(os.path.isdir(data + ".format2"))
+        self.assertFalse(os.path.exists(data + ".upgrade"))
+        r = self.expect(["--dir", data, "get", "key-000"], None)
+        self.assertTrue(r.stdout.startswith("three-0.three-0."), r.stdout)
+        self.expect(["--dir", data, "get", "key-015"], "Key not found\n")
+        r = self.expect(["--dir", data, "upgrade"], None)
+        self.assertIn("nothing to do", r.stdout)
+
+    def test_upgrade_not_a_store(self):
+        empty = os.path.join(self.cwd, "empty")
+        os.mkdir(empty)
+        r = self.expect(["upgrade", empty], "", ok=False)
+        self.assertIn("holds no store", r.stderr)
+        self.assertEqual(os.listdir(empty), [])
+        r = self.expect(["upgrade", os.path.join(self.cwd, "missing")], "", ok=False)
+        self.assertIn("no such directory", r.stderr)
 
 
 if __name__ == "__main__":

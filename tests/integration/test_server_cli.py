@@ -6,7 +6,9 @@ Usage: python3 test_server_cli.py PATH_TO_kvs-server PATH_TO_kvs-client [unittes
   * kvs-server: invalid invocations exit non-zero with a message on stderr; a busy port is an
     error ("cannot listen"), never a silently shared port; -V prints the version of
     include/kvs.h; the start-up log names the version, the engine and the address; a directory
-    written by one engine is refused by the other, with both engines named.
+    written by one engine is refused by the other, with both engines named; a store of on-disk
+    format 2 (tests/data/format2) is refused, the message naming `kvs upgrade DIR`, and left
+    as it was.
   * kvs-client: set / get / rm with the course's messages and exit codes, against a real server
     of each engine; what was acknowledged survives a kill -9 of the server, and a restart without
     --engine finds the directory's engine; invalid invocations and an unreachable server exit
@@ -17,6 +19,7 @@ works in its own temporary directory and stops what it started.
 """
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +34,7 @@ SERVER = None
 CLIENT = None
 TIMEOUT = 30
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "kvs.h")
+FORMAT2 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "format2")
 
 
 def header_version():
@@ -161,6 +165,19 @@ class ServerInvocationTest(Base):
                 with self.server("--engine", first, dir=d) as s:
                     self.assertTrue(ping(s.port))
                     self.assertEqual(s.stop(), 0)
+
+    def test_format2_store_refused(self):
+        d = os.path.join(self.tmp, "format2")
+        shutil.copytree(FORMAT2, d)
+        r = self.server_fails(dir=d)
+        self.assertIn("cannot open the data directory", r.stderr)
+        self.assertIn("holds a format-2 store", r.stderr)
+        self.assertIn("convert it with `kvs upgrade %s`" % d, r.stderr)
+        for name in sorted(os.listdir(FORMAT2)):
+            with open(os.path.join(FORMAT2, name), "rb") as a, \
+                    open(os.path.join(d, name), "rb") as b:
+                self.assertEqual(a.read(), b.read(), name + " changed")
+        self.assertEqual(sorted(os.listdir(d)), sorted(os.listdir(FORMAT2)))
 
 
 class AccessTest(Base):

@@ -1,6 +1,6 @@
 /*
- * test_damage.c — what open makes of damaged records (record format 2: a header checksum and a
- * value checksum, record.h), the cases of issue 9.
+ * test_damage.c — what open makes of damaged records (records with a header checksum and a value
+ * checksum, record.h), the cases of issue 9.
  *
  *   - Injection: a client stores a value that holds a complete encoded record (admin = pwned,
  *     with a seq above every real one). The append is torn — the file cut inside the value, or
@@ -23,7 +23,9 @@
  *   - A sealed segment left with its preallocated zero tail (a crash between a rotation's
  *     manifest edit and the seal): the first open cuts it back, so the hint then matches and
  *     later opens neither warn nor scan.
- *   - A segment of format version 1 is refused with KVS_EVERSION, naming the file.
+ *   - A segment of format version 1 is refused with KVS_EVERSION, naming the file; one of
+ *     version 2 (the format before expiry times) with KVS_EFORMAT, the message naming the
+ *     directory and `kvs upgrade`, and nothing in the directory changed.
  */
 #include <dirent.h>
 #include <signal.h>
@@ -136,7 +138,7 @@ static void inject(injected *in, int how)
 
     in->dir = tu_mkdtemp();
     in->opt = how == INJ_SEALED ? small_segments() : one_segment();
-    rec_encode(rec, 1ull << 40, 0, "admin", 5, "pwned", 5);
+    rec_encode(rec, 1ull << 40, 0, 0, "admin", 5, "pwned", 5);
     memcpy(rec + REC_HDR, "admin", 5);
     memcpy(rec + REC_HDR + 5, "pwned", 5);
     val = malloc(vlen);
@@ -290,7 +292,7 @@ static unsigned char *kill_value(void)
 
     assert_non_null(v);
     memset(v, 'v', KILL_VALUE);
-    rec_encode(rec, 1ull << 40, 0, "admin", 5, "pwned", 5);
+    rec_encode(rec, 1ull << 40, 0, 0, "admin", 5, "pwned", 5);
     memcpy(rec + REC_HDR, "admin", 5);
     memcpy(rec + REC_HDR + 5, "pwned", 5);
     memcpy(v + 100, rec, sizeof rec);
@@ -776,6 +778,38 @@ static void test_version1_segment_refused(void **state)
     free(dir);
 }
 
+static void test_version2_segment_refused(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp(), segf[4096], want[4200];
+    kvs_options o = small_segments();
+    kvs_t *db = tu_open(dir, &o);
+    size_t len, len2;
+
+    fill_to_rotate(db); /* a sealed segment and the active one */
+    assert_int_equal(kvs_close(db), 0);
+    snprintf(segf, sizeof segf, "%s", tu_path(dir, "000001.log"));
+    unsigned char *b = tu_slurp(segf, &len);
+    le_put16(b + 4, SEG_VERSION_UPGRADABLE);
+    le_put32(b + 12, cksum32(b, 12));
+    tu_spill(segf, b, len);
+    uint64_t size = tu_dir_size(dir);
+    assert_int_equal(tu_try_open(dir, &o, &db), KVS_EFORMAT);
+    snprintf(want, sizeof want, "%s holds a format-2 store", dir);
+    assert_non_null(strstr(kvs_last_error(), want));
+    snprintf(want, sizeof want, "convert it with `kvs upgrade %s`", dir);
+    assert_non_null(strstr(kvs_last_error(), want));
+    assert_string_not_equal(kvs_strerror(KVS_EFORMAT), kvs_strerror(-1000)); /* named */
+    /* refused before anything was changed */
+    unsigned char *c = tu_slurp(segf, &len2);
+    assert_true(len2 == len && memcmp(b, c, len) == 0);
+    assert_int_equal(tu_dir_size(dir), size);
+    free(b);
+    free(c);
+    tu_rm_rf(dir);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--writer") == 0)
@@ -797,6 +831,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_damaged_header_in_active_and_manifest),
         cmocka_unit_test(test_sealed_zero_tail_heals),
         cmocka_unit_test(test_version1_segment_refused),
+        cmocka_unit_test(test_version2_segment_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

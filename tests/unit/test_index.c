@@ -98,7 +98,7 @@ static idx_loc flog_append(flog *l, const void *key, size_t klen, const void *va
         s = flog_rotate(l);
     uint64_t off = s->size;
     assert_int_equal(seg_reserve(s, off + len), 0);
-    rec_encode(s->map + off, ++l->seq, 0, key, (uint32_t)klen, val, vlen);
+    rec_encode(s->map + off, ++l->seq, 0, 0, key, (uint32_t)klen, val, vlen);
     memcpy(s->map + off + REC_HDR, key, klen);
     if (vlen)
         memcpy(s->map + off + REC_HDR + klen, val, vlen);

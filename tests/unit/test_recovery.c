@@ -21,11 +21,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/log/record.h"
 #include "testutil.h"
 
 static size_t rec_size(size_t klen, size_t vlen)
 {
-    return 25 + klen + vlen; /* record.h: 25-byte header, key, value */
+    return REC_HDR + klen + vlen; /* record.h: header, key, value */
 }
 
 /* ---- torn tail --------------------------------------------------------------------------- */
@@ -172,7 +173,7 @@ static void test_bit_rot_in_sealed_segment(void **state)
     snprintf(seg, sizeof seg, "%s", tu_path(dir, "000001.log"));
     unsigned char *b = tu_slurp(seg, &len);
     size_t v40 = find(b, len, "value-040-"), v45 = find(b, len, "value-045-");
-    size_t rec40 = v40 - 4 - 25, rec45 = v45 - 4 - 25;
+    size_t rec40 = v40 - 4 - REC_HDR, rec45 = v45 - 4 - REC_HDR;
     for (int i = 45; i < ROT_KEYS; i++) { /* the keys from k045 to the end of the segment */
         rot_value(i, val, sizeof val);
         if (memmem(b, len, val, strlen(val)))

@@ -291,7 +291,7 @@ static int add_op(logdb *db, pending *p, kvs_op *op)
     p->ops[i] = op;
     p->seqs[i] = ++db->seq;
     p->offs[i] = db->active->size + p->bytes;
-    rec_encode(p->hdr[i], p->seqs[i], flags, op->key, klen, op->val, vlen);
+    rec_encode(p->hdr[i], p->seqs[i], flags, 0, op->key, klen, op->val, vlen); /* no expiry yet */
     p->bytes += len;
     return 0;
 }

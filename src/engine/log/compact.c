@@ -7,9 +7,9 @@
  * go on while it scans and copies. It calls sync.c and segs.c below it, nothing above (logdb.h):
  * the segment list grows only through segs.c, which reserves the room the swap needs.
  *
- * Victims are sealed segments. Their live records are copied, seq unchanged, into new sealed
- * segments (outputs); then the swap happens in an order where a crash at any point leaves a
- * store that opens to exactly the same keys and values:
+ * Victims are sealed segments. Their live records are copied byte for byte — seq and expiry time
+ * unchanged — into new sealed segments (outputs); then the swap happens in an order where a crash
+ * at any point leaves a store that opens to exactly the same keys and values:
  *
  *   1. write the outputs                      crash → outputs are leftovers, deleted at open
  *   2. fdatasync the outputs and the dir      crash → same
@@ -151,6 +151,7 @@ static int copy_record(void *arg, const seg_rec *r)
         return rc;
     if (c->used + r->len > OUT_BUF && (rc = out_flush(c)) < 0)
         return rc;
+    /* the record's bytes as they are: seq, expire_at (record.h) and checksums unchanged */
     const unsigned char *src = r->key - REC_HDR;
     uint32_t to_off = (uint32_t)(o->size + c->used);
     if (r->len > OUT_BUF) {

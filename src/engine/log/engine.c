@@ -69,8 +69,17 @@ static int ldb_open(const char *dir, const kvs_options *opt, void **out)
     }
     pthread_once(&knob, manifest_knob);
     io_take_sync_failure(); /* a mark left by an earlier store on this thread */
-    if ((rc = idx_new(&db->idx)) < 0 || (rc = ldb_recover(db)) < 0)
+    if ((rc = idx_new(&db->idx)) < 0 || (rc = ldb_recover(db)) < 0) {
+        /* A live segment of the format kvs_upgrade converts (seg_open): recovery stopped before
+         * it changed anything of the store's (it deletes only files a crash left unfinished) */
+        if (rc == KVS_EFORMAT)
+            rc = kvs_seterr(KVS_EFORMAT,
+                            "%s holds a format-%u store (written by kvs before per-key expiry "
+                            "times; this build reads format %u); convert it with `kvs upgrade "
+                            "%s`",
+                            dir, SEG_VERSION_UPGRADABLE, SEG_VERSION, dir);
         goto fail;
+    }
     /* recovery loads what is on disk whatever the budget; from now on new keys must fit */
     idx_set_budget(db->idx, db->opt.max_index_memory);
     if ((rc = ldb_threads_start(db)) < 0)

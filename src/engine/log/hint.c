@@ -55,6 +55,7 @@ static int hw_entry(void *ctx, const seg_rec *r)
     le_put32(p + 12, r->vlen);
     le_put32(p + 16, r->klen);
     p[20] = r->flags;
+    le_put64(p + 21, r->expire_ms);
     memcpy(p + HINT_ENTRY, r->key, r->klen);
     w->used += HINT_ENTRY + r->klen;
     w->count++;
@@ -132,6 +133,7 @@ static int hint_walk(const unsigned char *m, size_t n, const seg *s, uint32_t co
         r.vlen = le_get32(m + p + 12);
         r.klen = le_get32(m + p + 16);
         r.flags = m[p + 20];
+        r.expire_ms = le_get64(m + p + 21);
         r.damaged = false; /* unknown here: the read that fetches the record verifies it */
         r.len = rec_len(r.klen, r.vlen);
         if (r.klen > KVS_MAX_KEY || r.vlen > KVS_MAX_VALUE || (r.flags & ~REC_TOMBSTONE) ||
@@ -179,8 +181,10 @@ int hint_load_kept(const char *dir, const seg *s, seg_scan_fn fn, void *ctx, hin
     XXH3_64bits_update(&sum, m, HINT_HDR);
     if (le_get64(m + n - 8) != XXH3_64bits_digest(&sum))
         rc = kvs_seterr(KVS_ECORRUPT, "%s: checksum mismatch", path);
-    else if (le_get32(m) != HINT_MAGIC || le_get16(m + 4) != HINT_VERSION ||
-             le_get32(m + 8) != s->id || le_get64(m + 16) != s->size)
+    else if (le_get32(m) == HINT_MAGIC && le_get16(m + 4) != HINT_VERSION)
+        rc = kvs_seterr(KVS_ECORRUPT, "%s: hint format version %u; this build reads %u", path,
+                        le_get16(m + 4), HINT_VERSION);
+    else if (le_get32(m) != HINT_MAGIC || le_get32(m + 8) != s->id || le_get64(m + 16) != s->size)
         rc = kvs_seterr(KVS_ECORRUPT, "%s: does not describe %s as it is", path, s->path);
     else if ((rc = hint_walk(m, n, s, le_get32(m + 12), NULL, NULL, path)) == 0) {
         rc = hint_walk(m, n, s, le_get32(m + 12), fn, ctx, path);

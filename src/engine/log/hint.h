@@ -14,19 +14,21 @@
  *   offset  size  field
  *   ------  ----  ---------------------------------------------------------------
  *        0     4  magic "KVSH" (0x4853564b)
- *        4     2  format version (1)
+ *        4     2  format version (2; 1, before expiry times, is not read: the segment is
+ *                 scanned instead, and its hint written anew)
  *        6     2  reserved, 0
  *        8     4  segment id
  *       12     4  entry count
  *       16     8  size of the segment file the hint describes
  *
- *   entry (21 + key_len bytes):
+ *   entry (29 + key_len bytes):
  *        0     8  seq
  *        8     4  record offset in the segment
  *       12     4  val_len
  *       16     4  key_len
  *       20     1  flags (as the record's)
- *       21     k  key
+ *       21     8  expire_at (as the record's: ms since the Unix epoch, 0 = never)
+ *       29     k  key
  *
  *   footer: 8 bytes, XXH3-64 over all entries followed by the header (the header is known
  *   last, when the entries are written).
@@ -37,9 +39,9 @@
 #include "engine/log/segment.h"
 
 #define HINT_MAGIC 0x4853564bu
-#define HINT_VERSION 1u
+#define HINT_VERSION 2u
 #define HINT_HDR 24u
-#define HINT_ENTRY 21u
+#define HINT_ENTRY 29u
 
 /* Write s's hint file from a scan of s (synced, renamed into place; the caller syncs the dir). */
 int hint_write(const char *dir, const seg *s);

@@ -19,6 +19,9 @@
  *   commit.c      the write path: group commit, appends, rotation
  *   background.c  the threads: the everysec syncer, the maintenance thread, the idle clean-up
  *   engine.c      the engine table: open, close, read, stats
+ *   upgrade.c     kvs_upgrade, above them all and apart: it reads a store of the previous
+ *                 format with a reader of its own (and manifest.c, segment.c's opening) and
+ *                 writes the new one through kvs.h; it shares nothing with an open store
  *
  * Threads and locks:
  *   - readers (ldb_read) take no lock: an RCU read section around the index lookup and the read

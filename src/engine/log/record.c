@@ -45,15 +45,25 @@ static uint32_t value_sum(const void *val, uint32_t vlen)
     return cksum32(vlen ? val : "", vlen);
 }
 
-void rec_encode(unsigned char out[REC_HDR], uint64_t seq, uint8_t flags, const void *key,
-                uint32_t klen, const void *val, uint32_t vlen)
+void rec_encode(unsigned char out[REC_HDR], uint64_t seq, uint8_t flags, uint64_t expire_ms,
+                const void *key, uint32_t klen, const void *val, uint32_t vlen)
 {
     le_put64(out + 8, seq);
     out[16] = flags;
     le_put32(out + 17, klen);
     le_put32(out + 21, vlen);
+    le_put64(out + 25, expire_ms);
     le_put32(out + 4, value_sum(val, vlen));
     le_put32(out, head_sum(out, key, klen));
+}
+
+bool rec_fields_ok(uint64_t seq, uint8_t flags, uint32_t klen, uint32_t vlen)
+{
+    if (flags & ~REC_TOMBSTONE)
+        return false;
+    if (klen > KVS_MAX_KEY || vlen > KVS_MAX_VALUE || seq == 0)
+        return false;
+    return !(flags & REC_TOMBSTONE) || vlen == 0;
 }
 
 bool rec_decode(const unsigned char in[REC_HDR], rec_hdr *h)
@@ -64,13 +74,8 @@ bool rec_decode(const unsigned char in[REC_HDR], rec_hdr *h)
     h->flags = in[16];
     h->klen = le_get32(in + 17);
     h->vlen = le_get32(in + 21);
-    if (h->flags & ~REC_TOMBSTONE)
-        return false;
-    if (h->klen > KVS_MAX_KEY || h->vlen > KVS_MAX_VALUE || h->seq == 0)
-        return false;
-    if ((h->flags & REC_TOMBSTONE) && h->vlen != 0)
-        return false;
-    return true;
+    h->expire_ms = le_get64(in + 25);
+    return rec_fields_ok(h->seq, h->flags, h->klen, h->vlen);
 }
 
 bool rec_head_ok(const unsigned char *hdr, const void *key, uint32_t klen)

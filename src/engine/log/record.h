@@ -13,8 +13,10 @@
  *       16     1  flags: bit 0 = tombstone; other bits 0
  *       17     4  key_len  (≤ KVS_MAX_KEY)
  *       21     4  val_len  (≤ KVS_MAX_VALUE; 0 for a tombstone)
- *       25     k  key bytes
- *     25+k     v  value bytes
+ *       25     8  expire_at: when the key expires, in milliseconds since the Unix epoch;
+ *                 0 = never (format 3 on: segment.h's version)
+ *       33     k  key bytes
+ *     33+k     v  value bytes
  *
  * Two checksums, because one over the whole record cannot tell an authentic header from a
  * damaged one. With hcrc matching, the header is authentic: the record's extent, key and seq are
@@ -24,6 +26,11 @@
  * newest write of its key, and is reported as corrupt rather than letting an older value stand
  * in for it. vcrc is outside hcrc: damage to it is damage to the value, not to the header. A
  * record whose checksums fail is never served: readers verify both on every record they return.
+ *
+ * expire_at is the record's, not the key's in RAM: a set writes the expiry it is given (0 for
+ * now: every write stores "never"), and whatever copies a record — compaction copies its bytes
+ * as they are — keeps it. Format 2 (segment version 2) had no expire_at: a 25-byte header, the
+ * key at 25. Such stores are refused at open and converted by kvs_upgrade (upgrade.c).
  */
 #ifndef KVS_LOG_RECORD_H
 #define KVS_LOG_RECORD_H
@@ -32,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REC_HDR 25u
+#define REC_HDR 33u
 #define REC_TOMBSTONE 0x01u
 
 typedef struct rec_hdr {
@@ -41,6 +48,7 @@ typedef struct rec_hdr {
     uint8_t flags;
     uint32_t klen;
     uint32_t vlen;
+    uint64_t expire_ms; /* expire_at: ms since the Unix epoch; 0 = never */
 } rec_hdr;
 
 static inline uint64_t rec_len(uint32_t klen, uint32_t vlen)
@@ -48,10 +56,14 @@ static inline uint64_t rec_len(uint32_t klen, uint32_t vlen)
     return (uint64_t)REC_HDR + klen + vlen;
 }
 
-/* Encode a complete header (both checksums included) for key and value into out[REC_HDR]. */
-void rec_encode(unsigned char out[REC_HDR], uint64_t seq, uint8_t flags, const void *key,
-                uint32_t klen, const void *val, uint32_t vlen);
-/* Decode a header; false if its fields are out of bounds (lengths, flags). Checksums unchecked. */
+/* Encode a complete header (both checksums included) for key and value into out[REC_HDR];
+ * expire_ms: the key's expiry time (0: never). */
+void rec_encode(unsigned char out[REC_HDR], uint64_t seq, uint8_t flags, uint64_t expire_ms,
+                const void *key, uint32_t klen, const void *val, uint32_t vlen);
+/* Are these header fields within bounds (lengths, flags, seq)? What rec_decode checks; also
+ * for readers of older formats (upgrade.c). */
+bool rec_fields_ok(uint64_t seq, uint8_t flags, uint32_t klen, uint32_t vlen);
+/* Decode a header; false if its fields are out of bounds (rec_fields_ok). Checksums unchecked. */
 bool rec_decode(const unsigned char in[REC_HDR], rec_hdr *h);
 /* Is the encoded header hdr authentic, with key (klen as the header says) after it? */
 bool rec_head_ok(const unsigned char *hdr, const void *key, uint32_t klen);

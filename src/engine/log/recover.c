@@ -460,7 +460,7 @@ static int open_ours(logdb *db, uint32_t id, seg **s)
 {
     int rc = seg_open(db->dir, id, false, s);
 
-    if (rc == KVS_ECORRUPT || rc == KVS_EVERSION) {
+    if (rc == KVS_ECORRUPT || rc == KVS_EVERSION || rc == KVS_EFORMAT) {
         LOG_WARN("%s; not a segment of this store: left alone", kvs_last_error());
         return 0;
     }

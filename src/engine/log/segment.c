@@ -204,7 +204,8 @@ fail:
     return rc;
 }
 
-int seg_open(const char *dir, uint32_t id, bool writable, seg **out)
+/* seg_open's work but the version check: the version goes into *version. */
+static int open_file(const char *dir, uint32_t id, bool writable, uint16_t *version, seg **out)
 {
     unsigned char h[SEG_HDR];
     seg *s = seg_alloc(dir, id);
@@ -233,14 +234,7 @@ int seg_open(const char *dir, uint32_t id, bool writable, seg **out)
         rc = kvs_seterr(KVS_ECORRUPT, "%s: not a kvs segment (bad header)", s->path);
         goto fail;
     }
-    if (le_get16(h + 4) != SEG_VERSION) {
-        rc = kvs_seterr(KVS_EVERSION,
-                        "%s: segment format version %u; this build reads only version %u "
-                        "(records with a header and a value checksum): open it with the build "
-                        "that wrote it",
-                        s->path, le_get16(h + 4), SEG_VERSION);
-        goto fail;
-    }
+    *version = le_get16(h + 4);
     if (le_get32(h + 8) != id) {
         rc = kvs_seterr(KVS_ECORRUPT, "%s: header says segment %u", s->path, le_get32(h + 8));
         goto fail;
@@ -254,6 +248,34 @@ int seg_open(const char *dir, uint32_t id, bool writable, seg **out)
 fail:
     seg_close(s);
     return rc;
+}
+
+int seg_open(const char *dir, uint32_t id, bool writable, seg **out)
+{
+    uint16_t version;
+    int rc = open_file(dir, id, writable, &version, out);
+
+    if (rc < 0 || version == SEG_VERSION)
+        return rc;
+    if (version == SEG_VERSION_UPGRADABLE)
+        rc = kvs_seterr(KVS_EFORMAT,
+                        "%s is of format %u (kvs before per-key expiry times); this build reads "
+                        "format %u",
+                        (*out)->path, version, SEG_VERSION);
+    else
+        rc = kvs_seterr(KVS_EVERSION,
+                        "%s: segment format version %u; this build reads only version %u "
+                        "(records with a header and a value checksum and an expiry time): open "
+                        "it with the build that wrote it",
+                        (*out)->path, version, SEG_VERSION);
+    seg_close(*out);
+    *out = NULL;
+    return rc;
+}
+
+int seg_open_any_version(const char *dir, uint32_t id, uint16_t *version, seg **out)
+{
+    return open_file(dir, id, false, version, out);
 }
 
 int seg_trim(seg *s, uint64_t end)
@@ -306,6 +328,7 @@ static void rec_fill(const unsigned char *base, uint64_t off, seg_rec *r)
     r->off = off;
     r->len = rec_len(h.klen, h.vlen);
     r->seq = h.seq;
+    r->expire_ms = h.expire_ms;
     r->flags = h.flags;
     r->damaged = false;
     r->klen = h.klen;

@@ -11,7 +11,9 @@
  *   offset  size  field
  *   ------  ----  ---------------------------------------------------------------
  *        0     4  magic "KVSL" (0x4c53564b little-endian)
- *        4     2  format version (2: records with a header and a value checksum, record.h)
+ *        4     2  format version (3: records with a header checksum, a value checksum and an
+ *                 expiry time, record.h; 2, before expiry: refused with KVS_EFORMAT, converted
+ *                 by kvs_upgrade; 1: refused with KVS_EVERSION)
  *        6     2  reserved, 0
  *        8     4  segment id (must match the file name)
  *       12     4  checksum: low 32 bits of XXH3-64 over bytes 0..11
@@ -46,7 +48,8 @@
 #include "engine/log/record.h"
 
 #define SEG_MAGIC 0x4c53564bu
-#define SEG_VERSION 2u
+#define SEG_VERSION 3u
+#define SEG_VERSION_UPGRADABLE 2u /* the format kvs_upgrade converts (upgrade.c) */
 #define SEG_HDR 16u
 #define SEG_NAME_MAX 24
 
@@ -83,8 +86,12 @@ int seg_create(const char *dir, uint32_t id, uint64_t cap, seg **out);
 /* Is dir/NNNNNN.log (id) a creation a crash cut short: shorter than a header, and its bytes the
  * start of the header seg_create writes for id (an empty file included)? */
 bool seg_is_unfinished(const char *dir, uint32_t id);
-/* Open an existing segment, checking its header, and map it. writable: the active one. */
+/* Open an existing segment, checking its header, and map it. writable: the active one.
+ * KVS_EFORMAT for a segment of SEG_VERSION_UPGRADABLE, KVS_EVERSION for another version. */
 int seg_open(const char *dir, uint32_t id, bool writable, seg **out);
+/* Open an existing segment read-only and map it whatever its format version, which goes into
+ * *version (its header otherwise checked as seg_open does): for readers of older formats. */
+int seg_open_any_version(const char *dir, uint32_t id, uint16_t *version, seg **out);
 /* Map a complete segment for reading (a compaction output). */
 int seg_map(seg *s);
 /* Make the opened active segment appendable with capacity cap (after recovery). */
@@ -108,6 +115,7 @@ typedef struct seg_rec {
     uint64_t off;
     uint64_t len;
     uint64_t seq;
+    uint64_t expire_ms; /* the record's expire_at (record.h); 0: never */
     uint8_t flags;
     bool damaged; /* its header is authentic, its value fails its checksum (scans only) */
     uint32_t klen, vlen;
