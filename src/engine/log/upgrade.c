@@ -470,7 +470,8 @@ static int write_store(upgrader *u, const f2_rec *v, size_t n)
         goto out;
     report(u, KVS_UPGRADE_WRITING);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        ops[k++] = (kvs_op){KVS_OP_SET, v[i].key, v[i].klen, v[i].val, v[i].vlen, 0};
+        ops[k++] = (kvs_op){.type = KVS_OP_SET, .key = v[i].key, .klen = v[i].klen,
+                            .val = v[i].val, .vlen = v[i].vlen};
         bytes += v[i].klen + v[i].vlen;
         if (k < BATCH_OPS && bytes < BATCH_BYTES && i + 1 < n)
             continue;
