@@ -49,7 +49,10 @@
  * that "the newest seq wins" (idx_put_newer) is decided without reading the old record from the
  * log: hints exist so that start-up reads keys, not values. Those side arrays are rebuilt with
  * the table and freed when recovery ends, and the table is then cut to the size its keys need
- * (tombstones took room while it was loaded).
+ * (tombstones took room while it was loaded). The table is sized up front for the records
+ * recovery expects (the hint headers' counts), so that loading them does not rebuild it again
+ * and again, and records come in batches (idx_put_newer_batch), each inserted under one hold of
+ * the mutex with its table misses overlapped.
  *
  * Cursor (for SCAN). A cursor is a 32-bit hash value c (0 to start; IDX_CURSOR_END when done).
  * idx_cursor_next scans the slots from home(c) forward to the first empty slot e and hands out
@@ -120,9 +123,24 @@ int idx_put(idx *x, const void *key, size_t klen, const idx_loc *loc, idx_loc *o
  * the entry's. Returns 1 replaced (*old filled), 0 added, 2 kept the existing newer entry (*old
  * filled with it). key_kept: the key's bytes stay readable where they are until
  * idx_recovery_end (a hint kept mapped), so later keys are compared against them rather than
- * against the record. Concurrent calls are fine (loaders run in parallel). No budget. */
+ * against the record. Thread-safe, as every change (under the index's mutex). No budget. */
 int idx_put_newer(idx *x, const void *key, size_t klen, const idx_loc *loc, bool key_kept,
                   idx_loc *old);
+/* One insert of idx_put_newer_batch: key, klen, kept (key_kept) and loc in; rc (as
+ * idx_put_newer returns) and old out; h is the batch's own. */
+typedef struct idx_newer {
+    const void *key;
+    uint32_t klen;
+    bool kept;
+    idx_loc loc;
+    int rc;
+    idx_loc old;
+    uint64_t h;
+} idx_newer;
+/* idx_put_newer of each of v[0 .. n), in order, under one hold of the index's mutex (recovery's
+ * loaders: one meeting a batch, not a key, and the batch's table misses overlapped). 0, or the
+ * first failure (KVS_ENOMEM), the entries after it not inserted. */
+int idx_put_newer_batch(idx *x, idx_newer *v, size_t n);
 /* Is key in the index? The write path's question: it reads records as idx_put does (sealed
  * segments by pread), not through the mappings. */
 bool idx_contains(idx *x, const void *key, size_t klen);
@@ -134,8 +152,10 @@ int idx_repoint(idx *x, const void *key, size_t klen, const seg *from, uint32_t 
                 const idx_loc *to);
 
 /* Recovery: keep seq, value length and key references beside each slot (idx_put_newer) until
- * idx_recovery_end, which frees them (no reader may run: recovery is alone). */
-int idx_recovery_begin(idx *x);
+ * idx_recovery_end, which frees them (no reader may run: recovery is alone). The index is empty;
+ * its table is made large enough for expect records at once (so that loading them never grows
+ * it), unless that table and its side arrays would take more than max_bytes. */
+int idx_recovery_begin(idx *x, uint64_t expect, uint64_t max_bytes);
 void idx_recovery_end(idx *x);
 /* Delete every entry carrying REC_TOMBSTONE (end of recovery). Returns how many. */
 uint64_t idx_drop_tombstones(idx *x);

@@ -33,8 +33,8 @@
  *   - two background threads (util/syncer.h): the syncer (everysec) and the maintenance thread
  *     (hint files of sealed segments, automatic compaction), both stopped by ldb_threads_stop;
  *   - the index (index.h) has its own mutex for every change to it — the write path's puts and
- *     deletes under wmu, compaction's repoints and segment slots under cmu alone, recovery's
- *     parallel loaders under neither — and takes nothing under it;
+ *     deletes under wmu, compaction's repoints and segment slots under cmu alone, recovery
+ *     under neither — and takes nothing under it;
  *   - lock order: cmu, then wmu, then the index's mutex; qmu is never held with cmu or wmu; a
  *     background thread's own mutex (util/syncer.h) is a leaf, taken under wmu to wake it.
  * wmu and cmu are taken through LDB_LOCK (below), which in checked builds (util/invariant.h)
