@@ -144,6 +144,14 @@ void tu_reopen(kvs_t **db, const char *dir, const kvs_options *opt)
     *db = tu_open(dir, opt);
 }
 
+void tu_reopen_rebuilt(kvs_t **db, const char *dir, const kvs_options *opt)
+{
+    assert_int_equal(kvs_close(*db), 0);
+    *db = NULL;
+    assert_int_equal(unlink(tu_path(dir, "INDEX")), 0);
+    *db = tu_open(dir, opt);
+}
+
 /* ---- the engine under test ---- */
 
 const char *tu_engine = "kvs";

@@ -34,8 +34,12 @@ void tu_flip_byte(const char *path, size_t off);
 kvs_t *tu_open(const char *dir, const kvs_options *opt);
 /* Open and return the error code instead (the handle is closed on failure). */
 int tu_try_open(const char *dir, const kvs_options *opt, kvs_t **out);
-/* Close *db (asserting success) and open dir again with opt into *db. */
+/* Close *db (asserting success) and open dir again with opt into *db. The kvs engine then loads
+ * the index it saved at the close (src/engine/log/saved.h). */
 void tu_reopen(kvs_t **db, const char *dir, const kvs_options *opt);
+/* The same, the saved index removed in between (asserted to be there): the kvs engine rebuilds
+ * its index from the hint files and segments, as after a crash. */
+void tu_reopen_rebuilt(kvs_t **db, const char *dir, const kvs_options *opt);
 
 /* ---- the engine under test ----
  * The engine-parameterized tests (test_engine, test_binary) run once per engine: CTest passes

@@ -801,6 +801,85 @@ void idx_recovery_end(idx *x)
     pthread_mutex_unlock(&x->mu);
 }
 
+/* ---- images (the saved index, saved.h) ---- */
+
+int idx_image_get(idx *x, idx_image *img)
+{
+    pthread_mutex_lock(&x->mu);
+    KVS_ASSERT(!x->t->side);
+    cut_to_keys(x); /* what a reopen would build: the same figures after either */
+    idx_table *t = x->t;
+    *img = (idx_image){x->seed, t->n, t->cap, x->count, x->deleted, t->word, t->hash, NULL};
+    pthread_mutex_unlock(&x->mu);
+    return 0;
+}
+
+int idx_image_new(uint64_t n, uint64_t cap, idx_image *img)
+{
+    memset(img, 0, sizeof *img);
+    if (n == 0 || cap <= n || cap - n > n + tail_for(n))
+        return KVS_ECORRUPT;
+    if (!(img->table = table_new(n, cap - n, false)))
+        return KVS_ENOMEM;
+    img->n = n;
+    img->cap = cap;
+    img->word = img->table->word;
+    img->hash = img->table->hash;
+    return 0;
+}
+
+/* Does img hold a table a lookup can trust: each live word naming a segment slot in use at an
+ * offset inside that segment, no tombstone, found from its home slot (home ≤ its slot, no empty
+ * slot in between: runs do not wrap), and as many keys and deleted markers as it says? */
+static bool image_sound(idx *x, const idx_image *img)
+{
+    const idx_table *t = img->table;
+    uint64_t live = 0, deleted = 0, empty = 0; /* empty: one past the last empty slot seen */
+
+    for (uint64_t i = 0; i < t->cap; i++) {
+        uint64_t w = t->word[i];
+        if (w == 0) {
+            empty = i + 1;
+            continue;
+        }
+        if (!w_live(w)) {
+            if (w != W_DELETED)
+                return false;
+            deleted++;
+            continue;
+        }
+        const seg *s = seg_at(x, w_slot(w));
+        uint64_t h = home(t->hash[i], t->n);
+        if (!s || (w & W_TOMB) || w_off(w) < SEG_HDR ||
+            (uint64_t)w_off(w) + REC_HDR > s->size || h > i || h < empty)
+            return false;
+        live++;
+    }
+    return live == img->count && deleted == img->deleted;
+}
+
+int idx_image_install(idx *x, idx_image *img)
+{
+    if (!image_sound(x, img))
+        return kvs_seterr(KVS_ECORRUPT, "its table does not hold together");
+    pthread_mutex_lock(&x->mu);
+    KVS_ASSERT(x->count == 0 && !x->t->side);
+    table_free(x->t); /* empty, and no reader has seen it: alone at open */
+    __atomic_store_n(&x->t, img->table, __ATOMIC_RELEASE);
+    x->seed = img->seed;
+    __atomic_store_n(&x->count, img->count, __ATOMIC_RELAXED);
+    x->deleted = img->deleted;
+    pthread_mutex_unlock(&x->mu);
+    img->table = NULL;
+    return 0;
+}
+
+void idx_image_free(idx_image *img)
+{
+    table_free(img->table);
+    img->table = NULL;
+}
+
 uint64_t idx_drop_tombstones(idx *x)
 {
     uint64_t n = 0;

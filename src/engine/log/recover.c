@@ -7,13 +7,15 @@
  *   2. Delete our temporary files (by their exact names); note the segment files the manifest
  *      does not name, telling ours (a valid header naming the file's id) from strays, which are
  *      left alone; next_id goes past the manifest's ids and ours, never past a stray's.
- *   3. Load each sealed segment from its hint file; where the hint is missing or damaged, scan
- *      the segment (verifying every checksum) and write the hint anew. A zero tail (a crash
- *      between a rotation and its seal) is cut first, so that the new hint matches; so is a
- *      torn tail of a segment without a hint (it may not have been synced since it was sealed:
- *      it is scanned as the active one is).
- *   4. Scan the active segment; a tail that holds no record is a torn append and is truncated,
- *      with its size logged.
+ *   3. Load the index a clean close saved (saved.c), if there is one and it matches the
+ *      segments exactly: the sealed segments are then not read at all. The file is moved aside,
+ *      used or not, before the first write. Otherwise load each sealed segment from its hint
+ *      file; where the hint is missing or damaged, scan the segment (verifying every checksum)
+ *      and write the hint anew. A zero tail (a crash between a rotation and its seal) is cut
+ *      first, so that the new hint matches; so is a torn tail of a segment without a hint (it
+ *      may not have been synced since it was sealed: it is scanned as the active one is).
+ *   4. Scan the active segment (after a saved index, only its records past the saved size); a
+ *      tail that holds no record is a torn append and is truncated, with its size logged.
  *   Damage (seg_scan) is logged with file and offset and counted (corrupt_records): a record
  *   whose value is damaged is indexed all the same, so its key reads as KVS_ECORRUPT and never
  *   as the value it replaced; a damaged header leaves the rest of its file unread but kept (the
@@ -42,6 +44,7 @@
 
 #include "engine/log/hint.h"
 #include "engine/log/logdb.h"
+#include "engine/log/saved.h"
 #include "util/array.h"
 #include "util/err.h"
 #include "util/io.h"
@@ -335,14 +338,32 @@ static int start_new_active(logdb *db)
     return 0;
 }
 
-static int load_active(logdb *db, seg *s)
+/* A record of the active segment newer than everything a saved index holds (saved.h): applied
+ * as the write path applied it. The active segment's records are in seq order. */
+static int replay_record(void *arg, const seg_rec *r)
+{
+    load_ctx *c = arg;
+    int rc;
+
+    if (r->seq < c->s->min_seq)
+        c->s->min_seq = r->seq;
+    c->s->max_seq = r->seq;
+    rc = ldb_index_record(c->db, c->s, (uint32_t)r->off, r->key, r->klen, r->vlen, r->seq,
+                          r->flags & REC_TOMBSTONE);
+    raise_seq(c->db, r->seq);
+    return rc < 0 ? rc : 0;
+}
+
+/* Load the active segment's records from offset from: all of them (from SEG_HDR, fn
+ * load_record), or those after a saved index's (fn replay_record). */
+static int load_active(logdb *db, seg *s, uint64_t from, seg_scan_fn fn)
 {
     load_ctx c = {.db = db, .s = s, .tombstones = &db->recovered_tombstones};
     seg_scan_result res;
     int rc;
 
     rcu_read_lock();
-    rc = seg_scan_active(s, load_record, &c, &res);
+    rc = seg_scan_active_from(s, from, fn, &c, &res);
     if (rc == 0)
         rc = load_flush(&c); /* before the tail is cut and the mapping replaced */
     rcu_read_unlock();
@@ -373,7 +394,8 @@ static int load_active(logdb *db, seg *s)
  *
  * A file is deleted at open only when it is certain to hold nothing live:
  *   - a temporary file kvs writes, by its exact name (MANIFEST.tmp, api.c's ENGINE.tmp,
- *     NNNNNN.hint.tmp): a crash came before its rename. Nothing else ending in .tmp is ours;
+ *     INDEX.tmp, NNNNNN.hint.tmp): a crash came before its rename; and INDEX.old, a saved index
+ *     read at an open, never to be read again (saved.h). Nothing else ending in .tmp is ours;
  *   - a segment file the manifest does not name, whose header is ours, and
  *       - which an edit of the manifest dropped: a compaction victim whose deletion a crash
  *         interrupted (its live records are in the outputs that edit added), or
@@ -427,10 +449,11 @@ static int id_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Is name a temporary file of ours (manifest.c's, api.c's ENGINE, hint.c's)? */
+/* Is name a temporary file of ours (manifest.c's, api.c's ENGINE, saved.c's two, hint.c's)? */
 static bool is_leftover(const char *name)
 {
     return strcmp(name, MAN_FILE ".tmp") == 0 || strcmp(name, "ENGINE.tmp") == 0 ||
+           strcmp(name, SAVED_FILE ".tmp") == 0 || strcmp(name, SAVED_RETIRED) == 0 ||
            seg_parse_name(name, "hint.tmp") != 0;
 }
 
@@ -845,10 +868,16 @@ static int recover(logdb *db, kept_hints *hint_maps)
      * over the writes made since (found by fuzz_recover: stale-hint-of-reactivated-segment). */
     if (remove_hint(db, db->active->id) && (rc = io_fsync_dir(db->dir)) < 0)
         goto out;
-    if ((rc = idx_recovery_begin(db->idx, expected_records(db), presize_max())) < 0 ||
-        (rc = load_all_sealed(db, hint_maps, &unhinted, &nunhinted)) < 0 ||
-        (rc = load_active(db, db->active)) < 0 ||
-        (rc = load_unhinted(db, unhinted, nunhinted)) < 0)
+    uint64_t from;
+    if ((rc = ldb_index_load(db, &from)) < 0)
+        goto out;
+    if (rc == 1)
+        rc = load_active(db, db->active, from, replay_record);
+    else if ((rc = idx_recovery_begin(db->idx, expected_records(db), presize_max())) == 0 &&
+             (rc = load_all_sealed(db, hint_maps, &unhinted, &nunhinted)) == 0 &&
+             (rc = load_active(db, db->active, SEG_HDR, load_record)) == 0)
+        rc = load_unhinted(db, unhinted, nunhinted);
+    if (rc < 0)
         goto out;
     if ((rc = judge_unnamed(db, &st, &logs, &kept, &adopt)) < 0 ||
         (rc = remove_hints(db, &hints, &kept)) < 0)
