@@ -26,20 +26,16 @@
  */
 #include <dirent.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
 #include "engine/log/logdb.h"
 #include "engine/log/saved.h"
 #include "testutil.h"
-
-extern char **environ;
 
 #define KEYS 1500
 #define BUDGET (1u << 20)
@@ -119,22 +115,6 @@ static void check_model(kvs_t *db, const model *m)
     assert_int_equal(tu_stats(db).keys, present); /* and no key beside the model's */
 }
 
-/* Compact every other sealed segment: tombstones whose older records stay in the segments left
- * out are copied forward. */
-static void compact_some(kvs_t *db)
-{
-    logdb *l = kvs_engine_impl(db);
-    seg *v[512];
-    uint32_t n = 0;
-
-    pthread_mutex_lock(&l->wmu);
-    for (uint32_t i = 0; i < l->nsegs && n < 512; i += 2)
-        if (l->segs[i] != l->active)
-            v[n++] = l->segs[i];
-    pthread_mutex_unlock(&l->wmu);
-    assert_true(ldb_compact_segments(l, v, n) > 0);
-}
-
 /* A store of several segments, compactions (one of only some segments, which copies
  * tombstones forward), and writes after them (overwrites of keys that live in the outputs,
  * removes whose tombstones the outputs kept). Closed. */
@@ -150,7 +130,7 @@ static char *build_store(model **out, uint64_t seed)
     workload(db, m, &rng, 3000);
     assert_true(kvs_compact(db) > 0);
     workload(db, m, &rng, 3000);
-    compact_some(db);
+    assert_true(tu_compact_every_other(db) > 0);
     workload(db, m, &rng, 2000);
     check_model(db, m);
     assert_int_equal(kvs_close(db), 0);
@@ -305,16 +285,6 @@ static void drop_store(char *dir, model *m)
 
 /* ---- children ---- */
 
-static int run_child(char *const argv[])
-{
-    pid_t pid;
-    int status;
-
-    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ), 0);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /* --child close DIR POINT: open, arm the crash point, close (which should not return). */
 static int child_close(const char *dir, int point)
 {
@@ -355,7 +325,7 @@ static void late_writes(const char *dir, model *m, int first, int n)
     snprintf(a1, sizeof a1, "%d", first);
     snprintf(a2, sizeof a2, "%d", n);
     char *argv[] = {"/proc/self/exe", "--child", "write", d, a1, a2, NULL};
-    assert_int_equal(run_child(argv), 0);
+    assert_int_equal(tu_run_self(argv), 0);
     for (int i = first; i < first + n; i++) {
         char val[32];
         snprintf(val, sizeof val, "late-%d", i);
@@ -434,7 +404,7 @@ static void crash_at(int point)
 
     snprintf(pt, sizeof pt, "%d", point);
     char *argv[] = {"/proc/self/exe", "--child", "close", dir, pt, NULL};
-    assert_int_equal(run_child(argv), CRASH_EXIT);
+    assert_int_equal(tu_run_self(argv), CRASH_EXIT);
     bool renamed = point == CRASH_INDEX_RENAMED;
     assert_int_equal(exists(dir, SAVED_FILE), renamed);
     assert_int_equal(exists(dir, SAVED_FILE ".tmp"), !renamed);

@@ -30,6 +30,12 @@ unsigned char *tu_slurp(const char *path, size_t *len);
 void tu_spill(const char *path, const void *b, size_t len);
 /* Flip bits of the byte at off in a file (asserted to be inside it). */
 void tu_flip_byte(const char *path, size_t off);
+/* Compact every other sealed segment of the kvs store db (ldb_compact_segments): tombstones
+ * whose older records stay in the segments left out are copied forward. Its result. */
+int64_t tu_compact_every_other(kvs_t *db);
+/* Run this test program again (/proc/self/exe, a clean process: the crash children) with argv
+ * (argv[0] included) and wait for it: its exit status, or 128 + the signal that ended it. */
+int tu_run_self(char *const argv[]);
 /* Open a store at dir with opt (NULL: defaults); asserts success. */
 kvs_t *tu_open(const char *dir, const kvs_options *opt);
 /* Open and return the error code instead (the handle is closed on failure). */
