@@ -100,12 +100,12 @@ class Server:
     def alive(self):
         return self.proc.poll() is None
 
-    def stop(self):
-        """SIGTERM by PID, wait up to 30 s, then SIGKILL; remove the data directory if it is
-        this server's own temporary one. Returns the exit code."""
+    def stop(self, sig=signal.SIGTERM):
+        """sig (SIGTERM: a clean stop) by PID, wait up to 30 s, then SIGKILL; remove the data
+        directory if it is this server's own temporary one. Returns the exit code."""
         if self.proc.poll() is None:
             try:
-                os.kill(self.pid, signal.SIGTERM)
+                os.kill(self.pid, sig)
             except ProcessLookupError:
                 pass
             try:

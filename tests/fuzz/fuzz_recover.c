@@ -11,11 +11,12 @@
  * then its operands:
  *   0 overwrite bytes      1 flip a bit        2 truncate        3 append bytes
  *   4 delete the file      5 zero a range      6 copy it under another name (segment and hint
- *   names, MANIFEST, ENGINE, the temporary names recovery removes, a stray)
+ *   names, MANIFEST, ENGINE, INDEX, the temporary names recovery removes, a stray)
  *   7 write a 32-bit little-endian number
  *   8 make its checksums right again after such edits: a segment's header and records, a
- *     hint's footer, the manifest's edits — so the fuzzer reaches damage that checksums cannot
- *     see (a hint that lies, an edit naming the wrong segments, records with other seqs)
+ *     hint's footer, the manifest's edits, the saved index's footer — so the fuzzer reaches
+ *     damage that checksums cannot see (a hint that lies, an edit naming the wrong segments,
+ *     records with other seqs)
  * Then: kvs_open. A refusal is fine if it is a KVS_E* code. If it opens, every key of the
  * history is read: found, not found or KVS_ECORRUPT, and a value served must be one that was
  * written for that key or one that an intact record for that key holds in the files as they were
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "engine/log/hint.h"
+#include "engine/log/saved.h"
 #include "engine/log/manifest.h"
 #include "engine/log/record.h"
 #include "engine/log/segment.h"
@@ -221,6 +223,8 @@ static void reseal(file *f)
         memcpy(t + n - 8 - HINT_HDR, b, HINT_HDR);
         le_put64(b + n - 8, cksum64(t, n - 8));
         free(t);
+    } else if (strcmp(f->name, SAVED_FILE) == 0 && n >= SAVED_HDR + 8) {
+        le_put64(b + n - 8, cksum64(b, n - 8));
     } else if (strcmp(f->name, MAN_FILE) == 0) {
         for (size_t off = MAN_HDR; n >= off + 8;) {
             uint32_t plen = le_get32(b + off + 4);
@@ -237,7 +241,7 @@ static void other_name(char *out, size_t cap, uint8_t sel, uint8_t id)
 {
     unsigned n = (unsigned)(id % 12) + 1;
 
-    switch (sel % 8) {
+    switch (sel % 11) {
     case 0: snprintf(out, cap, "%06u.log", n); break;
     case 1: snprintf(out, cap, "%06u.hint", n); break;
     case 2: snprintf(out, cap, "%06u.hint.tmp", n); break;
@@ -245,6 +249,9 @@ static void other_name(char *out, size_t cap, uint8_t sel, uint8_t id)
     case 4: snprintf(out, cap, "%s.tmp", MAN_FILE); break;
     case 5: snprintf(out, cap, "ENGINE"); break;
     case 6: snprintf(out, cap, "ENGINE.tmp"); break;
+    case 7: snprintf(out, cap, "%s", SAVED_FILE); break;
+    case 8: snprintf(out, cap, "%s.tmp", SAVED_FILE); break;
+    case 9: snprintf(out, cap, "%s", SAVED_RETIRED); break;
     default: snprintf(out, cap, "%07u.log", n); break; /* a longer id, still a segment name */
     }
 }

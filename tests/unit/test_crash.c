@@ -16,18 +16,14 @@
  */
 #include <dirent.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
 #include "engine/log/logdb.h"
 #include "testutil.h"
-
-extern char **environ;
 
 #define KEYS 400
 
@@ -125,15 +121,7 @@ static int crash_child(const char *dir, int point, int partial)
         return 2;
     kvs_test_crash_point = point;
     if (partial) {
-        logdb *ldb = kvs_engine_impl(db);
-        seg *v[256];
-        uint32_t n = 0;
-        pthread_mutex_lock(&ldb->wmu);
-        for (uint32_t i = 0; i < ldb->nsegs && n < 256; i += 2)
-            if (ldb->segs[i] != ldb->active)
-                v[n++] = ldb->segs[i];
-        pthread_mutex_unlock(&ldb->wmu);
-        r = ldb_compact_segments(ldb, v, n);
+        r = tu_compact_every_other(db);
     } else {
         r = kvs_compact(db);
     }
@@ -146,14 +134,11 @@ static void run_crash(int point, int partial)
     char *dir = build_store(), pt[8], part[8];
     char *argv[] = {"/proc/self/exe", "--crash-child", dir, pt, part, NULL};
     kvs_options o = crash_options();
-    pid_t pid;
     int status;
 
     snprintf(pt, sizeof pt, "%d", point);
     snprintf(part, sizeof part, "%d", partial);
-    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ), 0);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != CRASH_EXIT)
+    if ((status = tu_run_self(argv)) != CRASH_EXIT)
         fail_msg("child did not stop at step %d (status %d)", point, status);
 
     kvs_t *db = tu_open(dir, &o);

@@ -7,14 +7,14 @@
  *   - basics: put, lookup, overwrite, delete, repoint, idx_names, directly and through kvs_*;
  *   - forced collisions (kvs_test_idx_hash_mask: every key on a handful of tags and homes):
  *     values, overwrites and deletes stay right, through reopen (recovery compares keys against
- *     its hints) and compaction;
+ *     its hints; the saved index keeps the long runs) and compaction;
  *   - growth with readers (concurrency): threads look up known keys while another inserts enough
  *     keys for many rebuilds: every lookup finds its key where it is;
  *   - repoint racing writes and readers (concurrency): a compaction-like thread moves every key
  *     while a writer overwrites some: the overwrites win, readers always find one of the key's
  *     addresses;
  *   - recovery, newer wins: keys overwritten and removed across many segments, reopened from
- *     hints and from scans;
+ *     hints, from the index saved at close, and from scans;
  *   - absent keys: with 1M keys indexed, 1M lookups of absent keys read a record in under 1%;
  *   - the budget: new keys fail past it (IDX_EBUDGET; KVS_EFULL through the engine, nothing
  *     written), overwrites and deletes do not;
@@ -262,7 +262,7 @@ static void collide_through_engine(uint64_t mask)
         assert_int_equal(kvs_remove(db, key, strlen(key)), 0);
         want[i][0] = 0;
     }
-    for (int pass = 0; pass < 3; pass++) {
+    for (int pass = 0; pass < 4; pass++) {
         for (int i = 0; i < COLL_KEYS; i++) {
             snprintf(key, sizeof key, "key-%d", i);
             tu_assert_value(db, key, want[i][0] ? want[i] : NULL);
@@ -271,9 +271,11 @@ static void collide_through_engine(uint64_t mask)
         tu_assert_value(db, val, NULL);
         assert_int_equal(tu_stats(db).keys, COLL_KEYS - (COLL_KEYS + 6) / 7);
         if (pass == 0)
-            tu_reopen(&db, dir, &o); /* recovery: keys compared against the hints */
+            tu_reopen_rebuilt(&db, dir, &o); /* recovery: keys compared against the hints */
         else if (pass == 1)
             assert_true(kvs_compact(db) > 0);
+        else if (pass == 2)
+            tu_reopen(&db, dir, &o); /* the saved index: its long runs as they were */
     }
     assert_int_equal(kvs_close(db), 0);
     kvs_test_idx_hash_mask = UINT64_MAX;
@@ -562,11 +564,14 @@ static void recovery_newer_wins(uint64_t mask)
             tu_set(db, key, want[i]);
         }
     }
-    for (int pass = 0; pass < 3; pass++) {
+    for (int pass = 0; pass < 4; pass++) {
         if (pass == 1) {
-            tu_reopen(&db, dir, &o); /* from the hints */
+            tu_reopen_rebuilt(&db, dir, &o); /* from the hints */
         } else if (pass == 2) {
+            tu_reopen(&db, dir, &o); /* from the index saved at the close */
+        } else if (pass == 3) {
             assert_int_equal(kvs_close(db), 0);
+            assert_int_equal(unlink(tu_path(dir, "INDEX")), 0);
             char name[32];
             for (uint32_t id = 1; id < 4096; id++) { /* no hints: every segment scanned */
                 seg_name(name, sizeof name, id, "hint");

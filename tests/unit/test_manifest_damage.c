@@ -23,19 +23,15 @@
  * with --crash-child), as in test_crash.c.
  */
 #include <dirent.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/log/logdb.h"
 #include "engine/log/segment.h"
 #include "testutil.h"
-
-extern char **environ;
 
 /* ---- files ------------------------------------------------------------------------------- */
 
@@ -349,13 +345,10 @@ static void compact_and_stop(const char *dir, int point)
 {
     char pt[8];
     char *argv[] = {"/proc/self/exe", "--crash-child", (char *)dir, pt, NULL};
-    pid_t pid;
     int status;
 
     snprintf(pt, sizeof pt, "%d", point);
-    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ), 0);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != CRASH_EXIT)
+    if ((status = tu_run_self(argv)) != CRASH_EXIT)
         fail_msg("child did not stop at step %d (status %d)", point, status);
 }
 

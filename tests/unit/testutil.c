@@ -10,11 +10,18 @@
 #include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/log/logdb.h"
+
+extern char **environ;
 
 char *tu_mkdtemp(void)
 {
@@ -137,10 +144,42 @@ kvs_t *tu_open(const char *dir, const kvs_options *opt)
     return db;
 }
 
+int64_t tu_compact_every_other(kvs_t *db)
+{
+    logdb *l = kvs_engine_impl(db);
+    seg *v[256];
+    uint32_t n = 0;
+
+    pthread_mutex_lock(&l->wmu);
+    for (uint32_t i = 0; i < l->nsegs && n < 256; i += 2)
+        if (l->segs[i] != l->active)
+            v[n++] = l->segs[i];
+    pthread_mutex_unlock(&l->wmu);
+    return ldb_compact_segments(l, v, n);
+}
+
+int tu_run_self(char *const argv[])
+{
+    pid_t pid;
+    int status;
+
+    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 void tu_reopen(kvs_t **db, const char *dir, const kvs_options *opt)
 {
     assert_int_equal(kvs_close(*db), 0);
     *db = NULL;
+    *db = tu_open(dir, opt);
+}
+
+void tu_reopen_rebuilt(kvs_t **db, const char *dir, const kvs_options *opt)
+{
+    assert_int_equal(kvs_close(*db), 0);
+    *db = NULL;
+    assert_int_equal(unlink(tu_path(dir, "INDEX")), 0);
     *db = tu_open(dir, opt);
 }
 

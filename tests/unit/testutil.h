@@ -30,12 +30,22 @@ unsigned char *tu_slurp(const char *path, size_t *len);
 void tu_spill(const char *path, const void *b, size_t len);
 /* Flip bits of the byte at off in a file (asserted to be inside it). */
 void tu_flip_byte(const char *path, size_t off);
+/* Compact every other sealed segment of the kvs store db (ldb_compact_segments): tombstones
+ * whose older records stay in the segments left out are copied forward. Its result. */
+int64_t tu_compact_every_other(kvs_t *db);
+/* Run this test program again (/proc/self/exe, a clean process: the crash children) with argv
+ * (argv[0] included) and wait for it: its exit status, or 128 + the signal that ended it. */
+int tu_run_self(char *const argv[]);
 /* Open a store at dir with opt (NULL: defaults); asserts success. */
 kvs_t *tu_open(const char *dir, const kvs_options *opt);
 /* Open and return the error code instead (the handle is closed on failure). */
 int tu_try_open(const char *dir, const kvs_options *opt, kvs_t **out);
-/* Close *db (asserting success) and open dir again with opt into *db. */
+/* Close *db (asserting success) and open dir again with opt into *db. The kvs engine then loads
+ * the index it saved at the close (src/engine/log/saved.h). */
 void tu_reopen(kvs_t **db, const char *dir, const kvs_options *opt);
+/* The same, the saved index removed in between (asserted to be there): the kvs engine rebuilds
+ * its index from the hint files and segments, as after a crash. */
+void tu_reopen_rebuilt(kvs_t **db, const char *dir, const kvs_options *opt);
 
 /* ---- the engine under test ----
  * The engine-parameterized tests (test_engine, test_binary) run once per engine: CTest passes

@@ -6,8 +6,9 @@
  *     segments first, as every sync does (sync.c). The fdatasyncs run outside wmu so writers go
  *     on; an RCU read section keeps the segments (and their fds) from being retired meanwhile;
  *   - the maintenance thread: hint files of sealed segments, automatic compaction and the idle
- *     clean-up — all off the write path. Rotation and commits that leave work waiting wake it
- *     early (ldb_maint_kick, logdb.h).
+ *     clean-up — all off the write path — and the removal of the saved index an open read
+ *     (saved.h: a slow unlink, kept off the open). Rotation and commits that leave work waiting
+ *     wake it early (ldb_maint_kick, logdb.h), and so does an open that read a saved index.
  *
  * A failed sync fences the store, and from then on neither thread does anything: the syncer's
  * work is syncing, and the maintenance thread's hint files and compactions sync too. Each
@@ -19,6 +20,7 @@
 #include <urcu-bp.h>
 
 #include "engine/log/logdb.h"
+#include "engine/log/saved.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -95,6 +97,7 @@ static int maint_tick(void *arg)
     bool idle = idle_cleanup_due(db);
     bool due = db->opt.auto_compact && ldb_compact_due(db);
     LDB_UNLOCK(db, wmu);
+    ldb_index_drop_retired(db);
     ldb_write_pending_hints(db);
     if ((idle ? ldb_compact_all(db) : due ? ldb_compact_auto(db) : 0) < 0)
         LOG_WARN("compaction failed: %s", kvs_last_error());

@@ -63,18 +63,10 @@ int ldb_rotate(logdb *db, uint64_t need)
 static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, const kvs_op *op)
 {
     bool tomb = op->type == KVS_OP_REMOVE;
-    idx_loc loc = {s, (uint32_t)off, (uint32_t)op->vlen, seq, 0}, old;
-    int r;
 
     rcu_read_lock();
-    if (tomb) {
-        ldb_mark_dead(s, rec_len((uint32_t)op->klen, 0));
-        r = idx_del(db->idx, op->key, op->klen, &old) == 0 ? 1 : 0;
-    } else {
-        r = idx_put(db->idx, op->key, op->klen, &loc, &old);
-    }
-    if (r == 1)
-        ldb_mark_dead(old.seg, rec_len((uint32_t)op->klen, old.vlen));
+    int r = ldb_index_record(db, s, (uint32_t)off, op->key, (uint32_t)op->klen,
+                             tomb ? 0 : (uint32_t)op->vlen, seq, tomb);
     rcu_read_unlock();
     KVS_ASSERT(r != IDX_EBUDGET); /* fits_group asked first, and the index's answer is exact */
     if (r < 0)

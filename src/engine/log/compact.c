@@ -166,6 +166,10 @@ static int copy_record(void *arg, const seg_rec *r)
         o->min_seq = r->seq;
     if (r->seq > o->max_seq)
         o->max_seq = r->seq;
+    /* a tombstone's bytes are dead from the start, as recovery counts them: a store reopened
+     * (rebuilt, or from its saved index) must choose the same victims as the one that ran */
+    if (r->flags & REC_TOMBSTONE)
+        ldb_mark_dead(o, r->len);
     if (ARR_RESERVE(c->moves, c->capmoves, c->nmoves + 1) < 0)
         return KVS_ENOMEM;
     if (!(m = malloc(sizeof *m + r->klen)))

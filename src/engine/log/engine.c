@@ -18,6 +18,7 @@
 
 #include "engine/engine.h"
 #include "engine/log/logdb.h"
+#include "engine/log/saved.h"
 #include "util/err.h"
 #include "util/io.h"
 #include "util/log.h"
@@ -84,6 +85,10 @@ static int ldb_open(const char *dir, const kvs_options *opt, void **out)
     idx_set_budget(db->idx, db->opt.max_index_memory);
     if ((rc = ldb_threads_start(db)) < 0)
         goto fail;
+    LDB_LOCK(db, wmu); /* the maintenance thread runs: the flag is under wmu */
+    if (db->index_retired)
+        ldb_maint_kick(db); /* a saved index was read: removed now, not in a second */
+    LDB_UNLOCK(db, wmu);
     /* Recovery went on past a failed sync only where nothing written hangs on it (a hint, a
      * zero tail cut); still, the disk failed a sync: the store opens for reads only. */
     ldb_fence_if_sync_failed(db);
@@ -110,12 +115,18 @@ static int ldb_close(void *e)
         return rc;
     }
     ldb_write_pending_hints(db); /* so the next open reads keys, not segments */
+    ldb_index_drop_retired(db); /* if the maintenance thread had not yet */
     LDB_LOCK(db, wmu);
     seg *a = db->active;
     rc = ldb_sync_locked(db);
     /* leave the file as long as its data: the room given ahead is not kept */
     if (a->alloc > a->size && ftruncate(a->fd, (off_t)a->size) < 0 && rc == 0)
         rc = kvs_seterr(kvs_errno(errno), "truncate %s: %s", a->path, strerror(errno));
+    /* so the next open loads the index rather than rebuilding it; without it, it rebuilds */
+    if (rc == 0 && ldb_index_save(db) < 0) {
+        LOG_WARN("%s: no saved index: %s", db->dir, kvs_last_error());
+        io_take_sync_failure(); /* the store's data are synced: only the saved index failed */
+    }
     LDB_UNLOCK(db, wmu);
     ldb_free(db);
     return rc;

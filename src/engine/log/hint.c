@@ -197,6 +197,24 @@ int hint_load_kept(const char *dir, const seg *s, seg_scan_fn fn, void *ctx, hin
     return rc;
 }
 
+int hint_count(const char *dir, const seg *s, uint32_t *count)
+{
+    char path[PATH_MAX];
+    unsigned char h[HINT_HDR];
+    int fd;
+
+    hint_path(path, sizeof path, dir, s->id, "hint");
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return KVS_ENOTFOUND;
+    ssize_t n = pread(fd, h, sizeof h, 0);
+    close(fd);
+    if (n != (ssize_t)sizeof h || le_get32(h) != HINT_MAGIC || le_get16(h + 4) != HINT_VERSION ||
+        le_get32(h + 8) != s->id || le_get64(h + 16) != s->size)
+        return KVS_ENOTFOUND;
+    *count = le_get32(h + 12);
+    return 0;
+}
+
 int hint_load(const char *dir, const seg *s, seg_scan_fn fn, void *ctx)
 {
     return hint_load_kept(dir, s, fn, ctx, NULL);

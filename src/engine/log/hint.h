@@ -49,6 +49,9 @@ int hint_write(const char *dir, const seg *s);
  * KVS_ECORRUPT if it is damaged or does not match s; fn is not called then. */
 int hint_load(const char *dir, const seg *s, seg_scan_fn fn, void *ctx);
 
+/* The entry count s's hint header gives, unverified (recovery sizes its index with it before
+ * loading): 0, or KVS_ENOTFOUND when there is no hint, or its header does not describe s. */
+int hint_count(const char *dir, const seg *s, uint32_t *count);
 /* A hint file's mapping, left in place by hint_load_kept. */
 typedef struct hint_map {
     void *addr; /* NULL: nothing kept */

@@ -49,7 +49,11 @@
  * that "the newest seq wins" (idx_put_newer) is decided without reading the old record from the
  * log: hints exist so that start-up reads keys, not values. Those side arrays are rebuilt with
  * the table and freed when recovery ends, and the table is then cut to the size its keys need
- * (tombstones took room while it was loaded).
+ * (tombstones took room while it was loaded). The table is sized up front for the records
+ * recovery expects (the hint headers' counts), so that loading them does not rebuild it again
+ * and again, and records come in batches (idx_put_newer_batch), each inserted under one hold of
+ * the mutex with its table misses overlapped. A clean close saves the table itself instead
+ * (images, below; saved.h), and the next open loads it without a rebuild.
  *
  * Cursor (for SCAN). A cursor is a 32-bit hash value c (0 to start; IDX_CURSOR_END when done).
  * idx_cursor_next scans the slots from home(c) forward to the first empty slot e and hands out
@@ -120,9 +124,24 @@ int idx_put(idx *x, const void *key, size_t klen, const idx_loc *loc, idx_loc *o
  * the entry's. Returns 1 replaced (*old filled), 0 added, 2 kept the existing newer entry (*old
  * filled with it). key_kept: the key's bytes stay readable where they are until
  * idx_recovery_end (a hint kept mapped), so later keys are compared against them rather than
- * against the record. Concurrent calls are fine (loaders run in parallel). No budget. */
+ * against the record. Thread-safe, as every change (under the index's mutex). No budget. */
 int idx_put_newer(idx *x, const void *key, size_t klen, const idx_loc *loc, bool key_kept,
                   idx_loc *old);
+/* One insert of idx_put_newer_batch: key, klen, kept (key_kept) and loc in; rc (as
+ * idx_put_newer returns) and old out; h is the batch's own. */
+typedef struct idx_newer {
+    const void *key;
+    uint32_t klen;
+    bool kept;
+    idx_loc loc;
+    int rc;
+    idx_loc old;
+    uint64_t h;
+} idx_newer;
+/* idx_put_newer of each of v[0 .. n), in order, under one hold of the index's mutex (recovery's
+ * loaders: one meeting a batch, not a key, and the batch's table misses overlapped). 0, or the
+ * first failure (KVS_ENOMEM), the entries after it not inserted. */
+int idx_put_newer_batch(idx *x, idx_newer *v, size_t n);
 /* Is key in the index? (The write path's question, under no RCU read lock of the caller's.) */
 bool idx_contains(idx *x, const void *key, size_t klen);
 /* Remove key; fills *old. 0, or KVS_ENOTFOUND. */
@@ -133,12 +152,46 @@ int idx_repoint(idx *x, const void *key, size_t klen, const seg *from, uint32_t 
                 const idx_loc *to);
 
 /* Recovery: keep seq, value length and key references beside each slot (idx_put_newer) until
- * idx_recovery_end, which frees them (no reader may run: recovery is alone). */
-int idx_recovery_begin(idx *x);
+ * idx_recovery_end, which frees them (no reader may run: recovery is alone). The index is empty;
+ * its table is made large enough for expect records at once (so that loading them never grows
+ * it), unless that table and its side arrays would take more than max_bytes. */
+int idx_recovery_begin(idx *x, uint64_t expect, uint64_t max_bytes);
 void idx_recovery_end(idx *x);
 /* Delete every entry carrying REC_TOMBSTONE (end of recovery). Returns how many. */
 uint64_t idx_drop_tombstones(idx *x);
 uint64_t idx_count(const idx *x);
+
+/*
+ * Images: the table as it is, for the saved index (saved.h) — saved at close, loaded at open in
+ * place of a rebuild. An image is the table's words and hashes as they lie in memory (index.h's
+ * layout; word[] then hash[], adjacent) with what reading them needs: the hash seed and the
+ * geometry. Segment slots in the words are the index's own: the caller maps them to segments.
+ */
+struct idx_table;
+typedef struct idx_image {
+    uint64_t seed;
+    uint64_t n, cap;        /* home slots; slots in all */
+    uint64_t count;         /* live keys */
+    uint64_t deleted;       /* deleted markers */
+    uint64_t *word;         /* cap words, then ... */
+    uint32_t *hash;         /* ... cap hashes, right after them (one read fills both) */
+    struct idx_table *table; /* idx_image_new's, until installed or freed */
+} idx_image;
+/* The index's table as a reopen would build it — first cut to the size its keys need, without
+ * deleted markers (as recovery leaves it), so that budget and figures come out the same after
+ * a saved index as after a rebuild. The arrays are the index's own: valid, and unchanging, only
+ * while no other thread uses the index (close). */
+int idx_image_get(idx *x, idx_image *img);
+/* A new empty table of n home slots and cap in all, its arrays zeroed in img for the caller to
+ * fill; img->seed, count and deleted are the caller's to set. KVS_ECORRUPT if the geometry is
+ * not one the index makes, KVS_ENOMEM. Freed by idx_image_free unless installed. */
+int idx_image_new(uint64_t n, uint64_t cap, idx_image *img);
+/* Check img and make it the index's table (recovery, alone, the index empty and outside
+ * idx_recovery_begin; the segments its words name hold their slots already): every live word
+ * must name a slot in use at an offset inside that segment, be found from its home slot, and the
+ * counts match; else KVS_ECORRUPT and nothing changes. The index takes img's table and seed. */
+int idx_image_install(idx *x, idx_image *img);
+void idx_image_free(idx_image *img);
 
 /* Bytes the index holds: its table's arrays (and recovery's side arrays) and its segment table. */
 uint64_t idx_bytes(idx *x);

@@ -14,6 +14,7 @@
  *   manifest.c, index.c            the MANIFEST; the lock-free key index
  *   sync.c        the fence, and syncing segments in commit order
  *   segs.c        the segment list, segment ids, the next active segment, the manifest rewrite
+ *   saved.c       the saved index: written at close, loaded at open in place of a rebuild
  *   recover.c     open: manifest → hints/scans → index   (recover.c and compact.c are one
  *   compact.c     compaction, and writing hint files       level: neither calls the other)
  *   commit.c      the write path: group commit, appends, rotation
@@ -36,8 +37,8 @@
  *   - two background threads (util/syncer.h): the syncer (everysec) and the maintenance thread
  *     (hint files of sealed segments, automatic compaction), both stopped by ldb_threads_stop;
  *   - the index (index.h) has its own mutex for every change to it — the write path's puts and
- *     deletes under wmu, compaction's repoints and segment slots under cmu alone, recovery's
- *     parallel loaders under neither — and takes nothing under it;
+ *     deletes under wmu, compaction's repoints and segment slots under cmu alone, recovery
+ *     under neither — and takes nothing under it;
  *   - lock order: cmu, then wmu, then the index's mutex; qmu is never held with cmu or wmu; a
  *     background thread's own mutex (util/syncer.h) is a leaf, taken under wmu to wake it.
  * wmu and cmu are taken through LDB_LOCK (below), which in checked builds (util/invariant.h)
@@ -98,6 +99,7 @@ typedef struct logdb {
     uint64_t last_write_usec; /* when the last batch committed (under wmu) */
     uint64_t due_checked_usec; /* when a batch last asked ldb_compact_due (under wmu) */
     int64_t recovered_tombstones; /* open only: tombstones standing in the index */
+    bool index_retired;       /* the saved index read at open awaits removal (saved.h; wmu) */
     bool idle_done;           /* the idle clean-up ran since the last write (under wmu) */
     pthread_mutex_t cmu;      /* one compaction or hint writer at a time */
 #if KVS_INVARIANTS_CHECKED
@@ -193,6 +195,13 @@ int ldb_segs_reserve(logdb *db, uint32_t more);
 /* Add s to the live list (under wmu, or alone at open), giving it a slot in the index's segment
  * table if it has none (KVS_ENOSPC when they are used up). On failure s is neither. */
 int ldb_segs_add(logdb *db, seg *s);
+/* Point the index at the record of key at (s, off) — a set of vlen bytes, or a tombstone — newer
+ * than anything the index holds, and count dead what it replaces, the tombstone too: the write
+ * path's publish, and recovery's replay of records newer than a saved index. Inside
+ * rcu_read_lock(), under wmu or alone at open. 1 if it replaced or removed an entry, 0 if not,
+ * or idx_put's failure. */
+int ldb_index_record(logdb *db, seg *s, uint32_t off, const void *key, uint32_t klen,
+                     uint32_t vlen, uint64_t seq, bool tomb);
 /* Remove s from the live list (under wmu, or alone at open); does not free it, nor its index
  * slot (idx_detach_seg, once no reader can reach it). */
 void ldb_segs_remove(logdb *db, seg *s);
@@ -243,8 +252,8 @@ int ldb_rotate(logdb *db, uint64_t need);
 int ldb_threads_start(logdb *db);
 void ldb_threads_stop(logdb *db);
 
-/* Test hook: when set to step N (compact.c's CRASH_* list), compaction calls _exit(CRASH_EXIT)
- * right after that step, to simulate a crash there. */
+/* Test hook: when set to step N (the CRASH_* list), compaction or the saving of the index calls
+ * _exit(CRASH_EXIT) right after that step, to simulate a crash there. */
 extern int kvs_test_crash_point;
 #define CRASH_EXIT 77
 enum {
@@ -254,6 +263,10 @@ enum {
     CRASH_AFTER_HINT = 3,     /* hints written */
     CRASH_AFTER_MANIFEST = 4, /* manifest edit synced, old files still there */
     CRASH_AFTER_DELETE = 5,   /* old files deleted */
+    /* the saved index (saved.c), at close */
+    CRASH_INDEX_PARTIAL = 6,  /* INDEX.tmp partly written */
+    CRASH_INDEX_WRITTEN = 7,  /* INDEX.tmp written and synced, not renamed */
+    CRASH_INDEX_RENAMED = 8,  /* renamed to INDEX, the directory not synced */
 };
 void ldb_crash_point(int step);
 /* Test hook: sleep this long at the start of each ldb_sync_locked, wmu held (0: off). */

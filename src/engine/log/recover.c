@@ -7,13 +7,15 @@
  *   2. Delete our temporary files (by their exact names); note the segment files the manifest
  *      does not name, telling ours (a valid header naming the file's id) from strays, which are
  *      left alone; next_id goes past the manifest's ids and ours, never past a stray's.
- *   3. Load each sealed segment from its hint file; where the hint is missing or damaged, scan
- *      the segment (verifying every checksum) and write the hint anew. A zero tail (a crash
- *      between a rotation and its seal) is cut first, so that the new hint matches; so is a
- *      torn tail of a segment without a hint (it may not have been synced since it was sealed:
- *      it is scanned as the active one is).
- *   4. Scan the active segment; a tail that holds no record is a torn append and is truncated,
- *      with its size logged.
+ *   3. Load the index a clean close saved (saved.c), if there is one and it matches the
+ *      segments exactly: the sealed segments are then not read at all. The file is moved aside,
+ *      used or not, before the first write. Otherwise load each sealed segment from its hint
+ *      file; where the hint is missing or damaged, scan the segment (verifying every checksum)
+ *      and write the hint anew. A zero tail (a crash between a rotation and its seal) is cut
+ *      first, so that the new hint matches; so is a torn tail of a segment without a hint (it
+ *      may not have been synced since it was sealed: it is scanned as the active one is).
+ *   4. Scan the active segment (after a saved index, only its records past the saved size); a
+ *      tail that holds no record is a torn append and is truncated, with its size logged.
  *   Damage (seg_scan) is logged with file and offset and counted (corrupt_records): a record
  *   whose value is damaged is indexed all the same, so its key reads as KVS_ECORRUPT and never
  *   as the value it replaced; a damaged header leaves the rest of its file unread but kept (the
@@ -33,7 +35,6 @@
  * segs.c without wmu (db->recovering); it calls nothing above segs.c (logdb.h).
  */
 #include <dirent.h>
-#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,62 +44,92 @@
 
 #include "engine/log/hint.h"
 #include "engine/log/logdb.h"
+#include "engine/log/saved.h"
 #include "util/array.h"
 #include "util/err.h"
 #include "util/io.h"
 #include "util/log.h"
+
+/* Records go to the index in batches of this many (idx_put_newer_batch). A batch names its keys
+ * where they stay readable until it is flushed: in the hint, kept mapped (keys_kept), or, from
+ * a scan, in the segment's own mapping (not the scan's, gone when it returns), flushed right
+ * after the scan. */
+#define LOAD_BATCH 256
 
 typedef struct load_ctx {
     logdb *db;
     seg *s;
     bool keys_kept; /* the keys handed over stay mapped until the index's recovery ends */
     int64_t *tombstones;
+    size_t n;       /* records waiting in batch */
+    idx_newer batch[LOAD_BATCH];
 } load_ctx;
 
 /*
  * The hint files loaded, kept mapped until recovery ends: the index compares each key it is
  * given with the keys it holds, and reads those from their hints (idx_put_newer's key_kept)
- * rather than from their records, which start-up never needs to read. Loaders add to it in
- * parallel; ldb_recover unmaps them all once the index has left recovery.
+ * rather than from their records, which start-up never needs to read. ldb_recover unmaps them
+ * all once the index has left recovery.
  */
 typedef struct kept_hints {
-    pthread_mutex_t mu;
     hint_map *v;
     size_t n, cap;
 } kept_hints;
 
-/* One record (from a scan or a hint) into the index, keeping the newest per key. */
+static void raise_seq(logdb *db, uint64_t seq)
+{
+    if (seq > db->seq)
+        db->seq = seq;
+}
+
+/* The waiting records into the index, keeping the newest per key, and what that settles: dead
+ * bytes, the tombstones standing, the last seq. */
+static int load_flush(load_ctx *c)
+{
+    uint64_t dead = 0;
+    int64_t tombs = 0;
+    int rc;
+
+    KVS_ASSERT(rcu_read_ongoing()); /* the caller's one outer section: old.seg stays alive */
+    if (c->n == 0)
+        return 0;
+    rc = idx_put_newer_batch(c->db->idx, c->batch, c->n);
+    for (size_t i = 0; i < c->n && rc == 0; i++) {
+        const idx_newer *e = &c->batch[i];
+        bool tomb = e->loc.flags & REC_TOMBSTONE, old_tomb = e->old.flags & REC_TOMBSTONE;
+        /* A tombstone's bytes are dead from the start; a set's once something newer wins. */
+        if (e->rc == 2 || tomb)
+            dead += rec_len(e->klen, e->loc.vlen);
+        if (e->rc == 1 && !old_tomb)
+            ldb_mark_dead(e->old.seg, rec_len(e->klen, e->old.vlen));
+        /* count the tombstones standing in the index, so that none means no sweep at the end */
+        if (e->rc != 2)
+            tombs += (tomb ? 1 : 0) - (e->rc == 1 && old_tomb ? 1 : 0);
+    }
+    c->n = 0;
+    if (dead)
+        ldb_mark_dead(c->s, dead);
+    *c->tombstones += tombs;
+    raise_seq(c->db, c->s->max_seq);
+    return rc;
+}
+
+/* One record (from a scan or a hint) on its way into the index (load_flush). */
 static int load_record(void *arg, const seg_rec *r)
 {
     load_ctx *c = arg;
-    idx_loc loc = {c->s, (uint32_t)r->off, r->vlen, r->seq, r->flags}, old;
-    bool tomb = r->flags & REC_TOMBSTONE;
-    int res;
 
-    KVS_ASSERT(rcu_read_ongoing()); /* the caller's one outer section: old.seg stays alive */
     if (r->seq < c->s->min_seq)
         c->s->min_seq = r->seq;
     if (r->seq > c->s->max_seq)
         c->s->max_seq = r->seq;
-    uint64_t top = __atomic_load_n(&c->db->seq, __ATOMIC_RELAXED); /* loaders run in parallel */
-    while (r->seq > top &&
-           !__atomic_compare_exchange_n(&c->db->seq, &top, r->seq, true, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED))
-        ;
-    res = idx_put_newer(c->db->idx, r->key, r->klen, &loc, c->keys_kept, &old);
-    if (res < 0)
-        return res;
-    /* A tombstone's bytes are dead from the start; a set's once something newer wins. */
-    if (res == 2 || tomb)
-        ldb_mark_dead(c->s, r->len);
-    if (res == 1 && !(old.flags & REC_TOMBSTONE))
-        ldb_mark_dead(old.seg, rec_len(r->klen, old.vlen));
-    /* count the tombstones standing in the index, so that none means no sweep at the end */
-    if (res != 2)
-        __atomic_add_fetch(c->tombstones,
-                           (tomb ? 1 : 0) - (res == 1 && (old.flags & REC_TOMBSTONE) ? 1 : 0),
-                           __ATOMIC_RELAXED);
-    return 0;
+    idx_newer *e = &c->batch[c->n++]; /* the fields in, one by one: the outs are the batch's */
+    KVS_ASSERT(c->keys_kept || r->off + r->len <= c->s->map_len);
+    e->key = c->keys_kept ? r->key : c->s->map + r->off + REC_HDR;
+    e->klen = r->klen;
+    e->kept = c->keys_kept;
+    e->loc = (idx_loc){c->s, (uint32_t)r->off, r->vlen, r->seq, r->flags};
+    return c->n == LOAD_BATCH ? load_flush(c) : 0;
 }
 
 /* Count what a scan found damaged (the stats' corrupt_records): each record whose value fails
@@ -115,12 +146,14 @@ static void count_damage(logdb *db, const seg_scan_result *res)
  * seg_scan_unsynced does with newer; cut a zero or torn tail, write the hint anew. */
 static int load_scanned(logdb *db, seg *s, uint64_t newer)
 {
-    load_ctx c = {db, s, false, &db->recovered_tombstones};
+    load_ctx c = {.db = db, .s = s, .tombstones = &db->recovered_tombstones};
     seg_scan_result res;
     int rc;
 
     rcu_read_lock(); /* one outer section for every insert */
     rc = seg_scan_unsynced(s, newer, load_record, &c, &res);
+    if (rc == 0)
+        rc = load_flush(&c); /* before the tail is cut: the keys are in the mapping */
     rcu_read_unlock();
     if (rc < 0)
         return rc;
@@ -164,17 +197,17 @@ static int load_scanned(logdb *db, seg *s, uint64_t newer)
  * zeros are not damage. */
 static int load_sealed(logdb *db, seg *s, kept_hints *kept)
 {
-    load_ctx c = {db, s, true, &db->recovered_tombstones};
+    load_ctx c = {.db = db, .s = s, .keys_kept = true, .tombstones = &db->recovered_tombstones};
     hint_map m;
 
     rcu_read_lock(); /* one outer section for every insert */
     int rc = hint_load_kept(db->dir, s, load_record, &c, &m);
+    if (rc == 0)
+        rc = load_flush(&c);
     rcu_read_unlock();
     if (m.addr) {
-        pthread_mutex_lock(&kept->mu);
         KVS_ASSERT(kept->n < kept->cap); /* room for every segment: load_all_sealed */
         kept->v[kept->n++] = m;
-        pthread_mutex_unlock(&kept->mu);
     }
     if (rc != KVS_ECORRUPT)
         return rc;
@@ -209,88 +242,71 @@ static int load_unhinted(logdb *db, seg **v, uint32_t n)
 }
 
 /*
- * Sealed segments load in parallel, one segment per thread at a time: the index takes
- * concurrent inserts, "newest seq wins" is decided per key by the index itself whatever order
- * the segments come in, and the shared figures (last seq, dead bytes, tombstone count) are
- * atomics. The active segment, which may need truncating, is loaded alone afterwards, and
- * after it the sealed segments that have no hint (load_unhinted).
+ * How many records the live segments hold, for sizing the index before they are loaded (growing
+ * it as they come rebuilds it a dozen times on the way to a million keys): the counts the hint
+ * headers give, and for the segments without one (the active one, above all) their bytes at the
+ * average record size the hinted ones have. Records, not keys: with overwrites and tombstones
+ * the table comes out larger than its keys need, and idx_recovery_end cuts it back.
  */
-#define LOADERS_MAX 4
-
-typedef struct loaders {
-    logdb *db;
-    kept_hints *kept;
-    uint32_t next; /* atomic: the next segment index to take */
-    int rc;        /* first failure (under mu) */
-    char err[256];
-    seg **unhinted; /* the segments without a hint, for load_unhinted (under mu) */
-    uint32_t nunhinted;
-    pthread_mutex_t mu;
-} loaders;
-
-static void *loader_main(void *arg)
+static uint64_t expected_records(logdb *db)
 {
-    loaders *l = arg;
-    logdb *db = l->db;
+    uint64_t hinted = 0, hinted_bytes = 0, other_bytes = 0, avg = REC_HDR + 32;
+    uint32_t n;
 
-    for (;;) {
-        uint32_t i = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
-        if (i >= db->nsegs)
-            break;
+    for (uint32_t i = 0; i < db->nsegs; i++) {
         seg *s = db->segs[i];
-        if (s == db->active)
-            continue;
-        int rc = load_sealed(db, s, l->kept);
-        if (rc == KVS_ENOTFOUND) {
-            pthread_mutex_lock(&l->mu);
-            l->unhinted[l->nunhinted++] = s;
-            pthread_mutex_unlock(&l->mu);
-            continue;
-        }
-        if (rc < 0) {
-            pthread_mutex_lock(&l->mu);
-            if (l->rc == 0) {
-                l->rc = rc;
-                snprintf(l->err, sizeof l->err, "%s", kvs_last_error());
-            }
-            pthread_mutex_unlock(&l->mu);
-            __atomic_store_n(&l->next, db->nsegs, __ATOMIC_RELAXED); /* stop the others */
-            break;
+        uint64_t bytes = s->size > SEG_HDR ? s->size - SEG_HDR : 0;
+        if (s != db->active && hint_count(db->dir, s, &n) == 0) {
+            hinted += n;
+            hinted_bytes += bytes;
+        } else {
+            other_bytes += bytes;
         }
     }
-    return NULL;
+    if (hinted && hinted_bytes / hinted > REC_HDR)
+        avg = hinted_bytes / hinted;
+    return hinted + other_bytes / avg;
 }
 
-/* Load the sealed segments that have a hint; those without one go into *unhinted (n of them,
- * an array the caller frees). */
+/* No more than a quarter of the machine's memory on a table sized ahead (idx_recovery_begin):
+ * a store of many overwrites would ask for a table of all its records. */
+static uint64_t presize_max(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : 0;
+}
+
+/*
+ * Sealed segments load one after the other, on the opening thread, then the active one (which
+ * may need truncating), then the sealed ones that have no hint (load_unhinted). They used to
+ * load on a thread per core, each inserting under the index's mutex; once inserts came in
+ * batches (one lock hold each, their table misses overlapped by prefetching) one loader was
+ * measured faster on two cores: 1M keys from hints took 120-150 ms with one, 135-165 ms with
+ * two. The work is the inserts, serial under that mutex and bound by memory latency, which one
+ * core's prefetches hide and two cores passing the table's cache lines back and forth do not;
+ * reading and hashing the hints, the part threads could share, is a sixth of it.
+ */
 static int load_all_sealed(logdb *db, kept_hints *kept, seg ***unhinted, uint32_t *nunhinted)
 {
-    loaders l = {db, kept, 0, 0, "", NULL, 0, PTHREAD_MUTEX_INITIALIZER};
-    pthread_t t[LOADERS_MAX];
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = cores < 1 ? 1 : cores > LOADERS_MAX ? LOADERS_MAX : (int)cores, started = 0;
+    uint32_t n = 0;
+    int rc = 0;
 
-    /* a hint map for each segment at most, taken without reallocation (ldb_recover frees it) */
+    /* a hint map for each segment at most (ldb_recover frees it) */
     if (!(kept->v = calloc(db->nsegs + 1, sizeof *kept->v)))
         return KVS_ENOMEM;
     kept->cap = db->nsegs + 1;
-    if (!(l.unhinted = malloc((db->nsegs + 1) * sizeof *l.unhinted)))
+    if (!(*unhinted = malloc((db->nsegs + 1) * sizeof **unhinted)))
         return KVS_ENOMEM;
-    *unhinted = l.unhinted;
-    *nunhinted = 0;
-    if (db->nsegs < 3)
-        n = 1;
-    for (int i = 1; i < n; i++)
-        if (pthread_create(&t[started], NULL, loader_main, &l) == 0)
-            started++;
-    loader_main(&l); /* this thread loads too */
-    for (int i = 0; i < started; i++)
-        pthread_join(t[i], NULL);
-    pthread_mutex_destroy(&l.mu);
-    *nunhinted = l.nunhinted;
-    if (l.rc < 0)
-        return kvs_seterr(l.rc, "%s", l.err);
-    return 0;
+    for (uint32_t i = 0; i < db->nsegs && rc == 0; i++) {
+        seg *s = db->segs[i];
+        if (s != db->active && (rc = load_sealed(db, s, kept)) == KVS_ENOTFOUND) {
+            (*unhinted)[n++] = s;
+            rc = 0;
+        }
+    }
+    *nunhinted = n;
+    return rc;
 }
 
 /* The active segment holds a damaged header with data after it. Those bytes cannot be read but
@@ -322,14 +338,34 @@ static int start_new_active(logdb *db)
     return 0;
 }
 
-static int load_active(logdb *db, seg *s)
+/* A record of the active segment newer than everything a saved index holds (saved.h): applied
+ * as the write path applied it. The active segment's records are in seq order. */
+static int replay_record(void *arg, const seg_rec *r)
 {
-    load_ctx c = {db, s, false, &db->recovered_tombstones};
+    load_ctx *c = arg;
+    int rc;
+
+    if (r->seq < c->s->min_seq)
+        c->s->min_seq = r->seq;
+    c->s->max_seq = r->seq;
+    rc = ldb_index_record(c->db, c->s, (uint32_t)r->off, r->key, r->klen, r->vlen, r->seq,
+                          r->flags & REC_TOMBSTONE);
+    raise_seq(c->db, r->seq);
+    return rc < 0 ? rc : 0;
+}
+
+/* Load the active segment's records from offset from: all of them (from SEG_HDR, fn
+ * load_record), or those after a saved index's (fn replay_record). */
+static int load_active(logdb *db, seg *s, uint64_t from, seg_scan_fn fn)
+{
+    load_ctx c = {.db = db, .s = s, .tombstones = &db->recovered_tombstones};
     seg_scan_result res;
     int rc;
 
     rcu_read_lock();
-    rc = seg_scan_active(s, load_record, &c, &res);
+    rc = seg_scan_active_from(s, from, fn, &c, &res);
+    if (rc == 0)
+        rc = load_flush(&c); /* before the tail is cut and the mapping replaced */
     rcu_read_unlock();
     if (rc < 0)
         return rc;
@@ -358,7 +394,8 @@ static int load_active(logdb *db, seg *s)
  *
  * A file is deleted at open only when it is certain to hold nothing live:
  *   - a temporary file kvs writes, by its exact name (MANIFEST.tmp, api.c's ENGINE.tmp,
- *     NNNNNN.hint.tmp): a crash came before its rename. Nothing else ending in .tmp is ours;
+ *     INDEX.tmp, NNNNNN.hint.tmp): a crash came before its rename; and INDEX.old, a saved index
+ *     read at an open, never to be read again (saved.h). Nothing else ending in .tmp is ours;
  *   - a segment file the manifest does not name, whose header is ours, and
  *       - which an edit of the manifest dropped: a compaction victim whose deletion a crash
  *         interrupted (its live records are in the outputs that edit added), or
@@ -412,10 +449,11 @@ static int id_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Is name a temporary file of ours (manifest.c's, api.c's ENGINE, hint.c's)? */
+/* Is name a temporary file of ours (manifest.c's, api.c's ENGINE, saved.c's two, hint.c's)? */
 static bool is_leftover(const char *name)
 {
     return strcmp(name, MAN_FILE ".tmp") == 0 || strcmp(name, "ENGINE.tmp") == 0 ||
+           strcmp(name, SAVED_FILE ".tmp") == 0 || strcmp(name, SAVED_RETIRED) == 0 ||
            seg_parse_name(name, "hint.tmp") != 0;
 }
 
@@ -830,10 +868,16 @@ static int recover(logdb *db, kept_hints *hint_maps)
      * over the writes made since (found by fuzz_recover: stale-hint-of-reactivated-segment). */
     if (remove_hint(db, db->active->id) && (rc = io_fsync_dir(db->dir)) < 0)
         goto out;
-    if ((rc = load_all_sealed(db, hint_maps, &unhinted, &nunhinted)) < 0)
+    uint64_t from;
+    if ((rc = ldb_index_load(db, &from)) < 0)
         goto out;
-    if ((rc = load_active(db, db->active)) < 0 ||
-        (rc = load_unhinted(db, unhinted, nunhinted)) < 0)
+    if (rc == 1)
+        rc = load_active(db, db->active, from, replay_record);
+    else if ((rc = idx_recovery_begin(db->idx, expected_records(db), presize_max())) == 0 &&
+             (rc = load_all_sealed(db, hint_maps, &unhinted, &nunhinted)) == 0 &&
+             (rc = load_active(db, db->active, SEG_HDR, load_record)) == 0)
+        rc = load_unhinted(db, unhinted, nunhinted);
+    if (rc < 0)
         goto out;
     if ((rc = judge_unnamed(db, &st, &logs, &kept, &adopt)) < 0 ||
         (rc = remove_hints(db, &hints, &kept)) < 0)
@@ -860,18 +904,15 @@ out:
  * db->recovering instead (ldb_wmu_or_alone). */
 int ldb_recover(logdb *db)
 {
-    kept_hints kept = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+    kept_hints kept = {NULL, 0, 0};
     int rc;
 
     db->recovering = true;
-    if ((rc = idx_recovery_begin(db->idx)) == 0) {
-        rc = recover(db, &kept);
-        idx_recovery_end(db->idx); /* no key of a hint is read after this */
-    }
+    rc = recover(db, &kept);
+    idx_recovery_end(db->idx); /* no key of a hint is read after this */
     for (size_t i = 0; i < kept.n; i++)
         hint_unmap(&kept.v[i]);
     free(kept.v);
-    pthread_mutex_destroy(&kept.mu);
     db->recovering = false;
     return rc;
 }

@@ -455,20 +455,21 @@ static int judge_tail(scanner *sc, bool active, uint64_t stop, int at, uint64_t 
     return 0;
 }
 
-/* Scan s. Its tail may be an append a crash cut short (torn_at, damaged records held back)
- * where its records are newer than newer, the newest seq found elsewhere: 0 for the active
- * segment, UINT64_MAX for one certainly synced. */
-static int scan(const seg *s, uint64_t newer, seg_scan_fn fn, void *ctx, seg_scan_result *res)
+/* Scan s from offset from (a record's start). Its tail may be an append a crash cut short
+ * (torn_at, damaged records held back) where its records are newer than newer, the newest seq
+ * found elsewhere: 0 for the active segment, UINT64_MAX for one certainly synced. */
+static int scan(const seg *s, uint64_t newer, uint64_t from, seg_scan_fn fn, void *ctx,
+                seg_scan_result *res)
 {
-    uint64_t size = s->size, off = SEG_HDR, held = 0, hashed = 0, last_seq = 0;
+    uint64_t size = s->size, off = from, held = 0, hashed = 0, last_seq = 0;
     scanner sc = {s, NULL, fn, ctx, res};
     int at = AT_INTACT, rc = 0;
     unsigned char *base;
     seg_rec r;
 
     memset(res, 0, sizeof *res);
-    res->valid_end = SEG_HDR;
-    if (size <= SEG_HDR)
+    res->valid_end = from;
+    if (size <= from)
         return 0;
     base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, s->fd, 0);
     if (base == MAP_FAILED)
@@ -507,16 +508,22 @@ static int scan(const seg *s, uint64_t newer, seg_scan_fn fn, void *ctx, seg_sca
 
 int seg_scan(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res)
 {
-    return scan(s, UINT64_MAX, fn, ctx, res);
+    return scan(s, UINT64_MAX, SEG_HDR, fn, ctx, res);
 }
 
 int seg_scan_active(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res)
 {
-    return scan(s, 0, fn, ctx, res);
+    return scan(s, 0, SEG_HDR, fn, ctx, res);
+}
+
+int seg_scan_active_from(const seg *s, uint64_t from, seg_scan_fn fn, void *ctx,
+                         seg_scan_result *res)
+{
+    return scan(s, 0, from, fn, ctx, res);
 }
 
 int seg_scan_unsynced(const seg *s, uint64_t newest_elsewhere, seg_scan_fn fn, void *ctx,
                       seg_scan_result *res)
 {
-    return scan(s, newest_elsewhere, fn, ctx, res);
+    return scan(s, newest_elsewhere, SEG_HDR, fn, ctx, res);
 }

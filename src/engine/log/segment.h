@@ -162,6 +162,10 @@ int seg_scan(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res);
  * handed out: the tail is SEG_TAIL_TORN, for the caller to cut — also when what follows such
  * damaged records is not zeros (a power cut may leave anything after the last sync). */
 int seg_scan_active(const seg *s, seg_scan_fn fn, void *ctx, seg_scan_result *res);
+/* seg_scan_active of the records from offset from on (the start of a record: where the records
+ * a saved index holds end, saved.h); the tail is judged the same. */
+int seg_scan_active_from(const seg *s, uint64_t from, seg_scan_fn fn, void *ctx,
+                         seg_scan_result *res);
 /* A sealed segment that may not have been synced since it was sealed (it has no hint file): its
  * tail is judged as seg_scan_active judges one where its records are newer than
  * newest_elsewhere — the newest seq any other segment holds — and as seg_scan judges one where

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <urcu-bp.h>
 
 #include "engine/log/logdb.h"
 #include "util/array.h"
@@ -55,6 +56,24 @@ int ldb_segs_add(logdb *db, seg *s)
     db->segs[i] = s;
     db->nsegs++;
     return 0;
+}
+
+int ldb_index_record(logdb *db, seg *s, uint32_t off, const void *key, uint32_t klen,
+                     uint32_t vlen, uint64_t seq, bool tomb)
+{
+    idx_loc loc = {s, off, vlen, seq, 0}, old;
+    int r;
+
+    KVS_ASSERT(rcu_read_ongoing() && ldb_wmu_or_alone(db));
+    if (tomb) {
+        ldb_mark_dead(s, rec_len(klen, 0));
+        r = idx_del(db->idx, key, klen, &old) == 0 ? 1 : 0;
+    } else {
+        r = idx_put(db->idx, key, klen, &loc, &old);
+    }
+    if (r == 1)
+        ldb_mark_dead(old.seg, rec_len(klen, old.vlen));
+    return r;
 }
 
 void ldb_segs_remove(logdb *db, seg *s)
