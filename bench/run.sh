@@ -9,7 +9,8 @@
 # 3. pool_bench.py, the thread pools (naive, shared, uv) × engines × thread counts, with charts
 # 4. mem_bench.py, RSS holding 200,000 × 1 KB values: kvs (both engines) vs redis; 1,000,000 ×
 #    100 B: kvs vs redis; and kvs alone at 1M and 5M × 100 B (does RSS grow linearly?)
-# 5. restart_bench.py, exec to first PONG on 1,000,000 keys × 100 B: kvs vs redis
+# 5. restart_bench.py, exec to first PONG on 1,000,000 keys × 100 B: kvs vs redis, after a clean
+#    stop and after kill -9
 # 6. space_bench.py, data directory size after 100 MB of overwrites onto 4 MB of live data
 # 7. latency_bench.py, GET/SET p50/p99/p99.9 kvs vs redis, and kvs GET while compaction runs
 #
@@ -79,6 +80,8 @@ run mem_growth python3 "$here/mem_bench.py" --kvs-server "$KVS_SERVER" --keys 10
   --value-size 100 --growth 5 --csv "$OUT/mem_growth.csv"
 run restart python3 "$here/restart_bench.py" --kvs-server "$KVS_SERVER" --rounds "$ROUNDS" \
   --csv "$OUT/restart.csv"
+run restart_kill python3 "$here/restart_bench.py" --kvs-server "$KVS_SERVER" --rounds "$ROUNDS" \
+  --kill --csv "$OUT/restart_kill.csv"
 run space python3 "$here/space_bench.py" --kvs-server "$KVS_SERVER" --csv "$OUT/space.csv" \
   --samples-csv "$OUT/space_samples.csv"
 run latency python3 "$here/latency_bench.py" --kvs-server "$KVS_SERVER" --csv "$OUT/latency.csv"
