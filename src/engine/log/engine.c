@@ -183,6 +183,12 @@ static int ldb_remove(void *e, const void *key, size_t klen)
 
 static int ldb_write_op(void *e, kvs_op *ops, size_t n)
 {
+    for (size_t i = 0; i < n; i++) /* until commit.c learns them */
+        if (ops[i].type == KVS_OP_UPDATE || ops[i].expire_ms) {
+            for (size_t j = 0; j < n; j++)
+                ops[j].rc = KVS_EINVAL;
+            return kvs_seterr(KVS_EINVAL, "engine 'kvs' does not support updates or expiry yet");
+        }
     return ldb_write(e, ops, n);
 }
 
