@@ -103,22 +103,25 @@ static void raw_put(const char *dir, const void *key, size_t klen, const void *v
 }
 
 /* Put, under victim's hashed key, an entry that claims to be for another key (same length, last
- * byte changed): what a collision would look like. */
+ * byte changed): what a collision would look like. The value is of format 2: expire_ms 0 and
+ * version 1, then the key's length, the key and the value. */
 static void forge_collision(const char *dir, const unsigned char *victim, size_t klen)
 {
-    unsigned char lkey[17], *val = malloc(4 + klen + 5);
+    unsigned char lkey[17], *val = calloc(1, 16 + 4 + klen + 5), *p;
     XXH128_canonical_t h;
 
     assert_non_null(val);
     XXH128_canonicalFromHash(&h, XXH3_128bits(victim, klen));
     lkey[0] = 0x01;
     memcpy(lkey + 1, h.digest, 16);
-    val[0] = (unsigned char)klen, val[1] = (unsigned char)(klen >> 8);
-    val[2] = (unsigned char)(klen >> 16), val[3] = (unsigned char)(klen >> 24);
-    memcpy(val + 4, victim, klen);
-    val[4 + klen - 1] ^= 1;
-    memcpy(val + 4 + klen, "wrong", 5);
-    raw_put(dir, lkey, sizeof lkey, val, 4 + klen + 5);
+    val[8] = 1;
+    p = val + 16;
+    p[0] = (unsigned char)klen, p[1] = (unsigned char)(klen >> 8);
+    p[2] = (unsigned char)(klen >> 16), p[3] = (unsigned char)(klen >> 24);
+    memcpy(p + 4, victim, klen);
+    p[4 + klen - 1] ^= 1;
+    memcpy(p + 4 + klen, "wrong", 5);
+    raw_put(dir, lkey, sizeof lkey, val, 16 + 4 + klen + 5);
     free(val);
 }
 
@@ -149,15 +152,15 @@ static void test_hash_collision_refused(void **state)
 static void test_format_version_checked(void **state)
 {
     tu_fixture *f = *state;
-    const unsigned char tag = 0x02, v2[12] = {'K', 'V', 'S', 'L', 2, 0, 0, 0, 254, 1, 0, 0};
+    const unsigned char tag = 0x02, v3[28] = {'K', 'V', 'S', 'L', 3, 0, 0, 0, 254, 1, 0, 0};
     kvs_t *db;
 
     tu_set(f->db, "k", "v");
     assert_int_equal(kvs_close(f->db), 0);
     f->db = NULL;
-    raw_put(f->dir, &tag, 1, v2, sizeof v2);
+    raw_put(f->dir, &tag, 1, v3, sizeof v3);
     assert_int_equal(tu_try_open(f->dir, &f->opt, &db), KVS_EVERSION);
-    assert_non_null(strstr(kvs_last_error(), "version 2"));
+    assert_non_null(strstr(kvs_last_error(), "version 3"));
 }
 
 /* A write that returned 0 survives the process being killed, in every mode: a child writes,
