@@ -80,8 +80,8 @@
  * key's value.
  *
  * Versions. One store-wide counter gives each write of a key (set, update) the next version.
- * It lives in memory under LMDB's write lock (only the holder of the write transaction reads or
- * advances it) and is leased to disk: the format record holds a bound every version given out
+ * It lives in memory under wmu, the engine's writer mutex, held from a write transaction's begin
+ * to after its commit (LMDB lets its own lock go inside the commit), and is leased to disk: the format record holds a bound every version given out
  * stays below, raised by LM_VERSION_LEASE in the same transaction that would pass it. After a
  * restart, counting resumes at the bound, so a version never repeats while the store exists,
  * and the record is rewritten about once a million writes, not once a write. The count of
@@ -102,8 +102,8 @@
  * (at most expire_effort a second) in a short write transaction, each only if its version is
  * still the one it saw. It skips its turn while no key has an expiry.
  *
- * Scans. A scan cursor is a position in the stored-key order: bit 63 set, bits 60..62 the length
- * n (1..7) of p, bits 0..55 p, the first n bytes of the stored key (tag included) the next step
+ * Scans. A scan cursor is a position in the stored-key order: bit 63 set, bits 59..62 0, bits
+ * 56..58 the length n (1..7) of p, bits 0..55 p, the first n bytes of the stored key (tag included) the next step
  * starts at, left-aligned big-endian; a step resumes with MDB_SET_RANGE on p. A step stops only
  * between two keys whose 7-byte prefixes differ (past count if need be), so resuming at a prefix
  * never revisits the step's keys forever, and every key the step did not reach is at or after p.
