@@ -84,6 +84,8 @@ enum {
     KVS_EFORMAT = -17,    /* the directory holds a store of an earlier on-disk format, which
                              this build converts (kvs_upgrade, `kvs upgrade DIR`) but does not
                              open */
+    KVS_ECONFLICT = -18,  /* an update refused its write (kvs_update_fn): the rest of its group
+                             is not applied either (WATCH's failed EXEC, SET NX on a key there) */
 };
 
 typedef enum kvs_sync {
@@ -107,6 +109,13 @@ typedef struct kvs_options {
     uint64_t max_index_memory;  /* kvs engine: bytes the key index may take in RAM; 0
                                    (default): no limit. At the limit, writes of new keys fail
                                    with KVS_EFULL; at least 1 MiB when set */
+    /* The store's clock for expiry times, in ms since the Unix epoch (kvs_now_ms); NULL
+       (default): CLOCK_REALTIME. Called from any thread, often: keep it cheap. For tests. */
+    uint64_t (*clock_ms)(void *ctx);
+    void *clock_ctx;
+    uint64_t expire_effort;     /* expired keys the background sweep may remove per second,
+                                   at most; default 20,000 (0: no sweep, only compaction and
+                                   reads see expiry) */
 } kvs_options;
 
 typedef struct kvs_stats {
@@ -131,23 +140,73 @@ typedef struct kvs_stats {
     uint64_t index_bytes;       /* kvs engine: RAM the key index takes now, exactly */
     uint64_t index_max_bytes;   /* its budget (max_index_memory); 0: none */
     uint64_t index_keys_left;   /* new keys that fit before the budget; UINT64_MAX: no budget */
+    uint64_t expiring_keys;     /* keys with an expiry time (expired ones not yet removed too) */
+    uint64_t expired_keys;      /* keys removed because their time passed, since open */
 } kvs_stats;
 
+typedef struct kvs kvs_t;
+
+/*
+ * Expiry. A key may carry an expiry time: ms since the Unix epoch by the store's clock
+ * (kvs_options.clock_ms; kvs_now_ms reads it), 0 meaning never. It is kept with the value (the
+ * kvs engine's record, the lmdb engine's value header), never in RAM per key. A key whose time
+ * has come (expire_ms <= now) is absent for every call: reads, kvs_write's updates, iteration,
+ * and it is removed — by a background sweep (at most expire_effort keys a second), by
+ * compaction, or by the next write of it — and stays absent across a restart, whatever of it is
+ * still on disk. stats.keys counts keys not yet removed, as Redis's DBSIZE does.
+ */
+uint64_t kvs_now_ms(kvs_t *db);
+
+/* What a read finds besides the value. */
+typedef struct kvs_meta {
+    uint64_t expire_ms;  /* 0: never */
+    uint64_t version;    /* changes with every write of the key (set, remove, update, expiry),
+                            and never comes back while the store is open: WATCH compares it.
+                            0 for an absent key */
+} kvs_meta;
+
+/*
+ * Read-modify-write (KVS_OP_UPDATE). The engine calls fn in its write order — after every op
+ * before it in the batch, and before any write that commits after it — with the key's current
+ * state, and fn decides what to write: the read and the write are one atomic step per key,
+ * whatever other threads write (INCR, SET NX/XX/GET/KEEPTTL, APPEND, GETSET, RENAME's parts,
+ * WATCH's checks). fn runs under the engine's write lock: it must be quick and must not call
+ * libkvs. It fills *out: type KVS_OP_SET (val, vlen, expire_ms: val must stay valid until
+ * kvs_write returns, e.g. in ctx), KVS_OP_REMOVE, or KVS_OP_NONE (write nothing; the default).
+ * It returns 0, or a negative code that becomes the op's rc: nothing is written for it, and
+ * with KVS_ECONFLICT the ops after it in its group are not applied either (rc KVS_ECONFLICT).
+ */
+typedef struct kvs_cur {
+    const void *val;     /* the current value where it lies, valid during the call; NULL (and
+                            vlen 0) when the key is absent or expired */
+    size_t vlen;
+    int found;           /* 1: the key is there */
+    kvs_meta meta;
+} kvs_cur;
+typedef struct kvs_update_out {
+    int type;            /* KVS_OP_SET, KVS_OP_REMOVE or KVS_OP_NONE */
+    const void *val;
+    size_t vlen;
+    uint64_t expire_ms;
+} kvs_update_out;
+typedef int (*kvs_update_fn)(void *ctx, const kvs_cur *cur, kvs_update_out *out);
+
 /* One write of a batch (kvs_write). */
-enum { KVS_OP_SET = 0, KVS_OP_REMOVE = 1 };
+enum { KVS_OP_SET = 0, KVS_OP_REMOVE = 1, KVS_OP_UPDATE = 2, KVS_OP_NONE = 3 };
 /* kvs_op.flags: this op and the next one are refused together (kvs_write: a group). */
 #define KVS_OP_WITH_NEXT 0x1u
 typedef struct kvs_op {
-    int type;            /* KVS_OP_SET or KVS_OP_REMOVE */
+    int type;            /* KVS_OP_SET, KVS_OP_REMOVE or KVS_OP_UPDATE */
     const void *key;
     size_t klen;
     const void *val;     /* KVS_OP_SET only */
     size_t vlen;
     int rc;              /* out: 0, KVS_ENOTFOUND (a remove of a missing key), or an error */
     unsigned flags;      /* 0, or KVS_OP_WITH_NEXT */
+    uint64_t expire_ms;  /* KVS_OP_SET: the key's expiry time; 0: never (a SET clears it) */
+    kvs_update_fn update; /* KVS_OP_UPDATE: what to write (above) */
+    void *update_ctx;
 } kvs_op;
-
-typedef struct kvs kvs_t;
 
 /* Fill *opt with the defaults. Always call it first: fields added later get their defaults. */
 void kvs_options_init(kvs_options *opt);
@@ -193,8 +252,40 @@ int kvs_remove(kvs_t *db, const void *key, size_t klen);
  * if one of its ops fails its checks, or its new keys do not all fit under the kvs engine's
  * max_index_memory (KVS_EFULL; counted once however often the group sets a key), none of its
  * ops is applied and each gets that error — what Redis's MSET needs. A failure of the engine
- * itself (I/O) fails every op of the batch. Grouping says nothing of crashes (see above). */
+ * itself (I/O) fails every op of the batch. A group is also one unit across a crash: after
+ * one, either all of its writes are in the store or none is (MULTI/EXEC, MSET) — a batch of
+ * several groups may keep a prefix of its groups. */
 int kvs_write(kvs_t *db, kvs_op *ops, size_t n);
+
+/* kvs_read, with the key's expiry time and version in *meta (may be NULL). */
+int kvs_read_meta(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void *ctx,
+                  kvs_meta *meta);
+
+/*
+ * Iteration, beside writers on other threads (not a snapshot). The guarantee is Redis's SCAN's:
+ * a key present from the start of the iteration to its end is visited at least once (more than
+ * once is possible, also when the index grows meanwhile); a key added or removed meanwhile may
+ * or may not be; an expired key is not. Each key's value is as it was when it was visited.
+ */
+typedef int (*kvs_entry_fn)(void *ctx, const void *key, size_t klen, const void *val,
+                            size_t vlen, const kvs_meta *meta);
+typedef struct kvs_iter kvs_iter;
+int kvs_iter_begin(kvs_t *db, kvs_iter **out);
+/* The next key: fn gets key and value where they lie (valid during the call; fn must not call
+ * libkvs on this store). Returns 1 (fn was called and returned >= 0), 0 at the end, or a
+ * negative code (fn's own, when it returned one; the iterator can go on after it). */
+int kvs_iter_next(kvs_iter *it, kvs_entry_fn fn, void *ctx);
+void kvs_iter_end(kvs_iter *it);
+/* One step of a stateless scan, as Redis's SCAN: cursor 0 starts, *next == 0 says it is done;
+ * fn gets about count keys (a hint: more or fewer, none at the end), value and all, and the
+ * same guarantee as kvs_iter. A cursor is an opaque number valid for this store (across a
+ * restart too, with the guarantee then only for keys present throughout). */
+int kvs_scan(kvs_t *db, uint64_t cursor, size_t count, kvs_entry_fn fn, void *ctx,
+             uint64_t *next);
+/* Remove every key (FLUSHDB). With async, return at once and remove them in the background
+ * (keys written after the call stay); without, return when all are removed and durable as
+ * kvs_write would be. */
+int kvs_clear(kvs_t *db, int async);
 
 /* Another reference to an open handle, for another thread or owner; each reference is given
  * back with kvs_close, and the store really closes (stopping its threads, syncing) when the

@@ -27,6 +27,7 @@
 
 #include "engine/engine.h"
 #include "kvs.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/io.h"
 
@@ -54,6 +55,19 @@ void kvs_options_init(kvs_options *opt)
     opt->compact_ratio = 0.5;
     opt->compact_min_bytes = 1u << 20;
     opt->auto_compact = 1;
+    opt->expire_effort = 20000;
+}
+
+uint64_t kvs_clock_ms(const kvs_options *opt)
+{
+    if (opt && opt->clock_ms)
+        return opt->clock_ms(opt->clock_ctx);
+    return clock_wall_ms();
+}
+
+uint64_t kvs_now_ms(kvs_t *db)
+{
+    return kvs_clock_ms(db ? &db->opt : NULL);
 }
 
 int kvs_create(kvs_t **out)
@@ -243,26 +257,67 @@ int kvs_set(kvs_t *db, const void *key, size_t klen, const void *val, size_t vle
     return kvs_write(db, &op, 1);
 }
 
-/* The checks of one op; its defaults filled in. */
-static int check_op(kvs_op *op)
+/* The checks of one op; its defaults filled in. An engine without a write op of its own gets
+ * plain sets and removes only (engine_write): an update needs the engine's write lock, an
+ * expiry time its record format. */
+static int check_op(const kvs_t *db, kvs_op *op)
 {
     int rc;
 
-    if (op->type != KVS_OP_SET && op->type != KVS_OP_REMOVE)
+    if (op->type != KVS_OP_SET && op->type != KVS_OP_REMOVE && op->type != KVS_OP_UPDATE)
         return kvs_seterr(KVS_EINVAL, "kvs_write: unknown op type %d", op->type);
     if ((rc = check_key(op->key, op->klen)) < 0 ||
         (op->type == KVS_OP_SET && (rc = check_value(op->val, op->vlen)) < 0))
         return rc;
+    if (op->type == KVS_OP_UPDATE && !op->update)
+        return kvs_seterr(KVS_EINVAL, "kvs_write: an update op without an update function");
+    if (op->expire_ms && op->type != KVS_OP_SET) /* 0 is "never", allowed everywhere */
+        return kvs_seterr(KVS_EINVAL, "kvs_write: expire_ms is for KVS_OP_SET only");
+    if (!db->ops->write && (op->type == KVS_OP_UPDATE || op->expire_ms))
+        return kvs_seterr(KVS_EINVAL, "kvs_write: engine '%s' does not support %s yet",
+                          db->ops->name, op->expire_ms ? "expiry times" : "update ops");
     if (!op->key)
         op->key = "";
     if (op->type == KVS_OP_SET && !op->val)
         op->val = "";
-    if (op->type == KVS_OP_REMOVE)
+    if (op->type != KVS_OP_SET) {
+        op->val = NULL;
         op->vlen = 0;
+    }
     return 0;
 }
 
-/* Apply the ops the engine is given, each rc set. */
+int kvs_update_call(const kvs_op *op, const kvs_cur *cur, kvs_update_out *out)
+{
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    out->type = KVS_OP_NONE;
+    if ((rc = op->update(op->update_ctx, cur, out)) < 0)
+        return rc;
+    if (rc > 0)
+        return kvs_seterr(KVS_EINVAL, "update function returned %d, not 0 or a KVS_E* code", rc);
+    switch (out->type) {
+    case KVS_OP_SET:
+        if ((rc = check_value(out->val, out->vlen)) < 0)
+            return rc;
+        if (!out->val)
+            out->val = "";
+        return 0;
+    case KVS_OP_REMOVE:
+    case KVS_OP_NONE:
+        if (out->expire_ms)
+            return kvs_seterr(KVS_EINVAL, "update function: expire_ms without KVS_OP_SET");
+        out->val = NULL;
+        out->vlen = 0;
+        return 0;
+    default:
+        return kvs_seterr(KVS_EINVAL, "update function: unknown op type %d", out->type);
+    }
+}
+
+/* Apply the ops the engine is given, each rc set. Without the engine's own write op, one by
+ * one through set and remove (check_op kept updates and expiry times away from this path). */
 static int engine_write(kvs_t *db, kvs_op *ops, size_t n)
 {
     if (db->ops->write)
@@ -293,7 +348,7 @@ int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
         return rc;
     }
     for (size_t i = 0; i < n; i++)
-        ops[i].rc = check_op(&ops[i]);
+        ops[i].rc = check_op(db, &ops[i]);
     for (size_t g = 0, end; g < n; g = end) { /* a group with a refused op is refused whole */
         int grc = 0;
         end = kvs_group_end(ops, n, g);
@@ -362,6 +417,9 @@ int kvs_get(kvs_t *db, const void *key, size_t klen, void **val, size_t *vlen)
     return kvs_read(db, key, klen, copy_value, &o);
 }
 
+/* kvs_read is kvs_read_meta with the meta dropped, so both take one path through an engine
+ * that knows expiry (its read_meta decides what is expired); an engine without read_meta yet
+ * has no expiry times to honour, and its plain read serves kvs_read. */
 int kvs_read(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void *ctx)
 {
     int rc;
@@ -370,7 +428,182 @@ int kvs_read(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void *ctx
         return kvs_seterr(KVS_EINVAL, "kvs_read: NULL callback");
     if ((rc = check_open(db)) < 0 || (rc = check_key(key, klen)) < 0)
         return rc;
-    return db->ops->read(db->impl, key ? key : "", klen, fn, ctx);
+    if (!db->ops->read_meta)
+        return db->ops->read(db->impl, key ? key : "", klen, fn, ctx);
+    return kvs_read_meta(db, key, klen, fn, ctx, NULL);
+}
+
+int kvs_read_meta(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void *ctx,
+                  kvs_meta *meta)
+{
+    kvs_meta local;
+    int rc;
+
+    if (!fn)
+        return kvs_seterr(KVS_EINVAL, "kvs_read_meta: NULL callback");
+    if ((rc = check_open(db)) < 0 || (rc = check_key(key, klen)) < 0)
+        return rc;
+    if (!meta)
+        meta = &local;
+    memset(meta, 0, sizeof *meta);
+    if (!db->ops->read_meta)
+        return kvs_seterr(KVS_EINVAL, "kvs_read_meta: engine '%s' does not support it yet",
+                          db->ops->name);
+    return db->ops->read_meta(db->impl, key ? key : "", klen, fn, ctx, meta);
+}
+
+int kvs_scan(kvs_t *db, uint64_t cursor, size_t count, kvs_entry_fn fn, void *ctx,
+             uint64_t *next)
+{
+    int rc;
+
+    if (!fn || !next)
+        return kvs_seterr(KVS_EINVAL, "kvs_scan: NULL callback or cursor output");
+    *next = 0;
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    if (!db->ops->scan)
+        return kvs_seterr(KVS_EINVAL, "kvs_scan: engine '%s' does not support it yet",
+                          db->ops->name);
+    return db->ops->scan(db->impl, cursor, count ? count : 10, fn, ctx, next);
+}
+
+/*
+ * The iterator: kvs_scan's steps, one at a time. A step's entries are copied (the values lie
+ * where the engine pins them only during its callback) into one buffer the iterator owns, and
+ * handed out one per kvs_iter_next; the next step is taken when they are used up. The
+ * guarantee is the scan's, since a cursor is all that carries from one step to the next.
+ */
+#define ITER_STEP 64 /* keys a scan step is asked for */
+
+typedef struct iter_entry {
+    size_t key_off, klen, val_off, vlen;
+    kvs_meta meta;
+} iter_entry;
+
+struct kvs_iter {
+    kvs_t *db;
+    uint64_t cursor; /* of the next step */
+    int done;        /* the last step returned cursor 0 */
+    iter_entry *ents;
+    size_t n, pos, cap;
+    char *buf; /* keys and values of ents */
+    size_t blen, bcap;
+};
+
+static int iter_reserve(void **p, size_t *cap, size_t need, size_t size)
+{
+    size_t c = *cap ? *cap : 16;
+    void *q;
+
+    if (need <= *cap)
+        return 0;
+    while (c < need)
+        c *= 2;
+    if (!(q = realloc(*p, c * size)))
+        return kvs_seterr(KVS_ENOMEM, "kvs_iter: no memory for %zu bytes", c * size);
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int iter_copy(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                     const kvs_meta *meta)
+{
+    kvs_iter *it = ctx;
+    iter_entry *e;
+    int rc;
+
+    if ((rc = iter_reserve((void **)&it->ents, &it->cap, it->n + 1, sizeof *it->ents)) < 0 ||
+        (rc = iter_reserve((void **)&it->buf, &it->bcap, it->blen + klen + vlen, 1)) < 0)
+        return rc;
+    e = &it->ents[it->n++];
+    e->key_off = it->blen;
+    e->klen = klen;
+    memcpy(it->buf + it->blen, key, klen);
+    it->blen += klen;
+    e->val_off = it->blen;
+    e->vlen = vlen;
+    memcpy(it->buf + it->blen, val, vlen);
+    it->blen += vlen;
+    e->meta = *meta;
+    return 0;
+}
+
+int kvs_iter_begin(kvs_t *db, kvs_iter **out)
+{
+    int rc;
+
+    if (!out)
+        return kvs_seterr(KVS_EINVAL, "kvs_iter_begin: NULL output");
+    *out = NULL;
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    if (!db->ops->scan)
+        return kvs_seterr(KVS_EINVAL, "kvs_iter_begin: engine '%s' does not support it yet",
+                          db->ops->name);
+    if (!(*out = calloc(1, sizeof **out)))
+        return kvs_seterr(KVS_ENOMEM, "kvs_iter_begin: no memory");
+    (*out)->db = db;
+    return 0;
+}
+
+/* Refill the buffer with the next step's entries; a step may find none while the cursor goes
+ * on (a stretch of the index without live keys), so step until some come or the end does. A
+ * step that fails is retried from the same cursor by the next call (seeing keys twice is
+ * within the guarantee). */
+static int iter_fill(kvs_iter *it)
+{
+    while (it->pos == it->n && !it->done) {
+        uint64_t next;
+        int rc;
+        it->n = it->pos = it->blen = 0;
+        rc = it->db->ops->scan(it->db->impl, it->cursor, ITER_STEP, iter_copy, it, &next);
+        if (rc < 0) {
+            it->n = 0;
+            return rc;
+        }
+        it->cursor = next;
+        it->done = next == 0;
+    }
+    return 0;
+}
+
+int kvs_iter_next(kvs_iter *it, kvs_entry_fn fn, void *ctx)
+{
+    const iter_entry *e;
+    int rc;
+
+    if (!it || !fn)
+        return kvs_seterr(KVS_EINVAL, "kvs_iter_next: NULL iterator or callback");
+    if ((rc = iter_fill(it)) < 0)
+        return rc;
+    if (it->pos == it->n)
+        return 0;
+    e = &it->ents[it->pos++];
+    rc = fn(ctx, it->buf + e->key_off, e->klen, it->buf + e->val_off, e->vlen, &e->meta);
+    return rc < 0 ? rc : 1;
+}
+
+void kvs_iter_end(kvs_iter *it)
+{
+    if (!it)
+        return;
+    free(it->ents);
+    free(it->buf);
+    free(it);
+}
+
+int kvs_clear(kvs_t *db, int async)
+{
+    int rc;
+
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    if (!db->ops->clear)
+        return kvs_seterr(KVS_EINVAL, "kvs_clear: engine '%s' does not support it yet",
+                          db->ops->name);
+    return db->ops->clear(db->impl, async);
 }
 
 int kvs_remove(kvs_t *db, const void *key, size_t klen)

@@ -36,6 +36,17 @@ static inline size_t kvs_group_end(const kvs_op *ops, size_t n, size_t g)
     return end;
 }
 
+/* The store's clock (kvs_options.clock_ms, else CLOCK_REALTIME), in ms since the Unix epoch:
+ * what every engine compares expiry times with (kvs_now_ms). */
+uint64_t kvs_clock_ms(const kvs_options *opt);
+
+/* Call an update op's function (kvs.h, KVS_OP_UPDATE) on the key's current state, under the
+ * engine's write lock, and check what it asks for: *out is reset to KVS_OP_NONE first, and a
+ * SET's val is made non-NULL. Returns 0 (then *out is a SET, REMOVE or NONE within the
+ * limits), the function's own negative code (KVS_ECONFLICT: the engine refuses the rest of
+ * the group), or KVS_EINVAL / KVS_EVALTOOBIG for a malformed answer (nothing written). */
+int kvs_update_call(const kvs_op *op, const kvs_cur *cur, kvs_update_out *out);
+
 typedef struct kvs_engine_ops {
     const char *name;
     unsigned caps; /* KVS_ENGINE_* */
@@ -47,8 +58,20 @@ typedef struct kvs_engine_ops {
     int (*read)(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx);
     int (*set)(void *e, const void *key, size_t klen, const void *val, size_t vlen);
     int (*remove)(void *e, const void *key, size_t klen);
-    /* A batch of checked writes in order; optional (api.c falls back to set/remove). */
+    /* A batch of checked writes in order; optional (api.c falls back to set/remove). Ops may
+     * be KVS_OP_UPDATE and carry expire_ms; each group (kvs_group_end) is one unit across a
+     * crash; an update's KVS_ECONFLICT refuses the rest of its group (kvs.h). */
     int (*write)(void *e, kvs_op *ops, size_t n);
+    /* kvs_read_meta (meta is never NULL here); an expired key is KVS_ENOTFOUND. */
+    int (*read_meta)(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx,
+                     kvs_meta *meta);
+    /* One step of kvs_scan (kvs.h: its guarantee); kvs_iter is built on it in api.c. count is
+     * never 0. fn returning a negative code ends the step: scan returns it, *next unspecified
+     * (api.c retries the step from the same cursor). */
+    int (*scan)(void *e, uint64_t cursor, size_t count, kvs_entry_fn fn, void *ctx,
+                uint64_t *next);
+    /* kvs_clear. */
+    int (*clear)(void *e, int async);
     int (*stats)(void *e, kvs_stats *out);
     int64_t (*compact)(void *e);
     int (*sync)(void *e);

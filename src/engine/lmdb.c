@@ -30,7 +30,8 @@
  * every transaction, reads too, fails with MDB_PANIC (KVS_EIO) until the store is reopened.
  *
  * Keys. LMDB keys are at most mdb_env_get_maxkeysize() bytes (511 in Debian's build) and must not
- * be empty; kvs keys are 0 .. 64 KiB. So every stored key begins with a tag byte:
+ * be empty; kvs keys are 0 .. 64 KiB. So every stored key begins with a tag byte, and every value
+ * with a header (format 2; format 1 had no header):
  *
  *   LMDB key, tag 0x00 — a key of at most inline_max bytes, stored as itself
  *     offset  size   field
@@ -41,28 +42,76 @@
  *     0       1      tag 0x01
  *     1       16     XXH3-128 of the key, canonical (big-endian) form
  *
- *   LMDB value under a tag-0x01 key — the full key first, so that get can verify it
- *     0       4      klen, u32 little-endian
- *     4       klen   the key
- *     4+klen  vlen   the value
+ *   LMDB value under a tag-0x00 key
+ *     0       8      expire_ms, u64 little-endian: ms since the epoch, 0 never (kvs.h, expiry)
+ *     8       8      version, u64 little-endian (kvs_meta.version; never 0)
+ *     16      vlen   the value
  *
- *   LMDB key, tag 0x02 — the format record, one per store, written when the store is created
+ *   LMDB value under a tag-0x01 key — the full key after the header, so that get can verify it
+ *     0       8      expire_ms, u64 little-endian
+ *     8       8      version, u64 little-endian
+ *     16      4      klen, u32 little-endian
+ *     20      klen   the key
+ *     20+klen vlen   the value
+ *
+ *   LMDB key, tag 0x02 — the format record, one per store, written when the store is created;
+ *   it sorts after every key of the two tags above
  *     0       1      tag 0x02 (the whole key)
  *   and its value
  *     0       4      magic "KVSL"
- *     4       4      format version, u32 little-endian (1)
+ *     4       4      format version, u32 little-endian (2; format 1 ended here at 12 bytes)
  *     8       4      inline_max, u32 little-endian
+ *     12      8      version lease, u64 little-endian: every version given out is below it
+ *     20      8      expiring keys, u64 little-endian: entries whose expire_ms is not 0
  *
- * Under a tag-0x00 key the value is stored as itself. inline_max is min(maxkeysize - 1, 510),
- * fixed when the store is created and read back from the format record ever after, so the
- * encoding never depends on how the LMDB library at hand was built; a build whose keys are too
- * short for the recorded inline_max is refused (KVS_EVERSION). A tag-0x01 entry whose stored key
- * differs from the key asked for is a hash collision (or damage): read, set and remove refuse it
- * with KVS_ECORRUPT and never serve or overwrite another key's value.
+ * Under format 1 (until issue 13) values were stored as themselves (tag 0x01: klen, key, value)
+ * and the format record was the first 12 bytes above. Such a store is converted in place at
+ * open, in one write transaction (every value rewritten with a header: expire_ms 0, versions
+ * 1, 2, ...; the format record rewritten last), synced, and logged (WARN): LMDB's transaction
+ * makes the conversion all or nothing, so a crash during it leaves the store of format 1 for
+ * the next open to convert again, and there is no second copy of the data to keep or lose.
+ * Builds before it refuse the converted store (format version 2: KVS_EVERSION).
+ *
+ * inline_max is min(maxkeysize - 1, 510), fixed when the store is created and read back from the
+ * format record ever after, so the encoding never depends on how the LMDB library at hand was
+ * built; a build whose keys are too short for the recorded inline_max is refused (KVS_EVERSION).
+ * A tag-0x01 entry whose stored key differs from the key asked for is a hash collision (or
+ * damage): reads and writes refuse it with KVS_ECORRUPT and never serve or overwrite another
+ * key's value.
+ *
+ * Versions. One store-wide counter gives each write of a key (set, update) the next version.
+ * It lives in memory under wmu, the engine's writer mutex, held from a write transaction's begin
+ * to after its commit (LMDB lets its own lock go inside the commit), and is leased to disk: the format record holds a bound every version given out
+ * stays below, raised by LM_VERSION_LEASE in the same transaction that would pass it. After a
+ * restart, counting resumes at the bound, so a version never repeats while the store exists,
+ * and the record is rewritten about once a million writes, not once a write. The count of
+ * expiring keys is kept exact in the format record, rewritten by the transactions that change it.
+ *
+ * Batches (kvs_write). One write transaction a batch, ops in order; an update reads the key in
+ * that transaction (so it sees the batch's earlier ops) and its function runs under LMDB's write
+ * lock. A group of more than one op runs in a nested transaction: a refusal inside it (a hash
+ * collision, KVS_ECORRUPT) aborts the nested transaction alone, so no half of a group is ever
+ * committed while the batch's other groups are. An error of LMDB itself (MDB_MAP_FULL, I/O) marks
+ * the whole transaction failed in LMDB, and fails every op of the batch: nothing of it commits.
+ * A commit is atomic across a crash, so each group is one unit there too, as kvs.h asks.
+ *
+ * Expiry. A key whose expire_ms has come (0 < expire_ms <= kvs_clock_ms) is absent for reads,
+ * updates and scans; the entry stays until a write of the key replaces it, or the sweep removes
+ * it: a background thread (util/syncer.h) that every LM_SWEEP_MS walks at most LM_SWEEP_SCAN
+ * entries in a read transaction, from where it stopped last, and deletes the expired ones it met
+ * (at most expire_effort a second) in a short write transaction, each only if its version is
+ * still the one it saw. It skips its turn while no key has an expiry.
+ *
+ * Scans. A scan cursor is a position in the stored-key order: bit 63 set, bits 59..62 0, bits
+ * 56..58 the length n (1..7) of p, bits 0..55 p, the first n bytes of the stored key (tag included) the next step
+ * starts at, left-aligned big-endian; a step resumes with MDB_SET_RANGE on p. A step stops only
+ * between two keys whose 7-byte prefixes differ (past count if need be), so resuming at a prefix
+ * never revisits the step's keys forever, and every key the step did not reach is at or after p.
  */
 #include <errno.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,27 +131,53 @@
 #define LM_MAXREADERS 1024
 #define LM_INLINE_CAP 510u /* inline keys never exceed this, so lm_key fits on the stack */
 #define LM_HASH_LEN 16
-#define LM_KLEN_LEN 4      /* the u32 key length before a tag-0x01 entry's value */
+#define LM_KLEN_LEN 4      /* the u32 key length after a tag-0x01 entry's header */
+#define LM_HDR_LEN 16      /* expire_ms and version, before every value */
 
 enum { TAG_INLINE = 0x00, TAG_HASHED = 0x01, TAG_FORMAT = 0x02 };
 
 #define FORMAT_MAGIC "KVSL"
-#define FORMAT_VERSION 1u
-#define FORMAT_LEN 12
+#define FORMAT_VERSION 2u
+#define FORMAT1_LEN 12 /* the format record of format 1 */
+#define FORMAT_LEN 28
+
+#define LM_VERSION_LEASE (1u << 20) /* how far the format record's version bound is raised */
+#define LM_SWEEP_MS 100             /* the expiry sweep's interval */
+#define LM_SWEEP_SCAN 1024          /* entries a sweep turn looks at, at most */
+#define LM_PREFIX 7                 /* stored-key bytes a scan cursor holds */
+#define LM_CURSOR_MARK (1ull << 63) /* set in every scan cursor, so none is 0 */
 
 typedef struct lmdb_db {
     MDB_env *env;
     MDB_dbi dbi;
-    kvs_sync sync;
+    kvs_options opt; /* sync, the clock, expire_effort (engine is not kept) */
     size_t mapsize;
     uint32_t inline_max; /* longest key stored as itself (tag 0x00) */
     char dir[PATH_MAX];
 
-    syncer syncer; /* everysec: syncs once a second (lm_sync_tick) */
+    syncer syncer;  /* everysec: syncs once a second (lm_sync_tick) */
+    syncer sweeper; /* expire_effort > 0: removes expired entries (lm_sweep_tick) */
+
+    /* Held by every write transaction from begin to after its commit (so lock order: wmu, then
+     * LMDB's write lock). LMDB lets its own lock go inside mdb_txn_commit, but the figures below
+     * may change only once a commit succeeded, before the next writer reads them. */
+    pthread_mutex_t wmu;
+    uint64_t next_version;  /* under wmu: the next version to give out */
+    uint64_t version_lease; /* under wmu: as in the format record; next_version stays <= it */
+
+    /* The sweep thread's own: the stored key to resume at (sweep_len 0: the first), the
+     * removals it may still make (expire_effort a second), room for what it found. */
+    unsigned char sweep_pos[1 + LM_INLINE_CAP];
+    size_t sweep_len;
+    double sweep_credit;
+    struct lm_victim *victims;
+    size_t victims_cap;
 
     /* figures (atomics) */
     uint64_t writes, syncs;
     uint64_t synced_writes; /* writes as they were when the last sync started */
+    uint64_t expiring;      /* as in the format record after the last commit */
+    uint64_t expired;       /* expired entries removed since open */
 
     kvs_fence fence; /* up once a sync failed (lm_fence) */
 } lmdb_db;
@@ -113,6 +188,32 @@ typedef struct lm_key {
     MDB_val v;
     bool hashed;
 } lm_key;
+
+/* A stored value, parsed: its header, and where key (tag 0x01 only) and value lie in it. */
+typedef struct lm_ent {
+    uint64_t expire_ms, version;
+    const unsigned char *key; /* NULL under a tag-0x00 key */
+    size_t klen;
+    const unsigned char *val;
+    size_t vlen;
+} lm_ent;
+
+/* An expired entry the sweep found: its stored key, and the version it had then. */
+typedef struct lm_victim {
+    unsigned char key[1 + LM_INLINE_CAP];
+    size_t klen;
+    uint64_t version;
+} lm_victim;
+
+/* What one write transaction changes, applied to lmdb_db once it commits. */
+typedef struct lm_wctx {
+    uint64_t now;          /* the store's clock, read once a batch */
+    uint64_t next_version; /* versions given out so far */
+    uint64_t lease;        /* the version bound the format record will hold */
+    int64_t expiring;      /* change to the count of expiring keys */
+    uint64_t expired;      /* expired entries replaced or removed */
+    uint64_t written;      /* entries put or deleted */
+} lm_wctx;
 
 /* Map sizes to try, largest first: only address space is reserved, the file grows as written. */
 static const size_t map_sizes[] = {
@@ -182,72 +283,188 @@ static void key_encode(const lmdb_db *db, const void *key, size_t klen, lm_key *
     k->v.mv_data = k->buf;
 }
 
-/* The value stored for key (data as LMDB returned it) into *val and *vlen, pointing into
- * data. A tag-0x01 entry must carry exactly key; anything else is refused with KVS_ECORRUPT. */
-static int lm_unwrap(const lmdb_db *db, const lm_key *k, const void *key, size_t klen,
-                     const MDB_val *data, const unsigned char **val, size_t *vlen)
+static bool lm_expired(const lm_ent *ent, uint64_t now)
 {
-    const unsigned char *p = data->mv_data;
-    uint32_t stored;
-
-    if (!k->hashed) {
-        *val = p;
-        *vlen = data->mv_size;
-        return 0;
-    }
-    if (data->mv_size < LM_KLEN_LEN ||
-        (stored = le_get32(p)) > data->mv_size - LM_KLEN_LEN) {
-        LOG_ERROR("%s: malformed entry for a key of %zu bytes (%zu bytes stored)", db->dir, klen,
-                  data->mv_size);
-        return kvs_seterr(KVS_ECORRUPT, "%s: malformed entry for a key of %zu bytes", db->dir,
-                          klen);
-    }
-    if (stored != klen || memcmp(p + LM_KLEN_LEN, key, klen) != 0) {
-        LOG_ERROR("%s: a key of %zu bytes shares its XXH3-128 with a stored key of %u bytes",
-                  db->dir, klen, stored);
-        return kvs_seterr(KVS_ECORRUPT,
-                          "%s: hash collision: a key of %zu bytes shares its XXH3-128 with a "
-                          "stored key of %u bytes; not served",
-                          db->dir, klen, stored);
-    }
-    *val = p + LM_KLEN_LEN + klen;
-    *vlen = data->mv_size - LM_KLEN_LEN - klen;
-    return 0;
+    return ent->expire_ms != 0 && ent->expire_ms <= now;
 }
 
-/* Look k up in txn: 0 with *found set, or an error (KVS_ECORRUPT for another key's entry). */
-static int lm_lookup(const lmdb_db *db, MDB_txn *txn, lm_key *k, const void *key,
-                     size_t klen, bool *found)
+/* Parse data, the value under a stored key (hashed: of tag 0x01), into *ent, pointing into
+ * data. KVS_ECORRUPT (logged) if its lengths do not fit. */
+static int lm_parse(const lmdb_db *db, bool hashed, const MDB_val *data, lm_ent *ent)
 {
-    MDB_val data;
-    const unsigned char *v;
-    size_t vlen;
-    int rc;
+    const unsigned char *p = data->mv_data;
+    size_t n = data->mv_size, off = LM_HDR_LEN;
 
-    *found = false;
-    rc = mdb_get(txn, db->dbi, &k->v, &data);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return lm_err(db, rc, "get");
-    if ((rc = lm_unwrap(db, k, key, klen, &data, &v, &vlen)) < 0)
+    if (n < LM_HDR_LEN || (hashed && n - off < LM_KLEN_LEN))
+        goto bad;
+    ent->expire_ms = le_get64(p);
+    ent->version = le_get64(p + 8);
+    ent->key = NULL;
+    ent->klen = 0;
+    if (hashed) {
+        ent->klen = le_get32(p + off);
+        off += LM_KLEN_LEN;
+        if (ent->klen > n - off)
+            goto bad;
+        ent->key = p + off;
+        off += ent->klen;
+    }
+    ent->val = p + off;
+    ent->vlen = n - off;
+    return 0;
+bad:
+    LOG_ERROR("%s: malformed entry (%zu bytes stored)", db->dir, n);
+    return kvs_seterr(KVS_ECORRUPT, "%s: malformed entry of %zu bytes", db->dir, n);
+}
+
+/* The entry stored under k (data as LMDB returned it) into *ent. A tag-0x01 entry must carry
+ * exactly key; anything else is refused with KVS_ECORRUPT. */
+static int lm_unwrap(const lmdb_db *db, const lm_key *k, const void *key, size_t klen,
+                     const MDB_val *data, lm_ent *ent)
+{
+    int rc = lm_parse(db, k->hashed, data, ent);
+
+    if (rc < 0 || !k->hashed)
         return rc;
-    *found = true;
+    if (ent->klen != klen || memcmp(ent->key, key, klen) != 0) {
+        LOG_ERROR("%s: a key of %zu bytes shares its XXH3-128 with a stored key of %zu bytes",
+                  db->dir, klen, ent->klen);
+        return kvs_seterr(KVS_ECORRUPT,
+                          "%s: hash collision: a key of %zu bytes shares its XXH3-128 with a "
+                          "stored key of %zu bytes; not served",
+                          db->dir, klen, ent->klen);
+    }
     return 0;
 }
 
 /* ---- the format record ---- */
 
-/* Read the format record, or write it into a new store; sets db->dbi and db->inline_max. */
-static int lm_format(lmdb_db *db)
+static int lm_record_put(lmdb_db *db, MDB_txn *txn, uint64_t lease, uint64_t expiring)
 {
     unsigned char tag = TAG_FORMAT, rec[FORMAT_LEN];
+    MDB_val fkey = {1, &tag}, data = {sizeof rec, rec};
+    int rc;
+
+    memcpy(rec, FORMAT_MAGIC, 4);
+    le_put32(rec + 4, FORMAT_VERSION);
+    le_put32(rec + 8, db->inline_max);
+    le_put64(rec + 12, lease);
+    le_put64(rec + 20, expiring);
+    if ((rc = mdb_put(txn, db->dbi, &fkey, &data, 0)) != 0)
+        return lm_err(db, rc, "write the format record");
+    return 0;
+}
+
+/* Write the format record if this transaction must (the versions it gave out passed the lease,
+ * the count of expiring keys changed) or force says so; w->lease is what it then holds. */
+static int lm_record_update(lmdb_db *db, MDB_txn *txn, lm_wctx *w, bool force)
+{
+    int64_t expiring = (int64_t)__atomic_load_n(&db->expiring, __ATOMIC_RELAXED) + w->expiring;
+
+    if (w->next_version > w->lease)
+        w->lease = w->next_version + LM_VERSION_LEASE;
+    else if (!force && w->expiring == 0)
+        return 0;
+    return lm_record_put(db, txn, w->lease, expiring > 0 ? (uint64_t)expiring : 0);
+}
+
+/* Format 1 → 2 inside txn (the header's "Under format 1"): every value gets a header, expire_ms
+ * 0 and the next version. The count of entries converted into *n. */
+static int lm_convert1(lmdb_db *db, MDB_txn *txn, uint64_t *n)
+{
+    unsigned char kbuf[1 + LM_INLINE_CAP], *buf = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, d;
+    size_t cap = 0;
+    int rc;
+
+    *n = 0;
+    if ((rc = mdb_cursor_open(txn, db->dbi, &cur)) != 0)
+        return lm_err(db, rc, "open a cursor");
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        if (k.mv_size == 0 || k.mv_size > sizeof kbuf) {
+            rc = kvs_seterr(KVS_ECORRUPT, "%s: a stored key of %zu bytes", db->dir, k.mv_size);
+            goto out;
+        }
+        if (((const unsigned char *)k.mv_data)[0] >= TAG_FORMAT)
+            continue;
+        if (LM_HDR_LEN + d.mv_size > cap) {
+            unsigned char *nb = realloc(buf, LM_HDR_LEN + d.mv_size);
+            if (!nb) {
+                rc = kvs_seterr(KVS_ENOMEM, "%s: no memory to convert a value of %zu bytes",
+                                db->dir, d.mv_size);
+                goto out;
+            }
+            buf = nb;
+            cap = LM_HDR_LEN + d.mv_size;
+        }
+        le_put64(buf, 0);
+        le_put64(buf + 8, db->next_version++);
+        memcpy(buf + LM_HDR_LEN, d.mv_data, d.mv_size);
+        memcpy(kbuf, k.mv_data, k.mv_size); /* the put may move the page k points into */
+        k.mv_data = kbuf;
+        d.mv_size += LM_HDR_LEN;
+        d.mv_data = buf;
+        if ((rc = mdb_cursor_put(cur, &k, &d, 0)) != 0) {
+            rc = lm_err(db, rc, "convert an entry");
+            goto out;
+        }
+        (*n)++;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : lm_err(db, rc, "read an entry");
+out:
+    mdb_cursor_close(cur);
+    free(buf);
+    return rc;
+}
+
+/* Check the format record's value (data) and take inline_max, the version lease and the count
+ * of expiring keys from it; *old set for a store of format 1 (only inline_max then). */
+static int lm_format_read(lmdb_db *db, const MDB_val *data, bool *old)
+{
+    const unsigned char *p = data->mv_data;
+    int maxkey = mdb_env_get_maxkeysize(db->env);
+    uint32_t version;
+
+    if (data->mv_size < FORMAT1_LEN || memcmp(p, FORMAT_MAGIC, 4) != 0)
+        goto bad;
+    version = le_get32(p + 4);
+    if (version != 1 && version != FORMAT_VERSION)
+        return kvs_seterr(KVS_EVERSION, "%s: lmdb engine format version %u; this build reads %u",
+                          db->dir, version, FORMAT_VERSION);
+    *old = version == 1;
+    if (data->mv_size != (*old ? FORMAT1_LEN : FORMAT_LEN))
+        goto bad;
+    db->inline_max = le_get32(p + 8);
+    if (db->inline_max > LM_INLINE_CAP || (int64_t)db->inline_max + 1 > maxkey)
+        return kvs_seterr(KVS_EVERSION,
+                          "%s: keys of up to %u bytes are stored inline, but this LMDB build "
+                          "takes keys of at most %d bytes",
+                          db->dir, db->inline_max + 1, maxkey);
+    if (!*old) {
+        db->next_version = le_get64(p + 12);
+        db->expiring = le_get64(p + 20);
+    }
+    return 0;
+bad:
+    return kvs_seterr(KVS_ECORRUPT, "%s: the kvs format record is malformed", db->dir);
+}
+
+/* Read the format record, or write it into a new store, converting a store of format 1; sets
+ * db->dbi, inline_max and the counters kept in the record, and raises the version lease. */
+static int lm_format(lmdb_db *db)
+{
+    unsigned char tag = TAG_FORMAT;
     MDB_val fkey = {1, &tag}, data;
     MDB_txn *txn = NULL;
     MDB_stat ms;
+    bool old = false;
+    uint64_t converted = 0;
     int maxkey = mdb_env_get_maxkeysize(db->env);
     int rc;
 
+    db->next_version = 1;
     if ((rc = lm_begin(db, 0, &txn)) < 0)
         goto out;
     if ((rc = mdb_dbi_open(txn, NULL, 0, &db->dbi)) != 0) {
@@ -256,24 +473,9 @@ static int lm_format(lmdb_db *db)
     }
     rc = mdb_get(txn, db->dbi, &fkey, &data);
     if (rc == 0) {
-        const unsigned char *p = data.mv_data;
-        if (data.mv_size != FORMAT_LEN || memcmp(p, FORMAT_MAGIC, 4) != 0) {
-            rc = kvs_seterr(KVS_ECORRUPT, "%s: the kvs format record is malformed", db->dir);
+        if ((rc = lm_format_read(db, &data, &old)) < 0 ||
+            (old && (rc = lm_convert1(db, txn, &converted)) < 0))
             goto out;
-        }
-        if (le_get32(p + 4) != FORMAT_VERSION) {
-            rc = kvs_seterr(KVS_EVERSION, "%s: lmdb engine format version %u; this build reads %u",
-                            db->dir, le_get32(p + 4), FORMAT_VERSION);
-            goto out;
-        }
-        db->inline_max = le_get32(p + 8);
-        if (db->inline_max > LM_INLINE_CAP || (int64_t)db->inline_max + 1 > maxkey) {
-            rc = kvs_seterr(KVS_EVERSION,
-                            "%s: keys of up to %u bytes are stored inline, but this LMDB build "
-                            "takes keys of at most %d bytes",
-                            db->dir, db->inline_max + 1, maxkey);
-            goto out;
-        }
     } else if (rc == MDB_NOTFOUND) {
         if ((rc = mdb_stat(txn, db->dbi, &ms)) != 0) {
             rc = lm_err(db, rc, "stat");
@@ -284,23 +486,30 @@ static int lm_format(lmdb_db *db)
             goto out;
         }
         db->inline_max = maxkey - 1 < (int)LM_INLINE_CAP ? (uint32_t)(maxkey - 1) : LM_INLINE_CAP;
-        memcpy(rec, FORMAT_MAGIC, 4);
-        le_put32(rec + 4, FORMAT_VERSION);
-        le_put32(rec + 8, db->inline_max);
-        data.mv_size = sizeof rec;
-        data.mv_data = rec;
-        if ((rc = mdb_put(txn, db->dbi, &fkey, &data, 0)) != 0) {
-            rc = lm_err(db, rc, "write the format record");
-            goto out;
-        }
     } else {
         rc = lm_err(db, rc, "read the format record");
         goto out;
     }
+    /* Every version before this open's lease start stays unused: those of a run that crashed
+     * may have been given out without reaching the record. */
+    db->version_lease = db->next_version + LM_VERSION_LEASE;
+    if ((rc = lm_record_put(db, txn, db->version_lease, db->expiring)) < 0)
+        goto out;
     rc = mdb_txn_commit(txn);
     txn = NULL;
-    if (rc != 0)
+    if (rc != 0) {
         rc = lm_err(db, rc, "commit");
+        goto out;
+    }
+    if (old) {
+        if ((rc = mdb_env_sync(db->env, 1)) != 0) {
+            rc = lm_err(db, rc, "sync the converted store");
+            goto out;
+        }
+        LOG_WARN("%s: converted the lmdb store from format 1 to format %u (%llu keys); builds "
+                 "before it no longer open it",
+                 db->dir, FORMAT_VERSION, (unsigned long long)converted);
+    }
 out:
     if (txn)
         mdb_txn_abort(txn);
@@ -349,13 +558,16 @@ static int lm_sync_tick(void *arg)
     return lm_sync(db); /* a failure fences the store, and lm_fence logs it */
 }
 
-/* ---- open and close ---- */
+/* ---- the environment ---- */
 
 static void lm_free(lmdb_db *db)
 {
+    syncer_stop(&db->sweeper);
     syncer_stop(&db->syncer);
     if (db->env)
         mdb_env_close(db->env);
+    pthread_mutex_destroy(&db->wmu);
+    free(db->victims);
     free(db);
 }
 
@@ -390,16 +602,543 @@ static int lm_env_open(lmdb_db *db, unsigned flags)
     return lm_err(db, rc, "open environment");
 }
 
+
+/* ---- writes ---- */
+
+/* Outcome of one op of a batch (lm_apply): its rc is set; LM_OP_CONFLICT refuses the rest of
+ * its group; LM_GROUP_FAIL refuses all of the group (nothing of this op was written);
+ * LM_BATCH_FAIL: LMDB failed the transaction, and the whole batch fails. */
+enum { LM_OP_DONE, LM_OP_CONFLICT, LM_GROUP_FAIL, LM_BATCH_FAIL };
+
+static void lm_wctx_init(lmdb_db *db, lm_wctx *w)
+{
+    memset(w, 0, sizeof *w);
+    w->now = kvs_clock_ms(&db->opt);
+    w->next_version = db->next_version;
+    w->lease = db->version_lease;
+}
+
+/* Take wmu and begin the write transaction of a batch (*txn NULL and wmu free on failure). */
+static int lm_write_begin(lmdb_db *db, MDB_txn **txn)
+{
+    int rc;
+
+    *txn = NULL;
+    if ((rc = lm_fenced(db)) < 0)
+        return rc;
+    pthread_mutex_lock(&db->wmu);
+    if ((rc = lm_begin(db, 0, txn)) < 0)
+        pthread_mutex_unlock(&db->wmu);
+    return rc;
+}
+
+/* Write the format record if it must change, commit txn (freed either way), apply w to the
+ * figures, and let wmu go. */
+static int lm_write_commit(lmdb_db *db, MDB_txn *txn, lm_wctx *w, bool force_record)
+{
+    int rc = lm_record_update(db, txn, w, force_record);
+
+    if (rc < 0) {
+        mdb_txn_abort(txn);
+    } else if ((rc = mdb_txn_commit(txn)) != 0) {
+        rc = lm_err(db, rc, "commit");
+    } else {
+        int64_t expiring = (int64_t)db->expiring + w->expiring;
+        db->next_version = w->next_version;
+        db->version_lease = w->lease;
+        __atomic_store_n(&db->expiring, expiring > 0 ? (uint64_t)expiring : 0, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&db->expired, w->expired, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&db->writes, w->written, __ATOMIC_RELAXED);
+        if (db->opt.sync == KVS_SYNC_ALWAYS && w->written) /* LMDB synced data and meta page */
+            __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&db->wmu);
+    return rc;
+}
+
+static void lm_write_abort(lmdb_db *db, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_mutex_unlock(&db->wmu);
+}
+
+/* Put key (encoded as k) with val and expire_ms, and the next version, in place (MDB_RESERVE:
+ * no copy). An LMDB code. */
+static int lm_put(lmdb_db *db, MDB_txn *txn, lm_wctx *w, lm_key *k, const void *key,
+                  size_t klen, const void *val, size_t vlen, uint64_t expire_ms)
+{
+    size_t pre = LM_HDR_LEN + (k->hashed ? LM_KLEN_LEN + klen : 0);
+    MDB_val data = {pre + vlen, NULL};
+    unsigned char *p;
+    int rc;
+
+    if ((rc = mdb_put(txn, db->dbi, &k->v, &data, MDB_RESERVE)) != 0)
+        return rc;
+    p = data.mv_data;
+    le_put64(p, expire_ms);
+    le_put64(p + 8, w->next_version++);
+    if (k->hashed) {
+        le_put32(p + LM_HDR_LEN, (uint32_t)klen);
+        memcpy(p + LM_HDR_LEN + LM_KLEN_LEN, key, klen);
+    }
+    if (vlen)
+        memcpy(p + pre, val, vlen);
+    return 0;
+}
+
+/* Does [p, p+n) overlap the LMDB value d? */
+static bool lm_overlaps(const void *p, size_t n, const MDB_val *d)
+{
+    const char *a = p, *b = d->mv_data;
+
+    return n && a < b + d->mv_size && b < a + n;
+}
+
+/* Apply op in txn (the batch's, or its group's nested one); see LM_OP_DONE for the outcomes. */
+static int lm_apply(lmdb_db *db, MDB_txn *txn, lm_wctx *w, kvs_op *op)
+{
+    int type = op->type, rc;
+    const void *val = op->val;
+    size_t vlen = op->vlen;
+    uint64_t expire_ms = op->expire_ms;
+    void *copy = NULL;
+    bool found = false, live;
+    MDB_val data;
+    lm_ent ent = {0};
+    lm_key k;
+
+    key_encode(db, op->key, op->klen, &k);
+    if ((rc = mdb_get(txn, db->dbi, &k.v, &data)) == 0) {
+        if ((op->rc = lm_unwrap(db, &k, op->key, op->klen, &data, &ent)) < 0)
+            return LM_GROUP_FAIL;
+        found = true;
+    } else if (rc != MDB_NOTFOUND) {
+        op->rc = lm_err(db, rc, "get");
+        return LM_BATCH_FAIL;
+    }
+    live = found && !lm_expired(&ent, w->now);
+    if (type == KVS_OP_UPDATE) {
+        kvs_cur cur = {.val = NULL};
+        kvs_update_out out;
+        if (live) {
+            cur = (kvs_cur){.val = ent.val, .vlen = ent.vlen, .found = 1,
+                            .meta = {.expire_ms = ent.expire_ms, .version = ent.version}};
+        }
+        if ((op->rc = kvs_update_call(op, &cur, &out)) < 0)
+            return op->rc == KVS_ECONFLICT ? LM_OP_CONFLICT : LM_OP_DONE;
+        type = out.type;
+        val = out.val;
+        vlen = out.vlen;
+        expire_ms = out.expire_ms;
+        if (type == KVS_OP_SET && found && lm_overlaps(val, vlen, &data)) {
+            /* the new value is (part of) the old one, which the put may overwrite or move */
+            if (!(copy = malloc(vlen))) {
+                op->rc = kvs_seterr(KVS_ENOMEM, "no memory for a value of %zu bytes", vlen);
+                return LM_GROUP_FAIL;
+            }
+            val = memcpy(copy, val, vlen);
+        }
+    }
+    op->rc = 0;
+    if (type == KVS_OP_SET) {
+        rc = lm_put(db, txn, w, &k, op->key, op->klen, val, vlen, expire_ms);
+        free(copy);
+        if (rc != 0) {
+            op->rc = lm_err(db, rc, "put");
+            return LM_BATCH_FAIL;
+        }
+        w->expiring += (expire_ms != 0) - (found && ent.expire_ms != 0);
+    } else if (type == KVS_OP_REMOVE) {
+        if (!found) {
+            op->rc = KVS_ENOTFOUND;
+            return LM_OP_DONE;
+        }
+        if ((rc = mdb_del(txn, db->dbi, &k.v, NULL)) != 0) {
+            op->rc = lm_err(db, rc, "delete");
+            return LM_BATCH_FAIL;
+        }
+        w->expiring -= ent.expire_ms != 0;
+        op->rc = live ? 0 : KVS_ENOTFOUND; /* an expired key was absent already */
+    } else {
+        return LM_OP_DONE; /* KVS_OP_NONE: nothing */
+    }
+    w->written++;
+    w->expired += found && !live;
+    return LM_OP_DONE;
+}
+
+/* Apply the group ops[0 .. n) in txn: a group of several ops in a nested transaction, so that
+ * a refusal in the middle takes back what the group wrote. 0 (each op's rc set), or the error
+ * of an LMDB failure that fails the batch. */
+static int lm_write_group(lmdb_db *db, MDB_txn *txn, lm_wctx *w, kvs_op *ops, size_t n)
+{
+    MDB_txn *t = txn;
+    lm_wctx before = *w;
+    int res = LM_OP_DONE, rc;
+    size_t i;
+
+    if (n > 1 && (rc = mdb_txn_begin(db->env, txn, 0, &t)) != 0)
+        return lm_err(db, rc, "begin a nested transaction");
+    for (i = 0; i < n && res == LM_OP_DONE; i++)
+        res = lm_apply(db, t, w, &ops[i]);
+    if (res == LM_OP_CONFLICT)
+        for (; i < n; i++)
+            ops[i].rc = KVS_ECONFLICT;
+    if (res == LM_BATCH_FAIL || res == LM_GROUP_FAIL) {
+        rc = ops[i - 1].rc;
+        if (t != txn)
+            mdb_txn_abort(t);
+        if (res == LM_BATCH_FAIL)
+            return rc;
+        *w = before;
+        for (i = 0; i < n; i++)
+            ops[i].rc = rc;
+        return 0;
+    }
+    if (t != txn && (rc = mdb_txn_commit(t)) != 0)
+        return lm_err(db, rc, "commit a nested transaction");
+    return 0;
+}
+
+/* kvs_write: the whole batch in one write transaction (the header's "Batches"). */
+static int lm_write(void *e, kvs_op *ops, size_t n)
+{
+    lmdb_db *db = e;
+    MDB_txn *txn = NULL;
+    lm_wctx w;
+    int rc, first = 0;
+
+    if (n == 0)
+        return 0;
+    if ((rc = lm_write_begin(db, &txn)) < 0)
+        goto fail;
+    lm_wctx_init(db, &w);
+    for (size_t g = 0, end; g < n; g = end) {
+        end = kvs_group_end(ops, n, g);
+        if ((rc = lm_write_group(db, txn, &w, ops + g, end - g)) < 0) {
+            lm_write_abort(db, txn);
+            goto fail;
+        }
+    }
+    if ((rc = lm_write_commit(db, txn, &w, false)) < 0)
+        goto fail;
+    for (size_t i = 0; i < n && first == 0; i++)
+        first = ops[i].rc < 0 ? ops[i].rc : 0;
+    return first;
+fail:
+    for (size_t i = 0; i < n; i++)
+        ops[i].rc = rc;
+    return rc;
+}
+
+static int lm_set(void *e, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    kvs_op op = {.type = KVS_OP_SET, .key = key, .klen = klen, .val = val, .vlen = vlen};
+
+    lm_write(e, &op, 1);
+    return op.rc;
+}
+
+static int lm_remove(void *e, const void *key, size_t klen)
+{
+    kvs_op op = {.type = KVS_OP_REMOVE, .key = key, .klen = klen};
+
+    lm_write(e, &op, 1);
+    return op.rc;
+}
+
+/* kvs_clear: every entry dropped and the format record put back, in one transaction. mdb_drop
+ * only frees pages, so async (return at once) does the same: it is quick either way. */
+static int lm_clear(void *e, int async)
+{
+    lmdb_db *db = e;
+    MDB_txn *txn;
+    lm_wctx w;
+    int rc;
+
+    (void)async;
+    if ((rc = lm_write_begin(db, &txn)) < 0)
+        return rc;
+    lm_wctx_init(db, &w);
+    if ((rc = mdb_drop(txn, db->dbi, 0)) != 0) {
+        rc = lm_err(db, rc, "clear");
+        lm_write_abort(db, txn);
+        return rc;
+    }
+    w.expiring = -(int64_t)db->expiring;
+    w.written = 1;
+    return lm_write_commit(db, txn, &w, true);
+}
+
+/* ---- reads ---- */
+
+/* kvs_read_meta: fn gets the value where LMDB holds it, in the map: valid only during the call,
+ * inside the read transaction; nothing is allocated (kvs_get's copy is api.c's). */
+static int lm_read_meta(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx,
+                        kvs_meta *meta)
+{
+    lmdb_db *db = e;
+    MDB_txn *txn = NULL;
+    MDB_val data;
+    lm_ent ent;
+    lm_key k;
+    int rc;
+
+    key_encode(db, key, klen, &k);
+    if ((rc = lm_begin(db, MDB_RDONLY, &txn)) < 0)
+        goto out;
+    if ((rc = mdb_get(txn, db->dbi, &k.v, &data)) != 0) {
+        rc = rc == MDB_NOTFOUND ? KVS_ENOTFOUND : lm_err(db, rc, "get");
+        goto out;
+    }
+    if ((rc = lm_unwrap(db, &k, key, klen, &data, &ent)) < 0)
+        goto out;
+    if (lm_expired(&ent, kvs_clock_ms(&db->opt))) {
+        rc = KVS_ENOTFOUND;
+        goto out;
+    }
+    meta->expire_ms = ent.expire_ms;
+    meta->version = ent.version;
+    rc = fn(ctx, ent.val, ent.vlen); /* the value is valid until the transaction ends */
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    return rc;
+}
+
+static int lm_read(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx)
+{
+    kvs_meta meta;
+
+    return lm_read_meta(e, key, klen, fn, ctx, &meta);
+}
+
+/* ---- scans (the header's "Scans") ---- */
+
+static size_t lm_prefix_len(const MDB_val *k)
+{
+    return k->mv_size < LM_PREFIX ? k->mv_size : LM_PREFIX;
+}
+
+static uint64_t lm_cursor_encode(const MDB_val *k)
+{
+    const unsigned char *p = k->mv_data;
+    size_t n = lm_prefix_len(k);
+    uint64_t c = LM_CURSOR_MARK | (uint64_t)n << 56;
+
+    for (size_t i = 0; i < n; i++)
+        c |= (uint64_t)p[i] << (48 - 8 * i);
+    return c;
+}
+
+/* The stored-key prefix a cursor names into p (LM_PREFIX bytes), its length into *n. */
+static int lm_cursor_decode(uint64_t c, unsigned char *p, size_t *n)
+{
+    *n = (size_t)(c >> 56) & 7;
+    if (!(c & LM_CURSOR_MARK) || (c >> 59 & 0xf) != 0 || *n == 0)
+        return kvs_seterr(KVS_EINVAL, "scan cursor %llu was not made by this engine",
+                          (unsigned long long)c);
+    for (size_t i = 0; i < *n; i++)
+        p[i] = (unsigned char)(c >> (48 - 8 * i));
+    return 0;
+}
+
+/* Hand one stored entry to fn, unless it is expired; a damaged one is logged and skipped. */
+static int lm_scan_one(lmdb_db *db, const MDB_val *k, const MDB_val *d, uint64_t now,
+                       kvs_entry_fn fn, void *ctx)
+{
+    const unsigned char *p = k->mv_data;
+    bool hashed = p[0] == TAG_HASHED;
+    kvs_meta meta;
+    lm_ent ent;
+    int rc;
+
+    if (lm_parse(db, hashed, d, &ent) < 0 || lm_expired(&ent, now))
+        return 0;
+    meta.expire_ms = ent.expire_ms;
+    meta.version = ent.version;
+    rc = hashed ? fn(ctx, ent.key, ent.klen, ent.val, ent.vlen, &meta)
+                : fn(ctx, p + 1, k->mv_size - 1, ent.val, ent.vlen, &meta);
+    return rc < 0 ? rc : 0;
+}
+
+static int lm_scan(void *e, uint64_t cursor, size_t count, kvs_entry_fn fn, void *ctx,
+                   uint64_t *next)
+{
+    lmdb_db *db = e;
+    unsigned char start[LM_PREFIX], last[LM_PREFIX];
+    size_t slen = 0, llen = 0, seen = 0;
+    uint64_t now = kvs_clock_ms(&db->opt);
+    MDB_cursor *cur = NULL;
+    MDB_txn *txn = NULL;
+    MDB_val k = {0, start}, d;
+    int rc;
+
+    *next = 0;
+    if (cursor != 0 && (rc = lm_cursor_decode(cursor, start, &slen)) < 0)
+        return rc;
+    k.mv_size = slen;
+    if ((rc = lm_begin(db, MDB_RDONLY, &txn)) < 0)
+        goto out;
+    if ((rc = mdb_cursor_open(txn, db->dbi, &cur)) != 0) {
+        rc = lm_err(db, rc, "open a cursor");
+        goto out;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &d, cursor ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const unsigned char *p = k.mv_data;
+        size_t plen = lm_prefix_len(&k);
+        if (k.mv_size == 0 || p[0] >= TAG_FORMAT) /* the format record sorts last */
+            break;
+        if (seen >= count && (plen != llen || memcmp(p, last, plen) != 0)) {
+            *next = lm_cursor_encode(&k); /* between two prefixes: see the header */
+            break;
+        }
+        memcpy(last, p, plen);
+        llen = plen;
+        seen++;
+        if ((rc = lm_scan_one(db, &k, &d, now, fn, ctx)) < 0)
+            goto out;
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    else if (rc != 0)
+        rc = lm_err(db, rc, "scan");
+out:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    return rc;
+}
+
+/* ---- the expiry sweep (the header's "Expiry") ---- */
+
+/* Walk at most LM_SWEEP_SCAN entries from db->sweep_pos in a read transaction, noting up to max
+ * expired ones in db->victims; sweep_pos moves past what was looked at (back to the start at
+ * the end). The count noted, or an error. */
+static int lm_sweep_find(lmdb_db *db, size_t max)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k = {db->sweep_len, db->sweep_pos}, d;
+    uint64_t now = kvs_clock_ms(&db->opt);
+    size_t looked = 0, found = 0;
+    int rc;
+
+    if ((rc = lm_begin(db, MDB_RDONLY, &txn)) < 0)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, db->dbi, &cur)) != 0) {
+        rc = lm_err(db, rc, "open a cursor");
+        goto out;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &d, db->sweep_len ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const unsigned char *p = k.mv_data;
+        lm_ent ent;
+        if (k.mv_size == 0 || k.mv_size > sizeof db->sweep_pos || p[0] >= TAG_FORMAT)
+            break;
+        if (looked++ == LM_SWEEP_SCAN || found == max) { /* resume here next turn */
+            memcpy(db->sweep_pos, p, k.mv_size);
+            db->sweep_len = k.mv_size;
+            goto out;
+        }
+        if (lm_parse(db, p[0] == TAG_HASHED, &d, &ent) == 0 && lm_expired(&ent, now)) {
+            lm_victim *v = &db->victims[found++];
+            memcpy(v->key, p, k.mv_size);
+            v->klen = k.mv_size;
+            v->version = ent.version;
+        }
+    }
+    db->sweep_len = 0;
+    rc = rc == 0 || rc == MDB_NOTFOUND ? 0 : lm_err(db, rc, "sweep");
+out:
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc < 0 ? rc : (int)found;
+}
+
+/* Delete the n victims found that are still as they were (same version) and expired, in one
+ * write transaction. The count removed, or an error. */
+static int lm_sweep_remove(lmdb_db *db, size_t n)
+{
+    MDB_txn *txn;
+    lm_wctx w;
+    int rc;
+
+    if ((rc = lm_write_begin(db, &txn)) < 0)
+        return rc;
+    lm_wctx_init(db, &w);
+    for (size_t i = 0; i < n; i++) {
+        lm_victim *v = &db->victims[i];
+        MDB_val k = {v->klen, v->key}, d;
+        lm_ent ent;
+        if ((rc = mdb_get(txn, db->dbi, &k, &d)) == MDB_NOTFOUND)
+            continue;
+        if (rc == 0) {
+            if (lm_parse(db, v->key[0] == TAG_HASHED, &d, &ent) < 0 ||
+                ent.version != v->version || !lm_expired(&ent, w.now))
+                continue; /* written again since it was found */
+            rc = mdb_del(txn, db->dbi, &k, NULL);
+        }
+        if (rc != 0) {
+            rc = lm_err(db, rc, "sweep");
+            lm_write_abort(db, txn);
+            return rc;
+        }
+        w.expiring--;
+        w.expired++;
+        w.written++;
+    }
+    if ((rc = lm_write_commit(db, txn, &w, false)) < 0)
+        return rc;
+    return (int)w.expired;
+}
+
+/* The sweeper's tick: removals allowed by expire_effort since the last, if any key expires. */
+static int lm_sweep_tick(void *arg)
+{
+    lmdb_db *db = arg;
+    double rate = (double)db->opt.expire_effort * LM_SWEEP_MS / 1000.0;
+    size_t max;
+    int rc;
+
+    db->sweep_credit += rate;
+    if (db->sweep_credit > (rate > 1.0 ? rate : 1.0))
+        db->sweep_credit = rate > 1.0 ? rate : 1.0; /* no hoarding across idle ticks */
+    if (__atomic_load_n(&db->expiring, __ATOMIC_RELAXED) == 0 || lm_fenced(db) < 0)
+        return 0;
+    max = (size_t)db->sweep_credit;
+    if (max > db->victims_cap)
+        max = db->victims_cap;
+    if (max == 0)
+        return 0;
+    if ((rc = lm_sweep_find(db, max)) > 0)
+        rc = lm_sweep_remove(db, (size_t)rc);
+    if (rc < 0) {
+        LOG_WARN("%s: expiry sweep: %s", db->dir, kvs_last_error());
+        return rc == KVS_ESYNC ? 0 : rc; /* the syncer stops calling after KVS_ESYNC */
+    }
+    db->sweep_credit -= rc;
+    return 0;
+}
+
+/* ---- open and close ---- */
+
 static int lm_open(const char *dir, const kvs_options *opt, void **out)
 {
     lmdb_db *db = calloc(1, sizeof *db);
     unsigned flags = MDB_NOTLS;
+    double rate;
     int rc;
 
     *out = NULL;
     if (!db)
         return kvs_seterr(KVS_ENOMEM, "lmdb engine: out of memory");
-    db->sync = opt->sync;
+    pthread_mutex_init(&db->wmu, NULL);
+    db->opt = *opt;
+    db->opt.engine = NULL; /* api.c's string; not needed here */
     if (snprintf(db->dir, sizeof db->dir, "%s", dir) >= (int)sizeof db->dir) {
         rc = kvs_seterr(KVS_EINVAL, "directory path too long");
         goto fail;
@@ -413,6 +1152,15 @@ static int lm_open(const char *dir, const kvs_options *opt, void **out)
     if (opt->sync == KVS_SYNC_EVERYSEC &&
         (rc = syncer_start(&db->syncer, "sync", SYNCER_EVERYSEC_MS, lm_sync_tick, db)) < 0)
         goto fail;
+    rate = (double)opt->expire_effort * LM_SWEEP_MS / 1000.0;
+    db->victims_cap = rate < 1.0 ? 1 : rate > LM_SWEEP_SCAN ? LM_SWEEP_SCAN : (size_t)rate;
+    if (opt->expire_effort &&
+        (!(db->victims = malloc(db->victims_cap * sizeof *db->victims)) ||
+         (rc = syncer_start(&db->sweeper, "expiry", LM_SWEEP_MS, lm_sweep_tick, db)) < 0)) {
+        if (!db->victims)
+            rc = kvs_seterr(KVS_ENOMEM, "lmdb engine: out of memory");
+        goto fail;
+    }
     LOG_INFO("opened %s (lmdb, map %zu bytes, keys of up to %u bytes inline)", dir, db->mapsize,
              db->inline_max);
     *out = db;
@@ -427,129 +1175,10 @@ static int lm_close(void *e)
     lmdb_db *db = e;
     int rc;
 
+    syncer_stop(&db->sweeper);
     syncer_stop(&db->syncer);
     rc = lm_sync(db); /* not after a failed sync: KVS_ESYNC */
     lm_free(db);
-    return rc;
-}
-
-/* ---- data calls ---- */
-
-/* fn gets the value where LMDB holds it, in the map: valid only during the call, inside the read
- * transaction; nothing is allocated (kvs_get's copy is api.c's). */
-static int lm_read(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx)
-{
-    lmdb_db *db = e;
-    MDB_txn *txn = NULL;
-    MDB_val data;
-    lm_key k;
-    const unsigned char *p;
-    size_t n;
-    int rc;
-
-    key_encode(db, key, klen, &k);
-    if ((rc = lm_begin(db, MDB_RDONLY, &txn)) < 0)
-        goto out;
-    if ((rc = mdb_get(txn, db->dbi, &k.v, &data)) != 0) {
-        rc = rc == MDB_NOTFOUND ? KVS_ENOTFOUND : lm_err(db, rc, "get");
-        goto out;
-    }
-    if ((rc = lm_unwrap(db, &k, key, klen, &data, &p, &n)) < 0)
-        goto out;
-    rc = fn(ctx, p, n); /* the value is valid until the transaction ends */
-out:
-    if (txn)
-        mdb_txn_abort(txn);
-    return rc;
-}
-
-/* Commit txn (which is freed either way) and count the write. */
-static int lm_commit(lmdb_db *db, MDB_txn *txn)
-{
-    int rc = mdb_txn_commit(txn);
-
-    if (rc != 0)
-        return lm_err(db, rc, "commit");
-    __atomic_add_fetch(&db->writes, 1, __ATOMIC_RELAXED);
-    if (db->sync == KVS_SYNC_ALWAYS) /* LMDB synced data and meta page before returning */
-        __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
-    return 0;
-}
-
-static int lm_set(void *e, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    lmdb_db *db = e;
-    MDB_txn *txn = NULL;
-    MDB_val data;
-    lm_key k;
-    bool found;
-    int rc;
-
-    key_encode(db, key, klen, &k);
-    if ((rc = lm_fenced(db)) < 0 || (rc = lm_begin(db, 0, &txn)) < 0)
-        goto out;
-    if (k.hashed) {
-        /* Never overwrite another key's entry, and write key and value in place (no copy). */
-        if ((rc = lm_lookup(db, txn, &k, key, klen, &found)) < 0)
-            goto out;
-        data.mv_size = LM_KLEN_LEN + klen + vlen;
-        data.mv_data = NULL;
-        if ((rc = mdb_put(txn, db->dbi, &k.v, &data, MDB_RESERVE)) != 0) {
-            rc = lm_err(db, rc, "put");
-            goto out;
-        }
-        unsigned char *p = data.mv_data;
-        le_put32(p, (uint32_t)klen);
-        memcpy(p + LM_KLEN_LEN, key, klen);
-        memcpy(p + LM_KLEN_LEN + klen, val, vlen);
-    } else {
-        data.mv_size = vlen;
-        data.mv_data = (void *)val;
-        if ((rc = mdb_put(txn, db->dbi, &k.v, &data, 0)) != 0) {
-            rc = lm_err(db, rc, "put");
-            goto out;
-        }
-    }
-    rc = lm_commit(db, txn);
-    txn = NULL;
-out:
-    if (txn)
-        mdb_txn_abort(txn);
-    return rc;
-}
-
-/* KVS_ENOTFOUND if key is absent; the transaction is then aborted, so nothing is written. */
-static int lm_remove(void *e, const void *key, size_t klen)
-{
-    lmdb_db *db = e;
-    MDB_txn *txn = NULL;
-    lm_key k;
-    bool found = true;
-    int rc;
-
-    key_encode(db, key, klen, &k);
-    if ((rc = lm_fenced(db)) < 0 || (rc = lm_begin(db, 0, &txn)) < 0)
-        goto out;
-    if (k.hashed && (rc = lm_lookup(db, txn, &k, key, klen, &found)) < 0)
-        goto out;
-    if (found) {
-        rc = mdb_del(txn, db->dbi, &k.v, NULL);
-        if (rc == MDB_NOTFOUND)
-            found = false;
-        else if (rc != 0) {
-            rc = lm_err(db, rc, "delete");
-            goto out;
-        }
-    }
-    if (!found) {
-        rc = KVS_ENOTFOUND;
-        goto out;
-    }
-    rc = lm_commit(db, txn);
-    txn = NULL;
-out:
-    if (txn)
-        mdb_txn_abort(txn);
     return rc;
 }
 
@@ -583,6 +1212,8 @@ static int lm_stats(void *e, kvs_stats *out)
     out->segments = 0;
     out->writes = __atomic_load_n(&db->writes, __ATOMIC_RELAXED);
     out->syncs = __atomic_load_n(&db->syncs, __ATOMIC_RELAXED);
+    out->expiring_keys = __atomic_load_n(&db->expiring, __ATOMIC_RELAXED);
+    out->expired_keys = __atomic_load_n(&db->expired, __ATOMIC_RELAXED);
 out:
     if (txn)
         mdb_txn_abort(txn);
@@ -622,6 +1253,10 @@ const kvs_engine_ops kvs_lmdb_engine = {
     .read = lm_read,
     .set = lm_set,
     .remove = lm_remove,
+    .write = lm_write,
+    .read_meta = lm_read_meta,
+    .scan = lm_scan,
+    .clear = lm_clear,
     .stats = lm_stats,
     .compact = lm_compact,
     .sync = lm_sync_op,

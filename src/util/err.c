@@ -64,6 +64,7 @@ const char *kvs_strerror(int err)
     case KVS_ESYNC: return "a sync to disk failed: the store takes no more writes until it is reopened";
     case KVS_EFULL: return "the key index is at its memory budget (max-index-memory): no new keys";
     case KVS_EFORMAT: return "store written in an earlier on-disk format";
+    case KVS_ECONFLICT: return "an update refused its write (the rest of its group is not applied)";
     default: return "unknown error";
     }
 }
