@@ -81,8 +81,8 @@ static size_t scan_count(kvs_t *db)
 
 static void test_expiry_reads(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     kvs_meta meta;
     clock_set(1000000);
@@ -113,15 +113,13 @@ static void test_expiry_reads(void **state)
     set_exp(db, "k", "2", 0);
     clock_set(2000000);
     tu_assert_value(db, "k", "2");
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 static void test_expiry_reopen(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     clock_set(1000000);
     kvs_t *db = tu_open(dir, &o);
@@ -142,17 +140,15 @@ static void test_expiry_reopen(void **state)
     tu_assert_value(db, "e26", "v");
     tu_assert_value(db, "never", "n");
     assert_int_equal(scan_count(db), 25);
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 /* The key's older value lies in a segment the compaction does not take: the expired record
  * must leave a tombstone, or that value comes back at the next open. */
 static void test_expiry_compaction(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     o.segment_size = 4096;
     o.expire_effort = 0; /* compaction alone, no sweep before it */
@@ -196,15 +192,13 @@ static void test_expiry_compaction(void **state)
     tu_reopen_rebuilt(&db, dir, &o);
     tu_assert_value(db, "key", NULL);
     tu_assert_value(db, "fill3", fill);
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 static void test_expiry_sweep(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     o.expire_effort = 1000000;
     clock_set(1000000);
@@ -226,9 +220,7 @@ static void test_expiry_sweep(void **state)
     assert_int_equal(st.expired_keys, 200);
     assert_int_equal(st.expiring_keys, 0);
     tu_assert_value(db, "s250", "v");
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 /* ---- update ops ---- */
@@ -272,8 +264,8 @@ static void *incr_thread(void *arg)
 
 static void test_update_concurrent_increments(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     kvs_t *db = tu_open(dir, &o);
     pthread_t th[INCR_THREADS];
@@ -287,9 +279,7 @@ static void test_update_concurrent_increments(void **state)
     tu_assert_value(db, "counter", want);
     tu_reopen_rebuilt(&db, dir, &o);
     tu_assert_value(db, "counter", want);
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 /* What an update saw, for the test to look at. */
@@ -313,8 +303,8 @@ static int look(void *ctx, const kvs_cur *cur, kvs_update_out *out)
 
 static void test_update_sees_batch(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     kvs_t *db = tu_open(dir, &o);
     look_state a = {.out_type = KVS_OP_NONE}, b = {.out_type = KVS_OP_REMOVE},
@@ -338,15 +328,13 @@ static void test_update_sees_batch(void **state)
     assert_true(b.meta.version > a.meta.version);
     assert_false(c.found); /* b removed it */
     tu_assert_value(db, "k", NULL);
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 static void test_update_conflict_refuses_group(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     kvs_t *db = tu_open(dir, &o);
     look_state watch = {.ret = KVS_ECONFLICT, .out_type = KVS_OP_SET};
@@ -371,17 +359,15 @@ static void test_update_conflict_refuses_group(void **state)
     tu_assert_value(db, "a", NULL);
     tu_assert_value(db, "other", "1");
     tu_assert_value(db, "w", NULL);
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 /* At the index's budget an update that would set a new key gets KVS_EFULL, as a set would,
  * and one of a key already there goes on. */
 static void test_update_budget_edge(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     o.max_index_memory = 1u << 20;
     kvs_t *db = tu_open(dir, &o);
@@ -407,9 +393,7 @@ static void test_update_budget_edge(void **state)
     up.klen = 3;
     assert_int_equal(kvs_write(db, &up, 1), 0);
     tu_assert_value(db, "new", "1");
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 /* ---- groups across a crash ---- */
@@ -482,8 +466,8 @@ static void test_group_torn_at_tail(void **state)
 
 static void test_group_complete_kept(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     kvs_t *db = group_then_cut(dir, &o, 4 * 35);
     assert_null(strstr(tu_log_text(), "torn tail"));
@@ -492,17 +476,15 @@ static void test_group_complete_kept(void **state)
     tu_assert_value(db, "b", "2");
     tu_assert_value(db, "c", "3");
     tu_assert_value(db, "d", "4");
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 /* A group never straddles a rotation: with segments of 4 KiB, groups of 10 records of 300 bytes
  * each land whole in one segment; compacted, they read the same. */
 static void test_group_in_one_segment(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     o.segment_size = 4096;
     kvs_t *db = tu_open(dir, &o);
@@ -525,9 +507,7 @@ static void test_group_in_one_segment(void **state)
     assert_true(ldb->nsegs > 5);
     tu_reopen_rebuilt(&db, dir, &o);
     assert_int_equal(scan_count(db), 200);
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 /* ---- scan and iteration ---- */
@@ -554,6 +534,18 @@ static void *writer(void *arg)
         tu_set(w->db, k, "b2");
     }
     return NULL;
+}
+
+static void writer_start(writer_arg *w, pthread_t *th, kvs_t *db)
+{
+    *w = (writer_arg){db, 0};
+    assert_int_equal(pthread_create(th, NULL, writer, w), 0);
+}
+
+static void writer_stop(writer_arg *w, pthread_t th)
+{
+    __atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED);
+    pthread_join(th, NULL);
 }
 
 static int mark_base(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
@@ -590,37 +582,34 @@ static void assert_all_seen(const unsigned char *seen)
 
 static void test_scan_while_growing(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     kvs_t *db = tu_open(dir, &o);
     unsigned char seen[BASE_KEYS] = {0};
-    writer_arg w = {db, 0};
+    writer_arg w;
     pthread_t th;
     uint64_t cursor = 0;
 
     fill_base(db);
-    assert_int_equal(pthread_create(&th, NULL, writer, &w), 0);
+    writer_start(&w, &th, db);
     do {
         assert_int_equal(kvs_scan(db, cursor, 20, mark_base, seen, &cursor), 0);
         usleep(200); /* let the writer grow the index between steps */
     } while (cursor != 0);
-    __atomic_store_n(&w.stop, 1, __ATOMIC_RELAXED);
-    pthread_join(th, NULL);
+    writer_stop(&w, th);
     assert_all_seen(seen);
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 static void test_iter(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     kvs_t *db = tu_open(dir, &o);
     unsigned char seen[BASE_KEYS] = {0};
-    writer_arg w = {db, 0};
+    writer_arg w;
     pthread_t th;
     kvs_iter *it;
     size_t n = 0;
@@ -637,26 +626,23 @@ static void test_iter(void **state)
     assert_int_equal(n, BASE_KEYS);
     kvs_iter_end(it);
 
-    assert_int_equal(pthread_create(&th, NULL, writer, &w), 0);
+    writer_start(&w, &th, db);
     assert_int_equal(kvs_iter_begin(db, &it), 0);
     while ((rc = kvs_iter_next(it, mark_base, seen)) == 1)
         ;
     assert_int_equal(rc, 0);
     kvs_iter_end(it);
-    __atomic_store_n(&w.stop, 1, __ATOMIC_RELAXED);
-    pthread_join(th, NULL);
+    writer_stop(&w, th);
     assert_all_seen(seen);
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 /* ---- clear ---- */
 
 static void test_clear_sync(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     kvs_t *db = tu_open(dir, &o);
 
@@ -668,15 +654,13 @@ static void test_clear_sync(void **state)
     assert_int_equal(tu_stats(db).keys, 0);
     tu_set(db, "after", "1");
     tu_assert_value(db, "after", "1");
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 static void test_clear_async(void **state)
 {
-    (void)state;
-    char *dir = tu_mkdtemp();
+    tu_fixture *f = *state;
+    const char *dir = f->dir;
     kvs_options o = clocked();
     kvs_t *db = tu_open(dir, &o);
 
@@ -693,29 +677,27 @@ static void test_clear_async(void **state)
     tu_assert_value(db, "after", "1");
     tu_assert_value(db, "key-000007", "again");
     tu_assert_value(db, "key-000008", NULL);
-    kvs_close(db);
-    tu_rm_rf(dir);
-    free(dir);
+    f->db = db; /* closed by tu_teardown */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_expiry_reads),
-        cmocka_unit_test(test_expiry_reopen),
-        cmocka_unit_test(test_expiry_compaction),
-        cmocka_unit_test(test_expiry_sweep),
-        cmocka_unit_test(test_update_concurrent_increments),
-        cmocka_unit_test(test_update_sees_batch),
-        cmocka_unit_test(test_update_conflict_refuses_group),
-        cmocka_unit_test(test_update_budget_edge),
+        TU_CASE_CLOSED(test_expiry_reads),
+        TU_CASE_CLOSED(test_expiry_reopen),
+        TU_CASE_CLOSED(test_expiry_compaction),
+        TU_CASE_CLOSED(test_expiry_sweep),
+        TU_CASE_CLOSED(test_update_concurrent_increments),
+        TU_CASE_CLOSED(test_update_sees_batch),
+        TU_CASE_CLOSED(test_update_conflict_refuses_group),
+        TU_CASE_CLOSED(test_update_budget_edge),
         cmocka_unit_test(test_group_torn_at_tail),
-        cmocka_unit_test(test_group_complete_kept),
-        cmocka_unit_test(test_group_in_one_segment),
-        cmocka_unit_test(test_scan_while_growing),
-        cmocka_unit_test(test_iter),
-        cmocka_unit_test(test_clear_sync),
-        cmocka_unit_test(test_clear_async),
+        TU_CASE_CLOSED(test_group_complete_kept),
+        TU_CASE_CLOSED(test_group_in_one_segment),
+        TU_CASE_CLOSED(test_scan_while_growing),
+        TU_CASE_CLOSED(test_iter),
+        TU_CASE_CLOSED(test_clear_sync),
+        TU_CASE_CLOSED(test_clear_async),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
