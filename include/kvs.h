@@ -221,8 +221,9 @@ int kvs_create(kvs_t **out);
 int kvs_configure(kvs_t *db, const kvs_options *opt);
 
 /* Open (creating if needed) the store in directory dir. KVS_EBUSY if another handle or process
- * has it open, KVS_EENGINE if it belongs to another engine, KVS_EFORMAT if it holds a store of
- * an earlier format (convert it with kvs_upgrade). */
+ * has it open, KVS_EENGINE if it belongs to another engine, KVS_EFORMAT if it holds a kvs-engine
+ * store of an earlier format (convert it with kvs_upgrade; the lmdb engine converts its own
+ * earlier format at open, in one transaction, and logs that it did). */
 int kvs_open(kvs_t *db, const char *dir);
 
 /* Store value under key, replacing any previous value. */
@@ -341,8 +342,8 @@ const char *kvs_last_error(void);
  *
  * Run again after a crash, it finishes the job: before step 3, DIR.upgrade is a leftover and is
  * made anew; between the two renames (DIR missing, DIR.format2 and DIR.upgrade there), the
- * second rename is done. A store of the current format, or of the lmdb engine (whose format
- * did not change), is left as it is: 0 with outcome KVS_UPGRADE_CURRENT. A directory that
+ * second rename is done. A store of the current format, or of the lmdb engine (whose format-1
+ * stores kvs_open converts in place), is left as it is: 0 with outcome KVS_UPGRADE_CURRENT. A directory that
  * holds no store: KVS_EINVAL. An existing DIR.format2 beside a store to convert: KVS_EBUSY
  * (move the old backup away first); DIR a symbolic link: KVS_EINVAL (name the directory).
  * Returns 0 or a negative error, with kvs_last_error's detail; report (may be NULL) is filled
