@@ -168,6 +168,12 @@ static void pending_shift(pending *p, size_t k)
 {
     uint64_t gone = 0;
 
+    if (k == p->n) { /* all of it: the usual case, nothing to move */
+        p->n = 0;
+        p->bytes = 0;
+        return;
+    }
+
     for (size_t i = 0; i < k; i++)
         gone += rec_len(p->recs[i].klen, p->recs[i].vlen);
     memmove(p->hdr, p->hdr + k, (p->n - k) * REC_HDR);
@@ -190,8 +196,10 @@ static int flush_prefix(logdb *db, pending *p, size_t k)
     KVS_ASSERT(LDB_HOLDS(db, wmu) && k <= p->n);
     if (k == 0)
         return 0;
-    for (size_t i = 0; i < k; i++)
+    for (size_t i = 0; i < k && k < p->n; i++)
         bytes += rec_len(p->recs[i].klen, p->recs[i].vlen);
+    if (k == p->n)
+        bytes = p->bytes;
     if ((rc = seg_reserve(s, off + bytes)) < 0) {
         for (size_t i = 0; i < k; i++)
             p->recs[i].op->rc = rc;
