@@ -143,6 +143,12 @@ class IdleHalfCommandsTest(Base):
                 self.assertTrue(r.set("key%d" % i, "value%d" % i))
                 self.assertEqual(r.get("key%d" % i), ("value%d" % i).encode())
             self.assertEqual(r.dbsize(), 100)
+            # the loops adopt accepted sockets asynchronously: under load the last of the N
+            # may still be on their way from the listener (bounded wait)
+            deadline = time.monotonic() + 10
+            while (r.info("clients")["connected_clients"] < self.N + 1
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
             self.assertGreaterEqual(r.info("clients")["connected_clients"], self.N + 1)
             # none of the idle ones got anything
             readable, _, _ = select.select(socks, [], [], 0)
