@@ -71,7 +71,8 @@ static void fuzz_record(const uint8_t *p, size_t n, uint8_t flags)
         return;
     }
     FZ_CHECK(h.klen <= KVS_MAX_KEY && h.vlen <= KVS_MAX_VALUE && h.seq != 0 &&
-                 !(h.flags & ~REC_TOMBSTONE) && (!(h.flags & REC_TOMBSTONE) || h.vlen == 0),
+                 !(h.flags & ~(REC_TOMBSTONE | REC_GROUP_MORE)) &&
+                 (!(h.flags & REC_TOMBSTONE) || h.vlen == 0),
              "rec_decode accepted klen %u vlen %u seq %llu flags %#x", h.klen, h.vlen,
              (unsigned long long)h.seq, h.flags);
     size_t body = n > REC_HDR ? n - REC_HDR : 0;
@@ -209,7 +210,8 @@ static int on_record(void *arg, const seg_rec *r)
              (unsigned long long)r->len, c->size);
     FZ_CHECK(r->len == rec_len(r->klen, r->vlen), "record length %llu for klen %u vlen %u",
              (unsigned long long)r->len, r->klen, r->vlen);
-    FZ_CHECK(r->seq != 0 && !(r->flags & ~REC_TOMBSTONE), "record with seq 0 or bad flags");
+    FZ_CHECK(r->seq != 0 && !(r->flags & ~(REC_TOMBSTONE | REC_GROUP_MORE)),
+             "record with seq 0 or bad flags");
     FZ_CHECK(memcmp(r->key, c->file + r->off + REC_HDR, r->klen) == 0,
              "the key handed out is not the file's at %llu", (unsigned long long)r->off);
     FZ_CHECK(r->expire_ms == le_get64(c->file + r->off + 25),
@@ -378,9 +380,10 @@ static bool reference_hint(const uint8_t *b, size_t n, uint64_t size)
         uint64_t off = le_get32(b + p + 8);
         uint32_t vlen = le_get32(b + p + 12), klen = le_get32(b + p + 16);
         uint8_t fl = b[p + 20];
+        /* flags as a record's (record.h): tombstone and group bits only, a tombstone empty */
         if (le_get64(b + p) == 0 || klen > KVS_MAX_KEY || vlen > KVS_MAX_VALUE ||
-            (fl & ~REC_TOMBSTONE) || klen > end - p - HINT_ENTRY || off < SEG_HDR ||
-            off + rec_len(klen, vlen) > size)
+            (fl & ~(REC_TOMBSTONE | REC_GROUP_MORE)) || ((fl & REC_TOMBSTONE) && vlen != 0) ||
+            klen > end - p - HINT_ENTRY || off < SEG_HDR || off + rec_len(klen, vlen) > size)
             return false;
         p += HINT_ENTRY + klen;
     }
