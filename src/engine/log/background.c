@@ -6,9 +6,18 @@
  *     segments first, as every sync does (sync.c). The fdatasyncs run outside wmu so writers go
  *     on; an RCU read section keeps the segments (and their fds) from being retired meanwhile;
  *   - the maintenance thread: hint files of sealed segments, automatic compaction and the idle
- *     clean-up — all off the write path — and the removal of the saved index an open read
- *     (saved.h: a slow unlink, kept off the open). Rotation and commits that leave work waiting
- *     wake it early (ldb_maint_kick, logdb.h), and so does an open that read a saved index.
+ *     clean-up — all off the write path — the removal of the saved index an open read
+ *     (saved.h: a slow unlink, kept off the open), the expiry sweep and kvs_clear's async
+ *     removal. Rotation and commits that leave work waiting wake it early (ldb_maint_kick,
+ *     logdb.h), and so do an open that read a saved index and an async kvs_clear.
+ *
+ * The expiry sweep finds expired keys without reading every record: it walks the index with a
+ * cursor that hands out only the words carrying IDX_EXPIRES (index.h), reads those records'
+ * headers, and removes the expired ones through the write path with the engine's own update op
+ * (ldb_expire_op: removed only if still expired under wmu). At most opt.expire_effort removals
+ * a second: a credit topped up by the time since the last tick. kvs_clear walks the whole index
+ * the same way (ldb_clear_now on the caller's thread; async, here, with an update op that
+ * spares records newer than the call).
  *
  * A failed sync fences the store, and from then on neither thread does anything: the syncer's
  * work is syncing, and the maintenance thread's hint files and compactions sync too. Each
@@ -17,10 +26,14 @@
  * Above every other file of the engine but engine.c, which starts and stops the threads.
  */
 #include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
 #include <urcu-bp.h>
 
+#include "engine/engine.h"
 #include "engine/log/logdb.h"
 #include "engine/log/saved.h"
+#include "util/array.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -82,6 +95,181 @@ static void release_sealed_pages(logdb *db)
     free(v);
 }
 
+/* ---- removing keys found by a walk of the index: the sweep and kvs_clear ---- */
+
+#define SWEEP_STEPS 4096 /* index cursor steps a sweep tick takes at most */
+#define CLEAR_BATCH 1024 /* keys a kvs_clear write removes */
+
+typedef struct key_walk {
+    logdb *db;
+    uint64_t now;      /* the sweep: expired at it */
+    uint64_t bound;    /* kvs_clear async: seq <= it; UINT64_MAX: every key */
+    bool expiring;     /* the sweep: only expired keys */
+    char *buf;         /* the keys found, back to back */
+    size_t blen, bcap;
+    size_t *lens;
+    size_t n, cap;
+    int rc;
+} key_walk;
+
+static void walk_visit(void *arg, const void *key, uint32_t klen, const idx_loc *loc)
+{
+    key_walk *w = arg;
+    rec_hdr h;
+
+    if (w->rc < 0 || (loc->flags & REC_TOMBSTONE) || loc->seq > w->bound)
+        return;
+    if (w->expiring && (!rec_decode(loc->seg->map + loc->off, &h) ||
+                        !ldb_expired(h.expire_ms, w->now)))
+        return;
+    if (ARR_RESERVE(w->buf, w->bcap, w->blen + klen + 1) < 0 ||
+        ARR_RESERVE(w->lens, w->cap, w->n + 1) < 0) {
+        w->rc = kvs_seterr(KVS_ENOMEM, "no memory for the keys of a sweep");
+        return;
+    }
+    memcpy(w->buf + w->blen, key, klen);
+    w->blen += klen;
+    w->lens[w->n++] = klen;
+}
+
+/* Walk from *cursor until max keys are found or the end (*cursor = 0) or steps run out. */
+static void walk(key_walk *w, uint64_t *cursor, size_t max, unsigned steps)
+{
+    w->n = w->blen = 0;
+    rcu_read_lock();
+    do
+        *cursor = w->expiring ? idx_expiring_next(w->db->idx, *cursor, walk_visit, w)
+                              : idx_cursor_next(w->db->idx, *cursor, walk_visit, w);
+    while (*cursor != IDX_CURSOR_END && w->n < max && --steps > 0 && w->rc == 0);
+    rcu_read_unlock();
+    if (*cursor == IDX_CURSOR_END)
+        *cursor = 0;
+}
+
+/* kvs_clear async's update: remove the key unless it was written after the call. */
+static int remove_if_older(void *ctx, const kvs_cur *cur, kvs_update_out *out)
+{
+    if (cur->found && cur->meta.version <= *(const uint64_t *)ctx)
+        out->type = KVS_OP_REMOVE;
+    return 0;
+}
+
+/* Remove the keys w found: a remove op, the sweep's ldb_expire_op, or remove_if_older. The
+ * ops' own outcomes (a key gone meanwhile: KVS_ENOTFOUND) are not failures. */
+static int remove_found(key_walk *w, int type, kvs_update_fn fn, void *ctx)
+{
+    kvs_op *ops;
+    size_t off = 0;
+    int rc = 0;
+
+    if (w->rc < 0 || w->n == 0)
+        return w->rc;
+    if (!(ops = calloc(w->n, sizeof *ops)))
+        return kvs_seterr(KVS_ENOMEM, "no memory for %zu removals", w->n);
+    for (size_t i = 0; i < w->n; i++) {
+        ops[i] = (kvs_op){.type = type, .key = w->buf + off, .klen = w->lens[i], .update = fn,
+                          .update_ctx = ctx};
+        off += w->lens[i];
+    }
+    ldb_write(w->db, ops, w->n);
+    for (size_t i = 0; i < w->n && rc == 0; i++)
+        if (ops[i].rc < 0 && ops[i].rc != KVS_ENOTFOUND)
+            rc = ops[i].rc;
+    free(ops);
+    return rc;
+}
+
+static void walk_free(key_walk *w)
+{
+    free(w->buf);
+    free(w->lens);
+}
+
+/* One tick of the expiry sweep (above): at most the credit earned since the last. */
+static void expire_sweep(logdb *db)
+{
+    uint64_t t = clock_usec(), effort = db->opt.expire_effort;
+    key_walk w = {.db = db, .now = kvs_clock_ms(&db->opt), .bound = UINT64_MAX,
+                  .expiring = true};
+
+    if (effort == 0 || idx_expiring(db->idx) == 0) {
+        db->sweep_usec = t;
+        return;
+    }
+    if (db->sweep_usec == 0)
+        db->sweep_usec = t - 1000000; /* the first tick: a second's worth */
+    db->sweep_credit += (t - db->sweep_usec) * effort / 1000000;
+    if (db->sweep_credit > effort)
+        db->sweep_credit = effort;
+    db->sweep_usec = t;
+    uint64_t start = db->sweep_cursor;
+    walk(&w, &db->sweep_cursor, db->sweep_credit, SWEEP_STEPS);
+    if (remove_found(&w, KVS_OP_UPDATE, ldb_expire_op, NULL) < 0)
+        LOG_WARN("expiry sweep: %s", kvs_last_error());
+    db->sweep_credit -= w.n < db->sweep_credit ? w.n : db->sweep_credit;
+    if (db->sweep_cursor == 0 && start != 0)
+        LOG_DEBUG("expiry sweep: one pass over the index done");
+    walk_free(&w);
+}
+
+int ldb_clear_now(logdb *db)
+{
+    key_walk w = {.db = db, .bound = UINT64_MAX};
+    uint64_t cursor = 0;
+    int rc = 0;
+
+    do {
+        walk(&w, &cursor, CLEAR_BATCH, UINT32_MAX);
+        rc = remove_found(&w, KVS_OP_REMOVE, NULL, NULL);
+    } while (cursor != 0 && rc == 0);
+    walk_free(&w);
+    return rc;
+}
+
+int ldb_clear_async(logdb *db)
+{
+    int rc;
+
+    LDB_LOCK(db, wmu);
+    if ((rc = ldb_fenced(db)) == 0) {
+        db->clear_bound = db->seq ? db->seq : 1;
+        db->clear_cursor = 0; /* a new call starts over: its bound covers the older one's */
+        ldb_maint_kick(db);
+    }
+    LDB_UNLOCK(db, wmu);
+    return rc;
+}
+
+/* kvs_clear async's work, all of it (a batch at a time, wmu free between them), unless a
+ * newer call restarts it or the store closes. */
+static void clear_async_run(logdb *db)
+{
+    key_walk w = {.db = db};
+    uint64_t bound, cursor;
+
+    for (;;) {
+        LDB_LOCK(db, wmu);
+        bound = db->stopping ? 0 : db->clear_bound;
+        cursor = db->clear_cursor;
+        LDB_UNLOCK(db, wmu);
+        if (bound == 0)
+            break;
+        w.bound = bound;
+        walk(&w, &cursor, CLEAR_BATCH, UINT32_MAX);
+        int rc = remove_found(&w, KVS_OP_UPDATE, remove_if_older, &bound);
+        if (rc < 0)
+            LOG_WARN("kvs_clear: %s", kvs_last_error());
+        LDB_LOCK(db, wmu);
+        if (db->clear_bound == bound) { /* else a newer call started over meanwhile */
+            db->clear_cursor = cursor;
+            if (cursor == 0 || rc < 0)
+                db->clear_bound = 0;
+        }
+        LDB_UNLOCK(db, wmu);
+    }
+    walk_free(&w);
+}
+
 /* The maintenance thread's tick: hint files, automatic compaction and the resident set, off the
  * write path. */
 static int maint_tick(void *arg)
@@ -101,6 +289,8 @@ static int maint_tick(void *arg)
     ldb_write_pending_hints(db);
     if ((idle ? ldb_compact_all(db) : due ? ldb_compact_auto(db) : 0) < 0)
         LOG_WARN("compaction failed: %s", kvs_last_error());
+    clear_async_run(db);
+    expire_sweep(db);
     release_sealed_pages(db);
     /* Hand back to the system the heap that hint writing and compaction freed (their 1 MiB
      * buffers end up in a malloc arena once glibc's mmap threshold has risen past them): with

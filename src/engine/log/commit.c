@@ -57,49 +57,52 @@ int ldb_rotate(logdb *db, uint64_t need)
     return 0;
 }
 
-/* The index half of a write: publish the new record, account what it replaced. The replaced
- * record's segment may be a compaction victim: the read section keeps it from being freed
- * until its dead bytes are counted. */
-static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, const kvs_op *op)
-{
-    bool tomb = op->type == KVS_OP_REMOVE;
-
-    rcu_read_lock();
-    int r = ldb_index_record(db, s, (uint32_t)off, op->key, (uint32_t)op->klen,
-                             tomb ? 0 : (uint32_t)op->vlen, seq, tomb);
-    rcu_read_unlock();
-    KVS_ASSERT(r != IDX_EBUDGET); /* fits_group asked first, and the index's answer is exact */
-    if (r < 0)
-        return kvs_seterr(r, "index update failed for a write already in the log");
-    return 0;
-}
-
 /*
  * Group commit. A batch is every write queued while the previous batch was being committed.
  * Its records are copied into the mapping in as few flushes as the batch allows — one, unless it
- * must rotate or a remove has to see the effect of earlier writes in the batch — and with
+ * must rotate or a group reads the store (a remove, an update: it must see the effect of every
+ * earlier write of the batch, so what is queued before it is flushed first) — and with
  * KVS_SYNC_ALWAYS one fdatasync covers all of them. Only then is any writer in it told.
+ *
+ * Groups (kvs.h: one unit across a crash). A group's records are queued whole before any of
+ * them is copied: its removes and updates see the group's own earlier ops in the queue
+ * (pending_find) and the store's state before the group in the index. When the group ends its
+ * headers are encoded — each but the last with REC_GROUP_MORE (record.h), which a recovery
+ * that finds the run unclosed at the end of the log cuts away whole — and the whole group goes
+ * into the active segment or, when it does not fit, into the next one: rotation comes before a
+ * group, never inside it (a group larger than a segment gets a segment of its own size).
  */
 #define PENDING_INLINE 16 /* most batches fit here: no allocation on the write path */
 
+/* One record queued: a set or a tombstone, and the op it answers for. */
+typedef struct pend {
+    kvs_op *op;
+    int result;       /* op's rc once the record is published: 0, or KVS_ENOTFOUND (the
+                         remove of an expired key, which writes its tombstone) */
+    bool expired;     /* a tombstone of a key whose time had passed (stats.expired_keys) */
+    uint8_t type;     /* KVS_OP_SET or KVS_OP_REMOVE */
+    const void *key, *val;
+    uint32_t klen, vlen;
+    uint64_t expire_ms;
+} pend;
+
 typedef struct pending {
     unsigned char (*hdr)[REC_HDR];
-    kvs_op **ops;
-    uint64_t *seqs, *offs;
+    pend *recs;
+    uint64_t *seqs;
     size_t n, cap;
     uint64_t bytes;
     uint64_t new_keys; /* sets queued of keys the index does not hold (fits_budget) */
     unsigned char inline_hdr[PENDING_INLINE][REC_HDR];
-    kvs_op *inline_ops[PENDING_INLINE];
-    uint64_t inline_seqs[PENDING_INLINE], inline_offs[PENDING_INLINE];
+    pend inline_recs[PENDING_INLINE];
+    uint64_t inline_seqs[PENDING_INLINE];
 } pending;
 
 static void pending_init(pending *p)
 {
     p->hdr = p->inline_hdr;
-    p->ops = p->inline_ops;
+    p->recs = p->inline_recs;
     p->seqs = p->inline_seqs;
-    p->offs = p->inline_offs;
     p->n = p->bytes = p->new_keys = 0;
     p->cap = PENDING_INLINE;
 }
@@ -121,16 +124,13 @@ static int pending_reserve(pending *p, size_t n)
     void *hdr = regrow(p->hdr, p->inline_hdr, p->n * REC_HDR, cap * REC_HDR);
     if (hdr)
         p->hdr = hdr;
-    void *ops = regrow(p->ops, p->inline_ops, p->n * sizeof *p->ops, cap * sizeof *p->ops);
-    if (ops)
-        p->ops = ops;
+    void *recs = regrow(p->recs, p->inline_recs, p->n * sizeof *p->recs, cap * sizeof *p->recs);
+    if (recs)
+        p->recs = recs;
     void *seqs = regrow(p->seqs, p->inline_seqs, p->n * 8, cap * 8);
     if (seqs)
         p->seqs = seqs;
-    void *offs = regrow(p->offs, p->inline_offs, p->n * 8, cap * 8);
-    if (offs)
-        p->offs = offs;
-    if (!hdr || !ops || !seqs || !offs)
+    if (!hdr || !recs || !seqs)
         return KVS_ENOMEM; /* p stays consistent: every array still holds cap entries */
     p->cap = cap;
     return 0;
@@ -140,57 +140,100 @@ static void pending_free(pending *p)
 {
     if (p->hdr != p->inline_hdr)
         free(p->hdr);
-    if (p->ops != p->inline_ops)
-        free(p->ops);
+    if (p->recs != p->inline_recs)
+        free(p->recs);
     if (p->seqs != p->inline_seqs)
         free(p->seqs);
-    if (p->offs != p->inline_offs)
-        free(p->offs);
 }
 
-/* Copy the pending records into the active segment's mapping, then publish them (under wmu).
- * Once copied they are in the page cache: a killed process loses none of them. */
-static int flush_pending(logdb *db, pending *p)
+/* The index half of a write: publish the new record, account what it replaced. The replaced
+ * record's segment may be a compaction victim: the read section keeps it from being freed
+ * until its dead bytes are counted. */
+static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, const pend *r)
+{
+    bool tomb = r->type == KVS_OP_REMOVE;
+    uint8_t flags = tomb ? REC_TOMBSTONE : r->expire_ms ? IDX_EXPIRES : 0;
+
+    rcu_read_lock();
+    int x = ldb_index_record(db, s, (uint32_t)off, r->key, r->klen, r->vlen, seq, flags);
+    rcu_read_unlock();
+    KVS_ASSERT(x != IDX_EBUDGET); /* fits_group asked first, and the index's answer is exact */
+    if (x < 0)
+        return kvs_seterr(x, "index update failed for a write already in the log");
+    return 0;
+}
+
+/* Drop the first k entries (copied), moving the rest (a group still open) to the front. */
+static void pending_shift(pending *p, size_t k)
+{
+    uint64_t gone = 0;
+
+    for (size_t i = 0; i < k; i++)
+        gone += rec_len(p->recs[i].klen, p->recs[i].vlen);
+    memmove(p->hdr, p->hdr + k, (p->n - k) * REC_HDR);
+    memmove(p->recs, p->recs + k, (p->n - k) * sizeof *p->recs);
+    memmove(p->seqs, p->seqs + k, (p->n - k) * sizeof *p->seqs);
+    p->n -= k;
+    p->bytes -= gone;
+}
+
+/* Copy the first k pending records (whole groups, their headers encoded) into the active
+ * segment's mapping, then publish them (under wmu). Once copied they are in the page cache: a
+ * killed process loses none of them. The budget's count of queued new keys starts again (the
+ * index now holds them), as fits_group expects. */
+static int flush_prefix(logdb *db, pending *p, size_t k)
 {
     seg *s = db->active;
-    uint64_t off = s->size;
+    uint64_t off = s->size, bytes = 0;
     int rc = 0;
 
-    KVS_ASSERT(LDB_HOLDS(db, wmu));
-    if (p->n == 0)
+    KVS_ASSERT(LDB_HOLDS(db, wmu) && k <= p->n);
+    if (k == 0)
         return 0;
-    if ((rc = seg_reserve(s, off + p->bytes)) < 0) {
-        for (size_t i = 0; i < p->n; i++)
-            p->ops[i]->rc = rc;
-        p->n = 0;
-        p->bytes = p->new_keys = 0;
+    for (size_t i = 0; i < k; i++)
+        bytes += rec_len(p->recs[i].klen, p->recs[i].vlen);
+    if ((rc = seg_reserve(s, off + bytes)) < 0) {
+        for (size_t i = 0; i < k; i++)
+            p->recs[i].op->rc = rc;
+        p->new_keys = k == p->n ? 0 : p->new_keys;
+        pending_shift(p, k);
         return rc;
     }
     unsigned char *dst = s->map + off;
-    for (size_t i = 0; i < p->n; i++) {
-        const kvs_op *op = p->ops[i];
-        size_t vlen = op->type == KVS_OP_SET ? op->vlen : 0;
+    for (size_t i = 0; i < k; i++) {
+        const pend *r = &p->recs[i];
         memcpy(dst, p->hdr[i], REC_HDR);
-        memcpy(dst + REC_HDR, op->key, op->klen);
-        if (vlen) /* a remove's val may be NULL: no zero-length copy from it */
-            memcpy(dst + REC_HDR + op->klen, op->val, vlen);
-        dst += REC_HDR + op->klen + vlen;
+        memcpy(dst + REC_HDR, r->key, r->klen);
+        if (r->vlen) /* a remove's val may be NULL: no zero-length copy from it */
+            memcpy(dst + REC_HDR + r->klen, r->val, r->vlen);
+        dst += rec_len(r->klen, r->vlen);
     }
-    __atomic_store_n(&s->size, off + p->bytes, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->size, off + bytes, __ATOMIC_RELEASE);
     if (s->min_seq == UINT64_MAX)
         s->min_seq = p->seqs[0];
-    s->max_seq = p->seqs[p->n - 1];
+    s->max_seq = p->seqs[k - 1];
     db->dirty = true;
-    __atomic_add_fetch(&db->writes, p->n, __ATOMIC_RELAXED);
-    for (size_t i = 0; i < p->n; i++) {
-        int r = publish(db, s, p->offs[i], p->seqs[i], p->ops[i]);
-        p->ops[i]->rc = r;
-        if (r < 0)
-            rc = r;
+    __atomic_add_fetch(&db->writes, k, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < k; i++) {
+        const pend *r = &p->recs[i];
+        int pr = publish(db, s, off, p->seqs[i], r);
+        r->op->rc = pr < 0 ? pr : r->result;
+        if (pr < 0)
+            rc = pr;
+        else if (r->expired)
+            __atomic_add_fetch(&db->expired_keys, 1, __ATOMIC_RELAXED);
+        off += rec_len(r->klen, r->vlen);
     }
-    p->n = 0;
-    p->bytes = p->new_keys = 0;
+    /* with a group left queued its keys stay counted, and so do these: too high, never too
+     * low (fits_group flushes at the edge, which makes the count exact) */
+    p->new_keys = k == p->n ? 0 : p->new_keys;
+    pending_shift(p, k);
     return rc;
+}
+
+static int flush_pending(logdb *db, pending *p)
+{
+    return flush_prefix(db, p, p->n);
 }
 
 /* Order ops by key (group_new_keys: duplicates side by side). */
@@ -203,7 +246,8 @@ static int by_key(const void *a, const void *b)
 }
 
 /* How many distinct keys the sets of ops[0..n) give that the index does not hold (each once,
- * however often the group sets it; its removes are not subtracted: the count errs high). */
+ * however often the group sets it; its removes are not subtracted: the count errs high). An
+ * update's set is counted when it is known (update_budget). */
 static uint64_t group_new_keys(logdb *db, const kvs_op *ops, size_t n)
 {
     const kvs_op *inl[PENDING_INLINE], **v = n <= PENDING_INLINE ? inl : malloc(n * sizeof *v);
@@ -227,6 +271,12 @@ static uint64_t group_new_keys(logdb *db, const kvs_op *ops, size_t n)
     return fresh;
 }
 
+static int budget_full(logdb *db)
+{
+    return kvs_seterr(KVS_EFULL, "the key index is at its memory budget (%llu bytes)",
+                      (unsigned long long)db->opt.max_index_memory);
+}
+
 /* A group's new keys (kvs.h, kvs_write) must all fit under the index's memory budget
  * (max_index_memory) before any of its records is written; past it the group is refused with
  * KVS_EFULL and nothing of it is written. The index's answer is exact (idx_set_budget, which
@@ -248,44 +298,196 @@ static int fits_group(logdb *db, pending *p, const kvs_op *ops, size_t n)
         cap = idx_capacity(db->idx, budget);
     }
     if (idx_count(db->idx) + p->new_keys + fresh > cap)
-        return kvs_seterr(KVS_EFULL, "the key index is at its memory budget (%llu bytes)",
-                          (unsigned long long)budget);
+        return budget_full(db);
     p->new_keys += fresh;
     return 0;
 }
 
-/* Queue one operation's record, flushing first where order or rotation requires it. */
-static int add_op(logdb *db, pending *p, kvs_op *op)
+/* The latest record queued for key in the open group (from gstart on), or NULL. */
+static const pend *pending_find(const pending *p, size_t gstart, const void *key, size_t klen)
 {
-    uint32_t klen = (uint32_t)op->klen, vlen = op->type == KVS_OP_SET ? (uint32_t)op->vlen : 0;
-    uint64_t len = rec_len(klen, vlen);
-    uint8_t flags = op->type == KVS_OP_REMOVE ? REC_TOMBSTONE : 0;
+    for (size_t i = p->n; i-- > gstart;)
+        if (p->recs[i].klen == klen && memcmp(p->recs[i].key, key, klen) == 0)
+            return &p->recs[i];
+    return NULL;
+}
+
+/* The key's state as the next op of the open group sees it: the group's own latest record of
+ * it, else the index (the batch's earlier groups flushed into it: group_reads). Inside
+ * rcu_read_lock() (cur->val may lie in a mapping). *in_index: the index holds the key (expired
+ * or not) — its tombstone is needed to remove it. 0 or KVS_ECORRUPT. */
+static int key_state(logdb *db, const pending *p, size_t gstart, const void *key, size_t klen,
+                     uint64_t now, kvs_cur *cur, bool *in_index, bool *expired)
+{
+    const pend *q = pending_find(p, gstart, key, klen);
+    ldb_found f;
     int rc;
 
-    if (flags & REC_TOMBSTONE) {
-        /* a remove must see the writes queued before it in this batch */
-        if ((rc = flush_pending(db, p)) < 0)
-            return rc;
-        if (!idx_contains(db->idx, op->key, klen)) {
-            op->rc = KVS_ENOTFOUND;
+    memset(cur, 0, sizeof *cur);
+    *expired = false;
+    if (q) {
+        size_t i = (size_t)(q - p->recs);
+        *in_index = true; /* queued: removing it needs a tombstone, whatever the index says */
+        if (q->type == KVS_OP_REMOVE) {
+            *in_index = false;
             return 0;
         }
+        if (ldb_expired(q->expire_ms, now)) {
+            *expired = true;
+            return 0;
+        }
+        *cur = (kvs_cur){q->vlen ? q->val : "", q->vlen, 1, {q->expire_ms, p->seqs[i]}};
+        return 0;
     }
-    seg *s = db->active;
-    uint64_t end = s->size + p->bytes + len;
-    if ((s->size + p->bytes > SEG_HDR && end > db->opt.segment_size) || end > s->map_len) {
-        if ((rc = flush_pending(db, p)) < 0 || (rc = ldb_rotate(db, len)) < 0)
-            return rc;
-    }
+    rc = ldb_lookup(db, key, klen, now, &f);
+    *in_index = rc == 0 || f.expired;
+    *expired = rc == KVS_ENOTFOUND && f.expired;
+    if (rc == KVS_ENOTFOUND)
+        return 0;
+    if (rc < 0)
+        return rc;
+    *cur = (kvs_cur){f.val, f.h.vlen, 1, {f.h.expire_ms, f.h.seq}};
+    return 0;
+}
+
+/* Queue one record of the open group (its header is encoded when the group closes). */
+static int queue(logdb *db, pending *p, kvs_op *op, uint8_t type, const void *val, size_t vlen,
+                 uint64_t expire_ms, int result, bool expired)
+{
+    int rc;
+
     if ((rc = pending_reserve(p, p->n + 1)) < 0)
         return rc;
     size_t i = p->n++;
-    p->ops[i] = op;
+    p->recs[i] = (pend){op, result, expired, type, op->key, type == KVS_OP_SET ? val : NULL,
+                        (uint32_t)op->klen, type == KVS_OP_SET ? (uint32_t)vlen : 0,
+                        type == KVS_OP_SET ? expire_ms : 0};
     p->seqs[i] = ++db->seq;
-    p->offs[i] = db->active->size + p->bytes;
-    rec_encode(p->hdr[i], p->seqs[i], flags, 0, op->key, klen, op->val, vlen); /* no expiry yet */
-    p->bytes += len;
+    p->bytes += rec_len(p->recs[i].klen, p->recs[i].vlen);
     return 0;
+}
+
+/* An update's set of a key new to the index must fit under the budget as a group's sets do
+ * (fits_group): the group's queue was empty when it began (group_reads), so the count is exact. */
+static int update_budget(logdb *db, pending *p, size_t gstart, const kvs_op *op)
+{
+    const pend *q = pending_find(p, gstart, op->key, op->klen);
+
+    if (db->opt.max_index_memory == 0 || (q && q->type == KVS_OP_SET) ||
+        idx_contains(db->idx, op->key, op->klen))
+        return 0;
+    if (idx_count(db->idx) + p->new_keys + 1 > idx_capacity(db->idx, db->opt.max_index_memory))
+        return budget_full(db);
+    p->new_keys++;
+    return 0;
+}
+
+int ldb_expire_op(void *ctx, const kvs_cur *cur, kvs_update_out *out)
+{
+    (void)ctx, (void)cur, (void)out;
+    return kvs_seterr(KVS_EINVAL, "ldb_expire_op is the engine's own: never called");
+}
+
+/* Apply one op to the open group: queue its record, or settle its rc without one. Returns 0 or
+ * a failure of the engine (the batch fails); the op's own outcome is in op->rc. */
+static int add_op(logdb *db, pending *p, size_t gstart, kvs_op *op, uint64_t now)
+{
+    kvs_update_out out;
+    bool in_index, expired;
+    kvs_cur cur;
+    int rc;
+
+    if (op->type == KVS_OP_SET)
+        return queue(db, p, op, KVS_OP_SET, op->val, op->vlen, op->expire_ms, 0, false);
+    rcu_read_lock(); /* cur.val stays where it lies until fn is done */
+    rc = key_state(db, p, gstart, op->key, op->klen, now, &cur, &in_index, &expired);
+    if (rc < 0) {
+        op->rc = rc;
+        rc = 0;
+    } else if (op->type == KVS_OP_REMOVE || op->update == ldb_expire_op) {
+        /* a remove of an expired key: absent to the caller, but its tombstone is written */
+        bool go = op->type == KVS_OP_REMOVE ? in_index : expired;
+        op->rc = (op->type == KVS_OP_REMOVE ? cur.found : expired) ? 0 : KVS_ENOTFOUND;
+        if (go)
+            rc = queue(db, p, op, KVS_OP_REMOVE, NULL, 0, 0, op->rc, expired);
+    } else if ((op->rc = kvs_update_call(op, &cur, &out)) == 0) {
+        if (out.type == KVS_OP_SET && (op->rc = update_budget(db, p, gstart, op)) == 0)
+            rc = queue(db, p, op, KVS_OP_SET, out.val, out.vlen, out.expire_ms, 0, false);
+        else if (out.type == KVS_OP_REMOVE && in_index)
+            rc = queue(db, p, op, KVS_OP_REMOVE, NULL, 0, 0, 0, expired);
+    }
+    rcu_read_unlock();
+    return rc;
+}
+
+/* Does the group read the store (a remove, an update)? Then the batch's earlier records go
+ * into the index before it (flush_pending), where it reads. */
+static bool group_reads(const kvs_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].type != KVS_OP_SET)
+            return true;
+    return false;
+}
+
+/* Close the open group (from gstart on): encode its headers, REC_GROUP_MORE on all but its
+ * last, and make sure it lies in one segment — rotating before it (flushing what is queued
+ * ahead of it) when it does not fit in the active one. A group whose records could not be
+ * addressed in one segment (offsets are 32-bit, index.h) is refused: KVS_EINVAL for each op,
+ * nothing of it written. */
+static int close_group(logdb *db, pending *p, size_t gstart)
+{
+    uint64_t gbytes = 0;
+    int rc;
+
+    for (size_t i = gstart; i < p->n; i++) {
+        const pend *r = &p->recs[i];
+        uint8_t flags = (uint8_t)((r->type == KVS_OP_REMOVE ? REC_TOMBSTONE : 0) |
+                                  (i + 1 < p->n ? REC_GROUP_MORE : 0));
+        rec_encode(p->hdr[i], p->seqs[i], flags, r->expire_ms, r->key, r->klen, r->val, r->vlen);
+        gbytes += rec_len(r->klen, r->vlen);
+    }
+    if (gbytes == 0)
+        return 0;
+    if (SEG_HDR + gbytes > UINT32_MAX) {
+        for (size_t i = gstart; i < p->n; i++)
+            p->recs[i].op->rc = kvs_seterr(KVS_EINVAL, "a write group of %llu bytes: past what "
+                                           "one segment holds", (unsigned long long)gbytes);
+        p->bytes -= gbytes;
+        p->n = gstart;
+        return 0;
+    }
+    seg *s = db->active;
+    uint64_t ahead = s->size + p->bytes - gbytes, end = ahead + gbytes;
+    if ((ahead > SEG_HDR && end > db->opt.segment_size) || end > s->map_len) {
+        if ((rc = flush_prefix(db, p, gstart)) < 0 || (rc = ldb_rotate(db, gbytes)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Apply one group (ops[0..n)) to the queue; a failure of the engine fails the batch. */
+static int add_group(logdb *db, pending *p, kvs_op *ops, size_t n, uint64_t now)
+{
+    int rc, refused = 0;
+
+    if (group_reads(ops, n) && (rc = flush_pending(db, p)) < 0)
+        return rc;
+    int grc = fits_group(db, p, ops, n);
+    if (grc < 0 && grc != KVS_EFULL)
+        return grc;
+    size_t gstart = p->n;
+    for (size_t i = 0; i < n; i++) {
+        ops[i].rc = grc < 0 ? grc : refused;
+        if (ops[i].rc < 0)
+            continue;
+        if ((rc = add_op(db, p, gstart, &ops[i], now)) < 0)
+            return rc;
+        /* an update's refusal ends its group: the ops after it are not applied */
+        if (ops[i].type == KVS_OP_UPDATE && (ops[i].rc == KVS_ECONFLICT || ops[i].rc == KVS_EFULL))
+            refused = ops[i].rc;
+    }
+    return close_group(db, p, gstart);
 }
 
 #define DUE_CHECK_USEC 10000 /* the write path asks whether compaction is due this often */
@@ -314,17 +516,11 @@ static void commit_batch(logdb *db, commit_req *batch)
         rc = kvs_seterr(KVS_ECLOSED, "the store is closing");
     else
         rc = ldb_fenced(db);
+    uint64_t now = kvs_clock_ms(&db->opt);
     for (commit_req *r = batch; r && rc == 0; r = r->next)
         for (size_t g = 0, end; g < r->n && rc == 0; g = end) {
             end = kvs_group_end(r->ops, r->n, g);
-            int grc = fits_group(db, &p, r->ops + g, end - g);
-            for (size_t i = g; i < end && rc == 0; i++) {
-                r->ops[i].rc = grc == KVS_EFULL ? KVS_EFULL : 0;
-                if (grc == 0)
-                    rc = add_op(db, &p, &r->ops[i]);
-            }
-            if (grc < 0 && grc != KVS_EFULL)
-                rc = grc;
+            rc = add_group(db, &p, r->ops + g, end - g, now);
         }
     if (rc == 0)
         rc = flush_pending(db, &p);

@@ -1,11 +1,13 @@
 /*
  * engine.c — the "kvs" engine's table for the engine interface (kvs_logdb_engine): open, close,
- * read, set, remove, write, stats, compact, sync. The top of the engine's files (logdb.h).
+ * read, read_meta, scan, set, remove, write, clear, stats, compact, sync. The top of the
+ * engine's files (logdb.h).
  *
  * read is the lock-free read path: inside one RCU read section it looks the key up, finds the
  * record where it lies in the mapping of the segment the entry names (no system call, no copy),
  * and verifies it — both checksums, and that it is the key asked for — before handing the value
- * to the caller's callback, still inside the read section. A record that fails is reported (file
+ * to the caller's callback, still inside the read section (ldb_lookup, segs.c). A record whose
+ * expiry time has passed is absent, whether or not the sweep has removed it yet. A record that fails is reported (file
  * and offset) and never served.
  */
 #include <errno.h>
@@ -132,41 +134,74 @@ static int ldb_close(void *e)
     return rc;
 }
 
-/* Is the record just read the one the index promised, intact? */
-static bool record_ok(const unsigned char *hk, const void *key, uint32_t klen, const void *val,
-                      uint32_t vlen)
+static int ldb_read_meta(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx,
+                         kvs_meta *meta)
 {
-    rec_hdr h;
+    logdb *db = e;
+    ldb_found f;
+    int rc;
 
-    return rec_decode(hk, &h) && !(h.flags & REC_TOMBSTONE) && h.klen == klen && h.vlen == vlen &&
-           memcmp(hk + REC_HDR, key, klen) == 0 && rec_verify(hk, hk + REC_HDR, klen, val, vlen);
+    rcu_read_lock();
+    if ((rc = ldb_lookup(db, key, klen, kvs_clock_ms(&db->opt), &f)) == 0) {
+        meta->expire_ms = f.h.expire_ms;
+        meta->version = f.h.seq;
+        rc = fn(ctx, f.val, f.h.vlen);
+    }
+    rcu_read_unlock();
+    return rc;
 }
 
 static int ldb_read(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx)
 {
-    logdb *db = e;
-    idx_loc loc;
-    int rc;
+    kvs_meta meta;
+    return ldb_read_meta(e, key, klen, fn, ctx, &meta);
+}
 
+/* One step of kvs_scan: index cursor steps (index.h: the guarantee) until about count keys
+ * were handed out, each verified and its expiry judged as a read's, all inside one read
+ * section. A record that fails its checksum is skipped (a read of it reports it). Cursors: the
+ * index's, with IDX_CURSOR_END told as 0. */
+typedef struct scan_ctx {
+    logdb *db;
+    uint64_t now;
+    kvs_entry_fn fn;
+    void *ctx;
+    size_t handed;
+    int rc;
+} scan_ctx;
+
+static void scan_visit(void *arg, const void *key, uint32_t klen, const idx_loc *loc)
+{
+    scan_ctx *c = arg;
+    const unsigned char *val;
+    rec_hdr h;
+
+    if (c->rc < 0 || (loc->flags & REC_TOMBSTONE) ||
+        ldb_record_get(c->db, loc, key, klen, &h, &val) < 0 || ldb_expired(h.expire_ms, c->now))
+        return;
+    kvs_meta meta = {h.expire_ms, h.seq};
+    int rc = c->fn(c->ctx, key, klen, val, h.vlen, &meta);
+    if (rc < 0)
+        c->rc = rc;
+    c->handed++;
+}
+
+static int ldb_scan(void *e, uint64_t cursor, size_t count, kvs_entry_fn fn, void *ctx,
+                    uint64_t *next)
+{
+    logdb *db = e;
+    scan_ctx c = {db, kvs_clock_ms(&db->opt), fn, ctx, 0, 0};
+
+    if (cursor >= IDX_CURSOR_END)
+        return kvs_seterr(KVS_EINVAL, "kvs_scan: cursor %llu is not one this store gave",
+                          (unsigned long long)cursor);
     rcu_read_lock();
-    if ((rc = idx_lookup(db->idx, key, klen, &loc)) < 0)
-        goto out;
-    /* The record is read where it lies, in the segment's mapping: no system call, no copy. */
-    const unsigned char *rec = loc.seg->map + loc.off;
-    uint64_t len = rec_len((uint32_t)klen, loc.vlen);
-    if (loc.off + len > loc.seg->map_len ||
-        !record_ok(rec, key, (uint32_t)klen, rec + REC_HDR + klen, loc.vlen)) {
-        __atomic_add_fetch(&db->corrupt_reads, 1, __ATOMIC_RELAXED);
-        LOG_ERROR("%s: record at offset %u fails its checksum; not served", loc.seg->path,
-                  loc.off);
-        rc = kvs_seterr(KVS_ECORRUPT, "%s: record at offset %u fails its checksum",
-                        loc.seg->path, loc.off);
-        goto out;
-    }
-    rc = fn(ctx, rec + REC_HDR + klen, loc.vlen);
-out:
+    do
+        cursor = idx_cursor_next(db->idx, cursor, scan_visit, &c);
+    while (cursor != IDX_CURSOR_END && c.handed < count && c.rc == 0);
     rcu_read_unlock();
-    return rc;
+    *next = cursor == IDX_CURSOR_END ? 0 : cursor;
+    return c.rc;
 }
 
 static int ldb_set(void *e, const void *key, size_t klen, const void *val, size_t vlen)
@@ -183,12 +218,6 @@ static int ldb_remove(void *e, const void *key, size_t klen)
 
 static int ldb_write_op(void *e, kvs_op *ops, size_t n)
 {
-    for (size_t i = 0; i < n; i++) /* until commit.c learns them */
-        if (ops[i].type == KVS_OP_UPDATE || ops[i].expire_ms) {
-            for (size_t j = 0; j < n; j++)
-                ops[j].rc = KVS_EINVAL;
-            return kvs_seterr(KVS_EINVAL, "engine 'kvs' does not support updates or expiry yet");
-        }
     return ldb_write(e, ops, n);
 }
 
@@ -224,7 +253,15 @@ static int ldb_stats(void *e, kvs_stats *out)
     out->syncs = __atomic_load_n(&db->syncs, __ATOMIC_RELAXED);
     out->corrupt_reads = __atomic_load_n(&db->corrupt_reads, __ATOMIC_RELAXED);
     out->corrupt_records = __atomic_load_n(&db->corrupt_records, __ATOMIC_RELAXED);
+    out->expiring_keys = idx_expiring(db->idx);
+    out->expired_keys = __atomic_load_n(&db->expired_keys, __ATOMIC_RELAXED);
     return 0;
+}
+
+/* kvs_clear (background.c does the work). */
+static int ldb_clear(void *e, int async)
+{
+    return async ? ldb_clear_async(e) : ldb_clear_now(e);
 }
 
 static int64_t ldb_compact(void *e)
@@ -258,6 +295,9 @@ const kvs_engine_ops kvs_logdb_engine = {
     .set = ldb_set,
     .remove = ldb_remove,
     .write = ldb_write_op,
+    .read_meta = ldb_read_meta,
+    .scan = ldb_scan,
+    .clear = ldb_clear,
     .stats = ldb_stats,
     .compact = ldb_compact,
     .sync = ldb_sync_op,

@@ -60,13 +60,14 @@ uint64_t kvs_test_idx_absent_lookups, kvs_test_idx_absent_reads;
 
 /* ---- words ---- */
 
+#define W_EXPIRES (1ull << 63)
 #define W_TOMB (1ull << 48)
 #define W_DELETED 1ull /* segment slot 0, offset 1 */
-#define TAG_MASK 0x7fffu
+#define TAG_MASK 0x3fffu
 
 static inline uint32_t w_tag(uint64_t w)
 {
-    return (uint32_t)(w >> 49);
+    return (uint32_t)(w >> 49) & TAG_MASK;
 }
 static inline uint16_t w_slot(uint64_t w)
 {
@@ -80,9 +81,14 @@ static inline bool w_live(uint64_t w)
 {
     return w_slot(w) != 0;
 }
-static inline uint64_t w_make(uint64_t h, bool tomb, uint16_t slot, uint32_t off)
+static inline uint64_t w_make(uint64_t h, uint8_t flags, uint16_t slot, uint32_t off)
 {
-    return ((h & TAG_MASK) << 49) | (tomb ? W_TOMB : 0) | ((uint64_t)slot << 32) | off;
+    return ((flags & IDX_EXPIRES) ? W_EXPIRES : 0) | ((h & TAG_MASK) << 49) |
+           ((flags & REC_TOMBSTONE) ? W_TOMB : 0) | ((uint64_t)slot << 32) | off;
+}
+static inline bool w_expires(uint64_t w)
+{
+    return w_live(w) && (w & W_EXPIRES);
 }
 static inline uint32_t h_top(uint64_t h)
 {
@@ -121,6 +127,7 @@ struct idx {
     pthread_mutex_t mu;
     uint64_t count;   /* live keys (atomic; written under mu) */
     uint64_t deleted; /* deleted markers in t (under mu) */
+    uint64_t expiring; /* live words with W_EXPIRES (atomic; written under mu) */
     uint64_t budget;  /* idx_set_budget (under mu) */
     uint32_t nchunks; /* segment-table chunks allocated (under mu) */
     uint32_t seg_free; /* no segment slot below it is free (under mu) */
@@ -437,7 +444,8 @@ bool idx_names(idx *x, const void *key, size_t klen, const seg *s, uint32_t off)
     return slot_naming(t, idx_hash(x, key, klen), s->islot, off) != UINT64_MAX;
 }
 
-uint64_t idx_cursor_next(idx *x, uint64_t cursor, idx_visit_fn fn, void *ctx)
+/* idx_cursor_next, handing out only keys whose word has every bit of need (0: all). */
+static uint64_t cursor_step(idx *x, uint64_t cursor, uint64_t need, idx_visit_fn fn, void *ctx)
 {
     KVS_ASSERT(rcu_read_ongoing());
     if (cursor >= IDX_CURSOR_END)
@@ -449,6 +457,8 @@ uint64_t idx_cursor_next(idx *x, uint64_t cursor, idx_visit_fn fn, void *ctx)
         uint64_t w = __atomic_load_n(&t->word[i], __ATOMIC_ACQUIRE);
         if (w == 0)
             break;
+        if ((w & need) != need)
+            continue; /* nothing read: the point of the expiry bit (idx_expiring_next) */
         seg *s = w_live(w) ? seg_at(x, w_slot(w)) : NULL;
         rec_hdr hd;
         if (!s || !s->map || rec_key_mapped(s, w_off(w), "", 0, &hd) == KEY_BAD)
@@ -457,7 +467,8 @@ uint64_t idx_cursor_next(idx *x, uint64_t cursor, idx_visit_fn fn, void *ctx)
         /* the hash from the key itself: a reused slot may pair this word with a newer hash */
         if (h_top(idx_hash(x, key, hd.klen)) < cursor)
             continue;
-        idx_loc loc = {s, w_off(w), hd.vlen, hd.seq, (w & W_TOMB) ? REC_TOMBSTONE : 0};
+        idx_loc loc = {s, w_off(w), hd.vlen, hd.seq,
+                       (uint8_t)(((w & W_TOMB) ? REC_TOMBSTONE : 0) | (w_expires(w) ? IDX_EXPIRES : 0))};
         fn(ctx, key, hd.klen, &loc);
     }
     /* every hash whose home is at most i is covered: the next cursor is the first past it */
@@ -465,6 +476,16 @@ uint64_t idx_cursor_next(idx *x, uint64_t cursor, idx_visit_fn fn, void *ctx)
         return IDX_CURSOR_END;
     unsigned __int128 next = ((((unsigned __int128)(i + 1)) << 32) + t->n - 1) / t->n;
     return next >= IDX_CURSOR_END ? IDX_CURSOR_END : (uint64_t)next;
+}
+
+uint64_t idx_cursor_next(idx *x, uint64_t cursor, idx_visit_fn fn, void *ctx)
+{
+    return cursor_step(x, cursor, 0, fn, ctx);
+}
+
+uint64_t idx_expiring_next(idx *x, uint64_t cursor, idx_visit_fn fn, void *ctx)
+{
+    return cursor_step(x, cursor, W_EXPIRES, fn, ctx);
 }
 
 /* ---- writers (under x->mu) ---- */
@@ -479,6 +500,15 @@ static void store_word(idx_table *t, uint64_t i, uint64_t w)
 static void count_add(idx *x, int64_t d)
 {
     __atomic_store_n(&x->count, x->count + (uint64_t)d, __ATOMIC_RELAXED);
+}
+
+/* Slot i's word becomes w: the count of expiring keys follows (under mu). */
+static void store_word_counted(idx *x, idx_table *t, uint64_t i, uint64_t w)
+{
+    int64_t d = (int64_t)w_expires(w) - (int64_t)w_expires(t->word[i]);
+    if (d)
+        __atomic_store_n(&x->expiring, x->expiring + (uint64_t)d, __ATOMIC_RELAXED);
+    store_word(t, i, w);
 }
 
 /* A new table of n home slots and tail more, holding t's live words; NULL on ENOMEM. */
@@ -573,7 +603,7 @@ static uint64_t find_slot(idx *x, const idx_table *t, uint64_t h, const void *ke
 static int put_locked(idx *x, uint64_t h, const void *key, size_t klen, const idx_loc *loc,
                       bool newer, bool kept, idx_loc *old)
 {
-    uint64_t w = w_make(h, loc->flags & REC_TOMBSTONE, loc->seg->islot, loc->off), i;
+    uint64_t w = w_make(h, loc->flags, loc->seg->islot, loc->off), i;
     idx_table *t;
     bool found;
     int rc;
@@ -599,7 +629,7 @@ static int put_locked(idx *x, uint64_t h, const void *key, size_t klen, const id
     }
     if (t->side)
         t->side[i] = (idx_side){loc->seq, kept ? key : NULL, loc->vlen, (uint32_t)klen};
-    store_word(t, i, w);
+    store_word_counted(x, t, i, w);
     return found ? 1 : 0;
 }
 
@@ -697,7 +727,7 @@ int idx_del(idx *x, const void *key, size_t klen, idx_loc *old)
     pthread_mutex_lock(&x->mu);
     uint64_t i = find_slot(x, x->t, idx_hash(x, key, klen), key, klen, &found, old);
     if (found) {
-        store_word(x->t, i, W_DELETED);
+        store_word_counted(x, x->t, i, W_DELETED);
         count_add(x, -1);
         x->deleted++;
     }
@@ -713,8 +743,10 @@ int idx_repoint(idx *x, const void *key, size_t klen, const seg *from, uint32_t 
     KVS_ASSERT(from->islot != 0 && to->seg->islot != 0);
     pthread_mutex_lock(&x->mu);
     uint64_t i = slot_naming(x->t, h, from->islot, from_off);
-    if (i != UINT64_MAX) /* the compare half of the swap, under mu as every store is */
-        store_word(x->t, i, w_make(h, false, to->seg->islot, to->off));
+    if (i != UINT64_MAX) /* the compare half of the swap, under mu as every store is; the
+                            * record moves with its expiry time, so the word keeps its bit */
+        store_word(x->t, i, w_make(h, 0, to->seg->islot, to->off) |
+                                (x->t->word[i] & W_EXPIRES));
     pthread_mutex_unlock(&x->mu);
     return i != UINT64_MAX ? 0 : 1;
 }
@@ -811,10 +843,12 @@ int idx_image_new(uint64_t n, uint64_t cap, idx_image *img)
 /* Does img hold a table a lookup can trust: each live word naming a segment slot in use at an
  * offset inside that segment, no tombstone, found from its home slot (home ≤ its slot, no empty
  * slot in between: runs do not wrap), and as many keys and deleted markers as it says? */
-static bool image_sound(idx *x, const idx_image *img)
+static bool image_sound(idx *x, const idx_image *img, uint64_t *expiring)
 {
     const idx_table *t = img->table;
     uint64_t live = 0, deleted = 0, empty = 0; /* empty: one past the last empty slot seen */
+
+    *expiring = 0;
 
     for (uint64_t i = 0; i < t->cap; i++) {
         uint64_t w = t->word[i];
@@ -834,13 +868,16 @@ static bool image_sound(idx *x, const idx_image *img)
             (uint64_t)w_off(w) + REC_HDR > s->size || h > i || h < empty)
             return false;
         live++;
+        *expiring += w_expires(w);
     }
     return live == img->count && deleted == img->deleted;
 }
 
 int idx_image_install(idx *x, idx_image *img)
 {
-    if (!image_sound(x, img))
+    uint64_t expiring;
+
+    if (!image_sound(x, img, &expiring))
         return kvs_seterr(KVS_ECORRUPT, "its table does not hold together");
     pthread_mutex_lock(&x->mu);
     KVS_ASSERT(x->count == 0 && !x->t->side);
@@ -849,6 +886,7 @@ int idx_image_install(idx *x, idx_image *img)
     x->seed = img->seed;
     __atomic_store_n(&x->count, img->count, __ATOMIC_RELAXED);
     x->deleted = img->deleted;
+    __atomic_store_n(&x->expiring, expiring, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&x->mu);
     img->table = NULL;
     return 0;
@@ -882,6 +920,11 @@ uint64_t idx_drop_tombstones(idx *x)
 uint64_t idx_count(const idx *x)
 {
     return __atomic_load_n(&x->count, __ATOMIC_RELAXED);
+}
+
+uint64_t idx_expiring(const idx *x)
+{
+    return __atomic_load_n(&x->expiring, __ATOMIC_RELAXED);
 }
 
 uint64_t idx_bytes(idx *x)

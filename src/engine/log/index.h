@@ -2,7 +2,7 @@
  * index.h — the in-memory index: every live key → where its current record lies.
  *
  * The index holds no key. A key's bytes are in its record, which a read fetches anyway; the index
- * holds, per key, 12 bytes: where the record lies and 47 bits of the key's hash, enough that a
+ * holds, per key, 12 bytes: where the record lies and 46 bits of the key's hash, enough that a
  * lookup of an absent key, or of one whose slot neighbours hold other keys, almost never reads
  * the log. With the table kept between 53% and 80% full that is 15 to 23 bytes a key (idx_bytes).
  *
@@ -12,7 +12,9 @@
  * entry each a slot:
  *
  *   hash[i]  32 bits   the top 32 bits of the key's 64-bit hash (XXH3-64, per-index random seed)
- *   word[i]  64 bits   bits 63..49  tag: bits 14..0 of the 64-bit hash
+ *   word[i]  64 bits   bit  63      the record carries an expiry time (IDX_EXPIRES): the
+ *                                    background sweep visits only these (idx_expiring_next)
+ *                      bits 62..49  tag: bits 13..0 of the 64-bit hash
  *                      bit  48      the record is a tombstone (recovery only, idx_drop_tombstones)
  *                      bits 47..32  the record's segment, by its slot in the index's segment table
  *                      bits 31..0   the record's offset in that segment
@@ -22,7 +24,7 @@
  * home(h) = h * n >> 32 for the 32-bit hash h (Lemire's "fastrange"): monotonic in h, for any n,
  * so the table grows by half (n × 1.5) rather than doubling.
  *
- * A slot is a key's when tag and hash both match (47 bits) and then the record at the slot's
+ * A slot is a key's when tag and hash both match (46 bits) and then the record at the slot's
  * address holds that key (its header's key length and key bytes, bounds-checked against the
  * segment's mapping). A record whose header fails its checksum there cannot say whose it is: it
  * is taken for the key's (47 bits matched) and reported corrupt by whoever reads it, as a record
@@ -86,8 +88,11 @@ typedef struct idx_loc {
     uint32_t off;   /* record offset in seg */
     uint32_t vlen;
     uint64_t seq;
-    uint8_t flags;  /* REC_TOMBSTONE only during recovery */
+    uint8_t flags;  /* REC_TOMBSTONE only during recovery; IDX_EXPIRES */
 } idx_loc;
+/* idx_loc.flags: the record has an expiry time (word bit 63). Given to idx_put and the
+ * recovery inserts; handed out by the cursors. Not a record flag (record.h). */
+#define IDX_EXPIRES 0x80u
 
 /* Segment slots: 1 .. IDX_SEG_SLOTS - 1. */
 #define IDX_SEG_SLOTS 65536u
@@ -160,6 +165,8 @@ void idx_recovery_end(idx *x);
 /* Delete every entry carrying REC_TOMBSTONE (end of recovery). Returns how many. */
 uint64_t idx_drop_tombstones(idx *x);
 uint64_t idx_count(const idx *x);
+/* Live keys whose word carries IDX_EXPIRES (kvs_stats.expiring_keys). */
+uint64_t idx_expiring(const idx *x);
 
 /*
  * Images: the table as it is, for the saved index (saved.h) — saved at close, loaded at open in
@@ -210,6 +217,9 @@ void idx_set_budget(idx *x, uint64_t bytes);
  * next cursor (IDX_CURSOR_END when done). Inside rcu_read_lock(), not during recovery. */
 typedef void (*idx_visit_fn)(void *ctx, const void *key, uint32_t klen, const idx_loc *loc);
 uint64_t idx_cursor_next(idx *x, uint64_t cursor, idx_visit_fn fn, void *ctx);
+/* The same step, handing out only keys with IDX_EXPIRES, and reading no record for the others:
+ * the background sweep's walk (background.c). */
+uint64_t idx_expiring_next(idx *x, uint64_t cursor, idx_visit_fn fn, void *ctx);
 
 /* Test hooks. kvs_test_idx_hash_mask is ANDed into every 64-bit hash (set it before the index
  * holds keys, restore UINT64_MAX after): many keys share one tag and home. With kvs_test_idx_count

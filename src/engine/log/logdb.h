@@ -110,6 +110,12 @@ typedef struct logdb {
     uint64_t writes, syncs, syncs_started, compactions, compact_reclaimed, compact_last_usec,
         corrupt_reads;
     uint64_t corrupt_records; /* damaged records recovery found (record.h, seg_scan) */
+    uint64_t expired_keys;    /* keys removed because their time passed (kvs_stats) */
+    uint64_t sweep_cursor;    /* where the expiry sweep goes on (index cursor; maint thread) */
+    uint64_t sweep_credit;    /* removals the sweep may still make this second (maint thread) */
+    uint64_t sweep_usec;      /* when the credit was last topped up (maint thread) */
+    uint64_t clear_bound;     /* kvs_clear async: remove keys of seq <= it; 0: none (wmu) */
+    uint64_t clear_cursor;    /* ... from this index cursor on (wmu) */
     int compacting;
     uint64_t compact_done, compact_todo;
 
@@ -201,7 +207,28 @@ int ldb_segs_add(logdb *db, seg *s);
  * rcu_read_lock(), under wmu or alone at open. 1 if it replaced or removed an entry, 0 if not,
  * or idx_put's failure. */
 int ldb_index_record(logdb *db, seg *s, uint32_t off, const void *key, uint32_t klen,
-                     uint32_t vlen, uint64_t seq, bool tomb);
+                     uint32_t vlen, uint64_t seq, uint8_t flags);
+/* flags: REC_TOMBSTONE (a remove), IDX_EXPIRES (a set with an expiry time). */
+/* Has a record of expiry time expire_ms (record.h; 0: never) expired at now? */
+static inline bool ldb_expired(uint64_t expire_ms, uint64_t now)
+{
+    return expire_ms != 0 && expire_ms <= now;
+}
+/* The record the index entry loc names for key, verified — both checksums, and that it is the
+ * key's — into *h, its value at *val (in the mapping); KVS_ECORRUPT (logged, counted in
+ * corrupt_reads) if it fails. Inside rcu_read_lock(): *val lives as long as the section. */
+int ldb_record_get(logdb *db, const idx_loc *loc, const void *key, size_t klen, rec_hdr *h,
+                   const unsigned char **val);
+/* A key's current record as every reader of the running store sees it (ldb_lookup). */
+typedef struct ldb_found {
+    idx_loc loc;
+    rec_hdr h;
+    const unsigned char *val;
+    bool expired; /* in the index, but its time has passed at now: absent (KVS_ENOTFOUND) */
+} ldb_found;
+/* idx_lookup and ldb_record_get: 0, KVS_ENOTFOUND (absent, or expired at now: out->expired,
+ * and out->loc, out->h filled), KVS_ECORRUPT. Inside rcu_read_lock(). */
+int ldb_lookup(logdb *db, const void *key, size_t klen, uint64_t now, ldb_found *out);
 /* Remove s from the live list (under wmu, or alone at open); does not free it, nor its index
  * slot (idx_detach_seg, once no reader can reach it). */
 void ldb_segs_remove(logdb *db, seg *s);
@@ -242,6 +269,10 @@ void ldb_write_pending_hints(logdb *db);
 /* commit.c */
 /* Commit ops (checked by api.c) through the group-commit queue; each op's rc is set. */
 int ldb_write(logdb *db, kvs_op *ops, size_t n);
+/* The engine's own update op (never called, recognized by commit.c): remove the key if its
+ * current record has expired, else nothing (rc KVS_ENOTFOUND). The expiry sweep's tool: the
+ * check and the removal are one step under wmu, so a key written again meanwhile stays. */
+int ldb_expire_op(void *ctx, const kvs_cur *cur, kvs_update_out *out);
 /* Seal the active segment and start the next one, with room for a record of need bytes (under
  * wmu). */
 int ldb_rotate(logdb *db, uint64_t need);
@@ -251,6 +282,12 @@ int ldb_rotate(logdb *db, uint64_t need);
  * (KVS_ECLOSED): the store is closing. */
 int ldb_threads_start(logdb *db);
 void ldb_threads_stop(logdb *db);
+/* kvs_clear without async: remove every key through the write path, in batches, on the calling
+ * thread. Keys written meanwhile may or may not stay. */
+int ldb_clear_now(logdb *db);
+/* kvs_clear with async: the maintenance thread removes every key whose record is not newer than
+ * the last seq handed out now (keys written after the call stay), in batches; returns at once. */
+int ldb_clear_async(logdb *db);
 
 /* Test hook: when set to step N (the CRASH_* list), compaction or the saving of the index calls
  * _exit(CRASH_EXIT) right after that step, to simulate a crash there. */

@@ -59,7 +59,7 @@ void rec_encode(unsigned char out[REC_HDR], uint64_t seq, uint8_t flags, uint64_
 
 bool rec_fields_ok(uint64_t seq, uint8_t flags, uint32_t klen, uint32_t vlen)
 {
-    if (flags & ~REC_TOMBSTONE)
+    if (flags & ~(REC_TOMBSTONE | REC_GROUP_MORE))
         return false;
     if (klen > KVS_MAX_KEY || vlen > KVS_MAX_VALUE || seq == 0)
         return false;

@@ -128,7 +128,8 @@ static int load_record(void *arg, const seg_rec *r)
     e->key = c->keys_kept ? r->key : c->s->map + r->off + REC_HDR;
     e->klen = r->klen;
     e->kept = c->keys_kept;
-    e->loc = (idx_loc){c->s, (uint32_t)r->off, r->vlen, r->seq, r->flags};
+    e->loc = (idx_loc){c->s, (uint32_t)r->off, r->vlen, r->seq,
+                       (uint8_t)((r->flags & REC_TOMBSTONE) | (r->expire_ms ? IDX_EXPIRES : 0))};
     return c->n == LOAD_BATCH ? load_flush(c) : 0;
 }
 
@@ -349,7 +350,7 @@ static int replay_record(void *arg, const seg_rec *r)
         c->s->min_seq = r->seq;
     c->s->max_seq = r->seq;
     rc = ldb_index_record(c->db, c->s, (uint32_t)r->off, r->key, r->klen, r->vlen, r->seq,
-                          r->flags & REC_TOMBSTONE);
+                          (uint8_t)((r->flags & REC_TOMBSTONE) | (r->expire_ms ? IDX_EXPIRES : 0)));
     raise_seq(c->db, r->seq);
     return rc < 0 ? rc : 0;
 }

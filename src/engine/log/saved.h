@@ -40,7 +40,7 @@
  *   offset  size  field
  *   ------  ----  ---------------------------------------------------------------
  *        0     4  magic "KVSI" (0x4953564b)
- *        4     2  format version (1)
+ *        4     2  format version (2)
  *        6     2  reserved, 0
  *        8     4  segment count S (the live segments)
  *       12     4  active segment id
@@ -79,7 +79,8 @@
 #define SAVED_FILE "INDEX"
 #define SAVED_RETIRED SAVED_FILE ".old"
 #define SAVED_MAGIC 0x4953564bu
-#define SAVED_VERSION 1u
+#define SAVED_VERSION 2u /* 2: word bit 63 is IDX_EXPIRES, tags 14 bits (index.h); a file of
+                            version 1 is refused, and the index rebuilt from the log */
 #define SAVED_HDR 80u
 #define SAVED_SEG 64u
 

@@ -392,7 +392,25 @@ typedef struct scanner {
     seg_scan_fn fn;
     void *ctx;
     seg_scan_result *res;
+    bool *held_damaged; /* of each record held back, in order: is its value damaged? */
+    size_t nheld, capheld;
 } scanner;
+
+/* Remember the record just held back (scan): whether it was damaged, which its release must
+ * say without hashing it again. */
+static int hold(scanner *sc, bool damaged)
+{
+    if (sc->nheld == sc->capheld) {
+        size_t cap = sc->capheld ? 2 * sc->capheld : 64;
+        bool *v = realloc(sc->held_damaged, cap * sizeof *v);
+        if (!v)
+            return kvs_seterr(KVS_ENOMEM, "%s: scan: no memory", sc->s->path);
+        sc->held_damaged = v;
+        sc->capheld = cap;
+    }
+    sc->held_damaged[sc->nheld++] = damaged;
+    return 0;
+}
 
 static int hand_out(scanner *sc, const seg_rec *r)
 {
@@ -408,18 +426,22 @@ static int hand_out(scanner *sc, const seg_rec *r)
     return sc->fn(sc->ctx, r);
 }
 
-/* Hand out the damaged records held back between from and to (their headers were authentic). */
+/* Hand out the records held back between from and to (their headers were authentic): damaged
+ * ones, and the records of a write group not yet closed (REC_GROUP_MORE). */
 static int hand_out_held(scanner *sc, uint64_t from, uint64_t to)
 {
     seg_rec r;
+    size_t i = 0;
     int rc;
 
     for (uint64_t off = from; off < to; off += r.len) {
         rec_fill(sc->base, off, &r);
-        r.damaged = true;
+        r.damaged = i < sc->nheld && sc->held_damaged[i];
+        i++;
         if ((rc = hand_out(sc, &r)) < 0)
             return rc;
     }
+    sc->nheld = 0;
     return 0;
 }
 
@@ -435,7 +457,9 @@ static int judge_tail(scanner *sc, bool active, uint64_t stop, int at, uint64_t 
         return 0;
     /* Damaged records held back (their seq newer than anything elsewhere) with no intact
      * record after them are an append a crash cut short, whatever follows them: after a power
-     * cut the bytes past the last sync may be anything, zeros or not. They are cut, not kept:
+     * cut the bytes past the last sync may be anything, zeros or not. So are the records of a
+     * write group with no record closing it (REC_GROUP_MORE, record.h): the group is one unit
+     * across a crash, and it was cut short. They are cut, not kept:
      * kept, a later scan (once newer records exist elsewhere) would read them as damage, and
      * their seqs, never counted, would be handed out again to new writes. */
     if (active && (held || stop >= size || at == AT_CUT || torn_at(sc->base, size, stop))) {
@@ -462,7 +486,7 @@ static int scan(const seg *s, uint64_t newer, uint64_t from, seg_scan_fn fn, voi
                 seg_scan_result *res)
 {
     uint64_t size = s->size, off = from, held = 0, hashed = 0, last_seq = 0;
-    scanner sc = {s, NULL, fn, ctx, res};
+    scanner sc = {s, NULL, fn, ctx, res, NULL, 0, 0};
     int at = AT_INTACT, rc = 0;
     unsigned char *base;
     seg_rec r;
@@ -480,8 +504,11 @@ static int scan(const seg *s, uint64_t newer, uint64_t from, seg_scan_fn fn, voi
         at = rec_at(base, size, off, &r, &hashed);
         if (at == AT_CUT || at == AT_BAD)
             break;
-        if (at == AT_DAMAGED && r.seq > newer) {
-            /* a torn append, unless an intact record follows: hold it back until we know */
+        if ((at == AT_DAMAGED || (r.flags & REC_GROUP_MORE)) && r.seq > newer) {
+            /* a torn append, unless an intact record follows (closing the group, if the
+             * record opens or continues one): hold it back until we know */
+            if ((rc = hold(&sc, at == AT_DAMAGED)) < 0)
+                break;
             held = held ? held : off;
             off += r.len;
             continue;
@@ -503,6 +530,7 @@ static int scan(const seg *s, uint64_t newer, uint64_t from, seg_scan_fn fn, voi
                         off, at, held);
     __atomic_add_fetch(&kvs_test_scan_hashed, hashed, __ATOMIC_RELAXED);
     munmap(base, size);
+    free(sc.held_damaged);
     return rc;
 }
 

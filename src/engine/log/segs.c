@@ -1,6 +1,7 @@
 /*
  * segs.c — the live segment list and what names it: segment ids, the next active segment, the
- * manifest rewrite.
+ * manifest rewrite; and what a key's entry in the index leads to (ldb_lookup): its current
+ * record, verified, with its expiry judged, for every reader of the running store.
  *
  * db->segs holds the live segments in ascending id, the state the MANIFEST describes, each with
  * its slot in the index's segment table (index.h; given as it joins, freed only by whoever
@@ -59,9 +60,10 @@ int ldb_segs_add(logdb *db, seg *s)
 }
 
 int ldb_index_record(logdb *db, seg *s, uint32_t off, const void *key, uint32_t klen,
-                     uint32_t vlen, uint64_t seq, bool tomb)
+                     uint32_t vlen, uint64_t seq, uint8_t flags)
 {
-    idx_loc loc = {s, off, vlen, seq, 0}, old;
+    idx_loc loc = {s, off, vlen, seq, (uint8_t)(flags & IDX_EXPIRES)}, old;
+    bool tomb = flags & REC_TOMBSTONE;
     int r;
 
     KVS_ASSERT(rcu_read_ongoing() && ldb_wmu_or_alone(db));
@@ -74,6 +76,47 @@ int ldb_index_record(logdb *db, seg *s, uint32_t off, const void *key, uint32_t 
     if (r == 1)
         ldb_mark_dead(old.seg, rec_len(klen, old.vlen));
     return r;
+}
+
+/* Is the record at hk the one the index promised for key, intact? */
+static bool record_ok(const unsigned char *hk, const void *key, uint32_t klen, rec_hdr *h)
+{
+    return rec_decode(hk, h) && !(h->flags & REC_TOMBSTONE) && h->klen == klen &&
+           memcmp(hk + REC_HDR, key, klen) == 0 &&
+           rec_verify(hk, hk + REC_HDR, klen, hk + REC_HDR + klen, h->vlen);
+}
+
+int ldb_record_get(logdb *db, const idx_loc *loc, const void *key, size_t klen, rec_hdr *h,
+                   const unsigned char **val)
+{
+    KVS_ASSERT(rcu_read_ongoing());
+    /* The record is read where it lies, in the segment's mapping: no system call, no copy. */
+    const unsigned char *rec = loc->seg->map + loc->off;
+    if (loc->off + rec_len((uint32_t)klen, loc->vlen) > loc->seg->map_len ||
+        !record_ok(rec, key, (uint32_t)klen, h) || h->vlen != loc->vlen) {
+        __atomic_add_fetch(&db->corrupt_reads, 1, __ATOMIC_RELAXED);
+        LOG_ERROR("%s: record at offset %u fails its checksum; not served", loc->seg->path,
+                  loc->off);
+        return kvs_seterr(KVS_ECORRUPT, "%s: record at offset %u fails its checksum",
+                          loc->seg->path, loc->off);
+    }
+    *val = rec + REC_HDR + klen;
+    return 0;
+}
+
+int ldb_lookup(logdb *db, const void *key, size_t klen, uint64_t now, ldb_found *out)
+{
+    int rc;
+
+    out->expired = false;
+    if ((rc = idx_lookup(db->idx, key, klen, &out->loc)) < 0 ||
+        (rc = ldb_record_get(db, &out->loc, key, klen, &out->h, &out->val)) < 0)
+        return rc;
+    if (ldb_expired(out->h.expire_ms, now)) {
+        out->expired = true;
+        return KVS_ENOTFOUND;
+    }
+    return 0;
 }
 
 void ldb_segs_remove(logdb *db, seg *s)
