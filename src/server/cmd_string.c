@@ -43,6 +43,7 @@ typedef struct upd {
     long double fincr;
     uint64_t expire; /* absolute ms, 0: none */
     bool past;       /* expire is already past: the key goes */
+    const char *late_err; /* GETEX: a bad time, the reply only if the key is there */
     /* outcome */
     int reply;       /* RP_* */
     const char *err;
@@ -120,6 +121,10 @@ static void fn_getex(upd *u, const kvs_cur *cur, kvs_update_out *out)
     u->reply = RP_OLD;
     if (!cur->found)
         return;
+    if (u->late_err) { /* Redis checks GETEX's time only once it has found the key */
+        u->err = u->late_err;
+        return;
+    }
     if (u->op == OP_GETDEL || u->past)
         out->type = KVS_OP_REMOVE;
     else if (u->flags & F_PERSIST)
@@ -139,7 +144,7 @@ static bool str2ld(const char *s, size_t n, long double *out)
     buf[n] = 0;
     errno = 0;
     long double v = strtold(buf, &end);
-    if (isspace((unsigned char)buf[0]) || *end ||
+    if (isspace((unsigned char)buf[0]) || *end || (size_t)(end - buf) != n ||
         (errno == ERANGE && (v == HUGE_VALL || v == -HUGE_VALL || fpclassify(v) == FP_ZERO)) ||
         isnan(v))
         return false;
@@ -513,9 +518,9 @@ void getex_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
         return;
     u->flags = flags;
     u->reply = RP_OLD;
-    if (at && (bc->err = parse_set_expire(c, b, "getex", argv[at], lens[at], flags,
-                                          &u->expire, &u->past)))
-        return;
+    if (at)
+        u->late_err = parse_set_expire(c, b, "getex", argv[at], lens[at], flags, &u->expire,
+                                       &u->past);
     if (key_fits(lens[1]))
         batch_update(b, argv[1], lens[1], str_fn, u);
 }

@@ -11,6 +11,7 @@
 #define KVS_SERVER_CONN_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -56,7 +57,7 @@ typedef struct batch_cmd {
 
 typedef struct batch_block {
     struct batch_block *next;
-    char data[];
+    _Alignas(max_align_t) char data[]; /* batch_alloc's memory: any type may live there */
 } batch_block;
 
 typedef struct batch {
