@@ -196,5 +196,41 @@ class StringModelTest(ServerTestCase):
                 self.assertGreaterEqual(int(vals[0]), done[0])
 
 
+class ClientCommandTest(ServerTestCase):
+    """CLIENT across loop threads: LIST sees every connection, KILL closes one of another loop
+    (posted to its thread), names and ids as Redis shows them."""
+
+    def test_list_and_kill_across_loops(self):
+        s = self.start("--threads", "2")
+        conns = [self.redis(s, single_connection_client=True) for _ in range(4)]
+        ids = []
+        for i, r in enumerate(conns):
+            r.client_setname("c%d" % i)
+            ids.append(r.client_id())
+        self.assertEqual(conns[1].client_getname(), "c1")
+        listed = {c["name"]: c for c in conns[0].client_list()}
+        for i in range(4):
+            self.assertEqual(int(listed["c%d" % i]["id"]), ids[i])
+            self.assertIn(":", listed["c%d" % i]["addr"])
+        self.assertEqual(conns[2].client_info()["name"], "c2")
+        # connections go to the loops in turn: c0 and c1 are on different threads
+        self.assertEqual(conns[0].execute_command("CLIENT", "KILL", "ID", ids[1]), 1)
+        self.assertEqual(conns[0].execute_command("CLIENT", "KILL", "ID", ids[1]), 0)
+        addr = listed["c3"]["addr"]
+        self.assertEqual(conns[0].execute_command("CLIENT", "KILL", addr), b"OK")
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            names = {c["name"] for c in conns[0].client_list()}
+            if "c1" not in names and "c3" not in names:
+                break
+            time.sleep(0.05)
+        self.assertEqual(names, {"c0", "c2"})
+        with self.assertRaises(Exception):
+            conns[1].ping()
+        self.assertTrue(conns[2].ping())
+        with self.assertRaises(Exception):
+            conns[0].execute_command("CLIENT", "KILL", "127.0.0.1:1")
+
+
 if __name__ == "__main__":
     main("test_string_model.py")
