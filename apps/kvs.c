@@ -5,6 +5,8 @@
  *   kvs get KEY          print the value, or "Key not found" (exit 0)
  *   kvs rm KEY           remove (prints nothing); a missing key prints "Key not found" on
  *                        stdout and exits 1
+ *   kvs scan [PATTERN]   print every key (that matches PATTERN, a Redis glob: util/glob.h),
+ *                        one a line, in no particular order (kvs_iter)
  *   kvs upgrade [DIR]    convert a store of an earlier on-disk format (DIR, else --dir's) in
  *                        place, keeping the old one as DIR.format2 (kvs_upgrade in kvs.h):
  *                        progress and the counts on stdout, damage found on stderr; a store
@@ -15,16 +17,19 @@
  * Usage errors print usage on stderr and exit 2; store errors print the reason on stderr and
  * exit 1. Everything else is libkvs.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kvs.h"
+#include "util/glob.h"
 
 static const char usage[] =
     "usage: kvs [--dir DIR] set KEY VALUE\n"
     "       kvs [--dir DIR] get KEY\n"
     "       kvs [--dir DIR] rm KEY\n"
+    "       kvs [--dir DIR] scan [PATTERN]   list the keys (matching a Redis glob)\n"
     "       kvs [--dir DIR] upgrade [DIR]   convert a store of an earlier format\n"
     "       kvs -V | --version\n"
     "       kvs -h | --help\n";
@@ -81,6 +86,32 @@ static int upgrade(const char *dir)
     return 0;
 }
 
+static int print_key(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                     const kvs_meta *meta)
+{
+    const char *pattern = ctx;
+    (void)val, (void)vlen, (void)meta;
+
+    if (!pattern || glob_match(pattern, strlen(pattern), key, klen, false)) {
+        fwrite(key, 1, klen, stdout);
+        putchar('\n');
+    }
+    return 0;
+}
+
+static int scan(kvs_t *db, const char *pattern)
+{
+    kvs_iter *it;
+    int rc;
+
+    if ((rc = kvs_iter_begin(db, &it)) < 0)
+        return fail("scan", rc);
+    while ((rc = kvs_iter_next(it, print_key, (void *)pattern)) == 1)
+        ;
+    kvs_iter_end(it);
+    return rc < 0 ? fail("scan", rc) : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = ".", *args[4];
@@ -118,18 +149,21 @@ int main(int argc, char **argv)
             return usage_error("too many arguments");
         return upgrade(nargs == 2 ? args[1] : dir);
     }
+    bool is_scan = strcmp(cmd, "scan") == 0;
     int want = strcmp(cmd, "set") == 0 ? 3 : (strcmp(cmd, "get") == 0 || strcmp(cmd, "rm") == 0) ? 2 : 0;
-    if (want == 0)
+    if (want == 0 && !is_scan)
         return usage_error("unknown command");
-    if (nargs != want)
+    if (is_scan ? nargs > 2 : nargs != want)
         return usage_error(nargs < want ? "missing argument" : "too many arguments");
 
     if ((rc = kvs_create(&db)) < 0 || (rc = kvs_open(db, dir)) < 0) {
         status = fail("cannot open the store", rc);
         goto out;
     }
-    const char *key = args[1];
-    if (strcmp(cmd, "set") == 0) {
+    const char *key = nargs > 1 ? args[1] : "";
+    if (is_scan) {
+        status = scan(db, nargs == 2 ? args[1] : NULL);
+    } else if (strcmp(cmd, "set") == 0) {
         if ((rc = kvs_set(db, key, strlen(key), args[2], strlen(args[2]))) < 0)
             status = fail("set", rc);
     } else if (strcmp(cmd, "get") == 0) {

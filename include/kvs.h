@@ -175,6 +175,9 @@ typedef struct kvs_meta {
  * kvs_write returns, e.g. in ctx), KVS_OP_REMOVE, or KVS_OP_NONE (write nothing; the default).
  * It returns 0, or a negative code that becomes the op's rc: nothing is written for it, and
  * with KVS_ECONFLICT the ops after it in its group are not applied either (rc KVS_ECONFLICT).
+ * The ops before it in its group are applied. An update whose set would add a key past the kvs
+ * engine's max_index_memory gets KVS_EFULL, which ends its group the same way. An engine
+ * without updates yet refuses them at kvs_write's checks (KVS_EINVAL, its group with it).
  */
 typedef struct kvs_cur {
     const void *val;     /* the current value where it lies, valid during the call; NULL (and
@@ -254,7 +257,8 @@ int kvs_remove(kvs_t *db, const void *key, size_t klen);
  * ops is applied and each gets that error — what Redis's MSET needs. A failure of the engine
  * itself (I/O) fails every op of the batch. A group is also one unit across a crash: after
  * one, either all of its writes are in the store or none is (MULTI/EXEC, MSET) — a batch of
- * several groups may keep a prefix of its groups. */
+ * several groups may keep a prefix of its groups. (The kvs engine puts a group's records in
+ * one segment file; a group of more than 4 GiB of records is refused with KVS_EINVAL.) */
 int kvs_write(kvs_t *db, kvs_op *ops, size_t n);
 
 /* kvs_read, with the key's expiry time and version in *meta (may be NULL). */
@@ -270,6 +274,7 @@ int kvs_read_meta(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void
 typedef int (*kvs_entry_fn)(void *ctx, const void *key, size_t klen, const void *val,
                             size_t vlen, const kvs_meta *meta);
 typedef struct kvs_iter kvs_iter;
+/* A new iterator into *out, the caller's to end with kvs_iter_end before kvs_close. */
 int kvs_iter_begin(kvs_t *db, kvs_iter **out);
 /* The next key: fn gets key and value where they lie (valid during the call; fn must not call
  * libkvs on this store). Returns 1 (fn was called and returned >= 0), 0 at the end, or a
@@ -279,12 +284,13 @@ void kvs_iter_end(kvs_iter *it);
 /* One step of a stateless scan, as Redis's SCAN: cursor 0 starts, *next == 0 says it is done;
  * fn gets about count keys (a hint: more or fewer, none at the end), value and all, and the
  * same guarantee as kvs_iter. A cursor is an opaque number valid for this store (across a
- * restart too, with the guarantee then only for keys present throughout). */
+ * restart too, with the guarantee then only for keys present throughout). fn returning a
+ * negative code ends the step with it (*next then unspecified: scan again from cursor). */
 int kvs_scan(kvs_t *db, uint64_t cursor, size_t count, kvs_entry_fn fn, void *ctx,
              uint64_t *next);
 /* Remove every key (FLUSHDB). With async, return at once and remove them in the background
  * (keys written after the call stay); without, return when all are removed and durable as
- * kvs_write would be. */
+ * kvs_write would be (keys other threads write during the call may or may not stay). */
 int kvs_clear(kvs_t *db, int async);
 
 /* Another reference to an open handle, for another thread or owner; each reference is given

@@ -287,6 +287,12 @@ static int check_op(const kvs_t *db, kvs_op *op)
     return 0;
 }
 
+/* The engine has no op for what was asked (the lmdb engine until it learns issue 13's). */
+static int unsupported(const kvs_t *db, const char *what)
+{
+    return kvs_seterr(KVS_EINVAL, "%s: engine '%s' does not support it yet", what, db->ops->name);
+}
+
 int kvs_update_call(const kvs_op *op, const kvs_cur *cur, kvs_update_out *out)
 {
     int rc;
@@ -447,8 +453,7 @@ int kvs_read_meta(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void
         meta = &local;
     memset(meta, 0, sizeof *meta);
     if (!db->ops->read_meta)
-        return kvs_seterr(KVS_EINVAL, "kvs_read_meta: engine '%s' does not support it yet",
-                          db->ops->name);
+        return unsupported(db, "kvs_read_meta");
     return db->ops->read_meta(db->impl, key ? key : "", klen, fn, ctx, meta);
 }
 
@@ -463,8 +468,7 @@ int kvs_scan(kvs_t *db, uint64_t cursor, size_t count, kvs_entry_fn fn, void *ct
     if ((rc = check_open(db)) < 0)
         return rc;
     if (!db->ops->scan)
-        return kvs_seterr(KVS_EINVAL, "kvs_scan: engine '%s' does not support it yet",
-                          db->ops->name);
+        return unsupported(db, "kvs_scan");
     return db->ops->scan(db->impl, cursor, count ? count : 10, fn, ctx, next);
 }
 
@@ -540,8 +544,7 @@ int kvs_iter_begin(kvs_t *db, kvs_iter **out)
     if ((rc = check_open(db)) < 0)
         return rc;
     if (!db->ops->scan)
-        return kvs_seterr(KVS_EINVAL, "kvs_iter_begin: engine '%s' does not support it yet",
-                          db->ops->name);
+        return unsupported(db, "kvs_iter_begin");
     if (!(*out = calloc(1, sizeof **out)))
         return kvs_seterr(KVS_ENOMEM, "kvs_iter_begin: no memory");
     (*out)->db = db;
@@ -601,8 +604,7 @@ int kvs_clear(kvs_t *db, int async)
     if ((rc = check_open(db)) < 0)
         return rc;
     if (!db->ops->clear)
-        return kvs_seterr(KVS_EINVAL, "kvs_clear: engine '%s' does not support it yet",
-                          db->ops->name);
+        return unsupported(db, "kvs_clear");
     return db->ops->clear(db->impl, async);
 }
 

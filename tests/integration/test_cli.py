@@ -159,6 +159,20 @@ class CliTest(unittest.TestCase):
 
     # ---- kvs upgrade ----
 
+    def test_scan_arity(self):
+        self.expect_usage_error("scan", "a*", "extra")
+
+    def test_scan(self):
+        for k in ("apple", "apricot", "banana", "a*b"):
+            self.expect(["set", k, "v"], "")
+        self.expect(["rm", "banana"], "")
+        r = self.expect(["scan"], None)
+        self.assertEqual(sorted(r.stdout.splitlines()), ["a*b", "apple", "apricot"])
+        r = self.expect(["scan", "ap*"], None)
+        self.assertEqual(sorted(r.stdout.splitlines()), ["apple", "apricot"])
+        self.expect(["scan", "a\\*b"], "a*b\n")  # \* is a literal star
+        self.expect(["scan", "[^a]*"], "")
+
     def test_upgrade_arity(self):
         self.expect_usage_error("upgrade", "a", "b")
 

@@ -27,6 +27,14 @@
  * an older record of its key — i.e. while some other live segment has a record older than the
  * tombstone (min_seq below its seq) — and no newer record of the key exists; otherwise it is
  * dropped. So a removed key never comes back, however few segments a run compacts.
+ *
+ * Expired records (record.h: 0 < expire_at <= now, by the store's clock when the run starts)
+ * are not copied as values: the current record of a key whose time has passed becomes a
+ * tombstone of the same seq where an older record of the key may remain outside the victims
+ * (the rule above), and nothing otherwise; at install its index entry is removed where it still
+ * names that record (compare-and-delete, as the repoint), never a newer write of the key. So an
+ * expired key does not come back after compaction and a reopen either. Copies drop
+ * REC_GROUP_MORE (record.h): the outputs hold records one by one, never groups.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +42,7 @@
 #include <unistd.h>
 #include <urcu-bp.h>
 
+#include "engine/engine.h"
 #include "engine/log/hint.h"
 #include "engine/log/logdb.h"
 #include "util/array.h"
@@ -58,7 +67,8 @@ typedef struct move {
     seg *from, *to;
     uint32_t from_off, to_off, vlen, klen;
     uint64_t seq;
-    uint8_t flags;
+    uint8_t flags;  /* of the copy */
+    bool expired;   /* the key's current record had expired: its entry goes (install) */
     unsigned char key[];
 } move;
 
@@ -66,6 +76,7 @@ typedef struct compactor {
     logdb *db;
     seg *victim;
     uint64_t min_outside; /* smallest seq held by a live segment that is not a victim */
+    uint64_t now;         /* the store's clock as the run started: what has expired */
     seg **outs;
     uint32_t nouts;
     size_t capouts;
@@ -138,28 +149,62 @@ static bool record_needed(compactor *c, const seg_rec *r)
     return needed;
 }
 
+/* Remember a record copied (or an expired one dropped) for install. */
+static int add_move(compactor *c, const seg_rec *r, seg *o, uint32_t to_off, uint8_t flags,
+                    bool expired)
+{
+    move *m;
+
+    if (ARR_RESERVE(c->moves, c->capmoves, c->nmoves + 1) < 0)
+        return KVS_ENOMEM;
+    if (!(m = malloc(sizeof *m + r->klen)))
+        return KVS_ENOMEM;
+    *m = (move){c->victim, o, (uint32_t)r->off, to_off, r->vlen, r->klen, r->seq, flags, expired};
+    memcpy(m->key, r->key, r->klen);
+    c->moves[c->nmoves++] = m;
+    return 0;
+}
+
 static int copy_record(void *arg, const seg_rec *r)
 {
     compactor *c = arg;
+    unsigned char tomb[REC_HDR];
     seg *o;
-    move *m;
     int rc;
 
     if (!record_needed(c, r))
         return 0;
-    if ((rc = out_room(c, r->len, &o)) < 0)
+    bool expired = !(r->flags & REC_TOMBSTONE) && ldb_expired(r->expire_ms, c->now);
+    if (expired && r->seq <= c->min_outside) /* nothing older outside: no tombstone needed */
+        return add_move(c, r, NULL, 0, REC_TOMBSTONE, true);
+    uint64_t len = expired ? rec_len(r->klen, 0) : r->len;
+    uint8_t flags = expired ? REC_TOMBSTONE : (uint8_t)(r->flags & ~REC_GROUP_MORE);
+    if ((rc = out_room(c, len, &o)) < 0)
         return rc;
-    if (c->used + r->len > OUT_BUF && (rc = out_flush(c)) < 0)
+    if (c->used + len > OUT_BUF && (rc = out_flush(c)) < 0)
         return rc;
-    /* the record's bytes as they are: seq, expire_at (record.h) and checksums unchanged */
+    /* the record's bytes as they are — seq, expire_at (record.h) and value checksum unchanged
+     * — but for REC_GROUP_MORE; an expired one as a tombstone of its seq */
     const unsigned char *src = r->key - REC_HDR;
     uint32_t to_off = (uint32_t)(o->size + c->used);
-    if (r->len > OUT_BUF) {
-        if ((rc = io_pwrite_full(o->fd, src, r->len, o->size, o->path)) < 0)
+    if (expired) {
+        rec_encode(tomb, r->seq, REC_TOMBSTONE, 0, r->key, r->klen, NULL, 0);
+        memcpy(c->buf + c->used, tomb, REC_HDR);
+        memcpy(c->buf + c->used + REC_HDR, r->key, r->klen);
+        c->used += len;
+    } else if (r->len > OUT_BUF) {
+        memcpy(tomb, src, REC_HDR);
+        if (flags != r->flags)
+            rec_reflag(tomb, r->key, flags);
+        if ((rc = io_pwrite_full(o->fd, tomb, REC_HDR, o->size, o->path)) < 0 ||
+            (rc = io_pwrite_full(o->fd, src + REC_HDR, r->len - REC_HDR, o->size + REC_HDR,
+                                 o->path)) < 0)
             return rc;
         o->size += r->len;
     } else {
         memcpy(c->buf + c->used, src, r->len);
+        if (flags != r->flags)
+            rec_reflag(c->buf + c->used, r->key, flags);
         c->used += r->len;
     }
     if (r->seq < o->min_seq)
@@ -168,16 +213,9 @@ static int copy_record(void *arg, const seg_rec *r)
         o->max_seq = r->seq;
     /* a tombstone's bytes are dead from the start, as recovery counts them: a store reopened
      * (rebuilt, or from its saved index) must choose the same victims as the one that ran */
-    if (r->flags & REC_TOMBSTONE)
-        ldb_mark_dead(o, r->len);
-    if (ARR_RESERVE(c->moves, c->capmoves, c->nmoves + 1) < 0)
-        return KVS_ENOMEM;
-    if (!(m = malloc(sizeof *m + r->klen)))
-        return KVS_ENOMEM;
-    *m = (move){c->victim, o, (uint32_t)r->off, to_off, r->vlen, r->klen, r->seq, r->flags};
-    memcpy(m->key, r->key, r->klen);
-    c->moves[c->nmoves++] = m;
-    return 0;
+    if (flags & REC_TOMBSTONE)
+        ldb_mark_dead(o, len);
+    return add_move(c, r, o, to_off, flags, expired);
 }
 
 static void compactor_free(compactor *c, bool destroy_outs)
@@ -267,6 +305,8 @@ static void install(compactor *c, seg **victims, uint32_t n)
 
     for (size_t i = 0; i < c->nmoves; i++) {
         move *m = c->moves[i];
+        if (m->expired && idx_del_at(db->idx, m->key, m->klen, m->from, m->from_off) == 0)
+            __atomic_add_fetch(&db->expired_keys, 1, __ATOMIC_RELAXED);
         if (m->flags & REC_TOMBSTONE)
             continue;
         idx_loc to = {m->to, m->to_off, m->vlen, m->seq, 0};
@@ -305,7 +345,7 @@ static void swap_segs(logdb *db, compactor *c, seg **victims, uint32_t n)
 /* Compact victims; cmu held, wmu not. */
 static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
 {
-    compactor c = {.db = db, .min_outside = UINT64_MAX};
+    compactor c = {.db = db, .min_outside = UINT64_MAX, .now = kvs_clock_ms(&db->opt)};
     uint64_t t0 = clock_usec(), in = 0, out = 0;
     int rc = 0;
 

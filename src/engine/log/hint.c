@@ -136,8 +136,8 @@ static int hint_walk(const unsigned char *m, size_t n, const seg *s, uint32_t co
         r.expire_ms = le_get64(m + p + 21);
         r.damaged = false; /* unknown here: the read that fetches the record verifies it */
         r.len = rec_len(r.klen, r.vlen);
-        if (r.klen > KVS_MAX_KEY || r.vlen > KVS_MAX_VALUE || (r.flags & ~REC_TOMBSTONE) ||
-            r.seq == 0 || end - p - HINT_ENTRY < r.klen || r.off < SEG_HDR ||
+        if (!rec_fields_ok(r.seq, r.flags, r.klen, r.vlen) || end - p - HINT_ENTRY < r.klen ||
+            r.off < SEG_HDR ||
             r.off + r.len > s->size)
             return kvs_seterr(KVS_ECORRUPT, "%s: entry %u is out of bounds", path, i);
         r.key = m + p + HINT_ENTRY;

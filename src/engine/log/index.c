@@ -751,6 +751,22 @@ int idx_repoint(idx *x, const void *key, size_t klen, const seg *from, uint32_t 
     return i != UINT64_MAX ? 0 : 1;
 }
 
+int idx_del_at(idx *x, const void *key, size_t klen, const seg *s, uint32_t off)
+{
+    uint64_t h = idx_hash(x, key, klen);
+
+    KVS_ASSERT(s->islot != 0);
+    pthread_mutex_lock(&x->mu);
+    uint64_t i = slot_naming(x->t, h, s->islot, off);
+    if (i != UINT64_MAX) {
+        store_word_counted(x, x->t, i, W_DELETED);
+        count_add(x, -1);
+        x->deleted++;
+    }
+    pthread_mutex_unlock(&x->mu);
+    return i != UINT64_MAX ? 0 : 1;
+}
+
 /* ---- recovery ---- */
 
 /* The table a store that only ever inserted count keys has: the smallest of the sizes growth

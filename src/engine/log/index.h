@@ -156,6 +156,10 @@ int idx_del(idx *x, const void *key, size_t klen, idx_loc *old);
 int idx_repoint(idx *x, const void *key, size_t klen, const seg *from, uint32_t from_off,
                 const idx_loc *to);
 
+/* Compare-and-delete: remove key only if it still points at (s, off) (compaction, of an
+ * expired record). 0 if removed, 1 if the entry moved on or is gone. */
+int idx_del_at(idx *x, const void *key, size_t klen, const seg *s, uint32_t off);
+
 /* Recovery: keep seq, value length and key references beside each slot (idx_put_newer) until
  * idx_recovery_end, which frees them (no reader may run: recovery is alone). The index is empty;
  * its table is made large enough for expect records at once (so that loading them never grows

@@ -13,12 +13,14 @@
  *   record.c, segment.c, hint.c    the formats: records, segment files, hint files
  *   manifest.c, index.c            the MANIFEST; the lock-free key index
  *   sync.c        the fence, and syncing segments in commit order
- *   segs.c        the segment list, segment ids, the next active segment, the manifest rewrite
+ *   segs.c        the segment list, segment ids, the next active segment, the manifest rewrite;
+ *                 a key's current record as readers see it (ldb_lookup: verified, expiry judged)
  *   saved.c       the saved index: written at close, loaded at open in place of a rebuild
  *   recover.c     open: manifest → hints/scans → index   (recover.c and compact.c are one
  *   compact.c     compaction, and writing hint files       level: neither calls the other)
  *   commit.c      the write path: group commit, appends, rotation
- *   background.c  the threads: the everysec syncer, the maintenance thread, the idle clean-up
+ *   background.c  the threads: the everysec syncer, the maintenance thread, the idle clean-up,
+ *                 the expiry sweep, kvs_clear's walks
  *   engine.c      the engine table: open, close, read, stats
  *   upgrade.c     kvs_upgrade, above them all and apart: it reads a store of the previous
  *                 format with a reader of its own (and manifest.c, segment.c's opening) and

@@ -57,6 +57,12 @@ void rec_encode(unsigned char out[REC_HDR], uint64_t seq, uint8_t flags, uint64_
     le_put32(out, head_sum(out, key, klen));
 }
 
+void rec_reflag(unsigned char hdr[REC_HDR], const void *key, uint8_t flags)
+{
+    hdr[16] = flags;
+    le_put32(hdr, head_sum(hdr, key, le_get32(hdr + 17)));
+}
+
 bool rec_fields_ok(uint64_t seq, uint8_t flags, uint32_t klen, uint32_t vlen)
 {
     if (flags & ~(REC_TOMBSTONE | REC_GROUP_MORE))

@@ -72,6 +72,10 @@ static inline uint64_t rec_len(uint32_t klen, uint32_t vlen)
  * expire_ms: the key's expiry time (0: never). */
 void rec_encode(unsigned char out[REC_HDR], uint64_t seq, uint8_t flags, uint64_t expire_ms,
                 const void *key, uint32_t klen, const void *val, uint32_t vlen);
+/* Give the encoded header hdr (of key, klen as it says) new flags, its header checksum summed
+ * anew; the value checksum is left as it is, so a damaged value stays damaged (compaction's
+ * copies drop REC_GROUP_MORE). */
+void rec_reflag(unsigned char hdr[REC_HDR], const void *key, uint8_t flags);
 /* Are these header fields within bounds (lengths, flags, seq)? What rec_decode checks; also
  * for readers of older formats (upgrade.c). */
 bool rec_fields_ok(uint64_t seq, uint8_t flags, uint32_t klen, uint32_t vlen);
