@@ -118,9 +118,6 @@ uint64_t cmd_now_ms(conn *c);
 
 extern const char ERR_SYNTAX[], ERR_NOT_INT[], ERR_MAX_SIZE[];
 
-/* Redis's glob matching (src/util/glob.c, by the library side of issue 13). */
-bool glob_match(const char *pat, size_t plen, const char *s, size_t slen, bool nocase);
-
 /* ---- the commands, by file ---- */
 
 /* cmd_string.c */

@@ -18,6 +18,7 @@
 
 #include "server/cmd.h"
 #include "util/array.h"
+#include "util/glob.h"
 
 void del_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv, const size_t *lens)
 {
