@@ -70,6 +70,8 @@ struct command {
     cmd_queue_fn queue;       /* write form: queue and reply, or NULL */
     cmd_reply_fn reply;
     cmd_read_fn read;         /* read form, or NULL */
+    int variant;              /* which member of a family one function serves (queue reads it
+                                 as bc->cmd->variant): INCR +1, DECR -1, EXPIRE its units... */
 };
 
 /* ---- the batch, for commands (commands.c) ---- */
@@ -125,10 +127,9 @@ void set_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv, co
 void set_reply(conn *c, const batch *b, const batch_cmd *bc);
 void setnx_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                  const size_t *lens);
+/* SETEX (variant 1: seconds) and PSETEX (0) */
 void setex_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                  const size_t *lens);
-void psetex_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                  const size_t *lens);
 void getset_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                   const size_t *lens);
 void getdel_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
@@ -141,13 +142,11 @@ void msetnx_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                   const size_t *lens);
 void ok_reply(conn *c, const batch *b, const batch_cmd *bc);
 void int_reply(conn *c, const batch *b, const batch_cmd *bc);
+/* INCR and DECR: variant the step */
 void incr_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                 const size_t *lens);
-void decr_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                const size_t *lens);
+/* INCRBY and DECRBY: variant the sign */
 void incrby_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                  const size_t *lens);
-void decrby_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                   const size_t *lens);
 void incrbyfloat_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                        const size_t *lens);
@@ -157,6 +156,13 @@ void setrange_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **arg
                     const size_t *lens);
 void setbit_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                   const size_t *lens);
+/* the EXPIRE family and PERSIST: single-key updates like the rest of cmd_string.c */
+enum { EXPIRE_SECONDS = 1, EXPIRE_RELATIVE = 2 };
+/* variant: EXPIRE_SECONDS | EXPIRE_RELATIVE */
+void expire_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
+                  const size_t *lens);
+void persist_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
+                   const size_t *lens);
 void get_read(conn *c, int argc, const char **argv, const size_t *lens, const capture *caps);
 void mget_read(conn *c, int argc, const char **argv, const size_t *lens, const capture *caps);
 void strlen_read(conn *c, int argc, const char **argv, const size_t *lens, const capture *caps);
@@ -166,25 +172,12 @@ void getbit_read(conn *c, int argc, const char **argv, const size_t *lens, const
 void bitcount_read(conn *c, int argc, const char **argv, const size_t *lens,
                    const capture *caps);
 
-/* cmd_string.c too: the EXPIRE family and PERSIST (single-key updates) */
-
 /* cmd_keys.c */
 void del_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv, const size_t *lens);
 void del_reply(conn *c, const batch *b, const batch_cmd *bc);
-void expire_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                  const size_t *lens);
-void pexpire_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                   const size_t *lens);
-void expireat_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                    const size_t *lens);
-void pexpireat_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                     const size_t *lens);
-void persist_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                   const size_t *lens);
+/* RENAME (variant 0), RENAMENX (1) */
 void rename_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                   const size_t *lens);
-void renamenx_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                    const size_t *lens);
 void copy_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                 const size_t *lens);
 void move_reply(conn *c, const batch *b, const batch_cmd *bc);

@@ -62,6 +62,8 @@ static void client_list(conn *c, bool self_only)
     pthread_mutex_lock(&s->clients_mu);
     for (int i = 0; i < s->nworkers; i++)
         for (const conn *k = s->workers[i].conns; k; k = k->next) {
+            if (k->kill_posted)
+                continue; /* as good as gone, as in Redis once CLIENT KILL answered */
             client_line(k, line, sizeof line);
             size_t n = strlen(line);
             if (ARR_RESERVE(text, cap, len + n) < 0)
@@ -114,7 +116,7 @@ typedef struct kill_filter {
 
 static bool kill_matches(const conn *c, const conn *k, const kill_filter *f)
 {
-    if (f->skipme && k == c)
+    if (k->kill_posted || (f->skipme && k == c))
         return false;
     if (f->id && k->id != f->id)
         return false;
@@ -135,12 +137,13 @@ static long long client_kill(conn *c, const kill_filter *f)
     pthread_mutex_lock(&s->clients_mu);
     for (int i = 0; i < s->nworkers; i++)
         for (conn *k = s->workers[i].conns; k; k = k->next)
-            if (kill_matches(c, k, f) && !k->close_after_flush) {
+            if (kill_matches(c, k, f)) {
                 n++;
                 if (k == c)
                     self = true;
                 else
                     worker_post_kill(k->w, k->id);
+                k->kill_posted = true;
             }
     pthread_mutex_unlock(&s->clients_mu);
     if (self)

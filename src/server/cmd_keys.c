@@ -195,13 +195,7 @@ void move_reply(conn *c, const batch *b, const batch_cmd *bc)
 void rename_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                   const size_t *lens)
 {
-    move_queue(c, b, bc, argv, lens, MV_RENAME, false);
-}
-
-void renamenx_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                    const size_t *lens)
-{
-    move_queue(c, b, bc, argv, lens, MV_RENAMENX, false);
+    move_queue(c, b, bc, argv, lens, bc->cmd->variant ? MV_RENAMENX : MV_RENAME, false);
 }
 
 void copy_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
@@ -338,7 +332,7 @@ static int scan_all(conn *c, keylist *l)
     return rc < 0 ? rc : l->rc;
 }
 
-static const keylist *sort_list;
+static _Thread_local const keylist *sort_list; /* qsort has no context argument */
 
 static int key_cmp(const void *a, const void *b)
 {
@@ -364,7 +358,7 @@ void cmd_keys(conn *c, int argc, const char **argv, const size_t *lens)
     }
     for (size_t i = 0; i < l.n; i++)
         idx[i] = i;
-    sort_list = &l; /* the loop thread's own: KEYS runs on it from start to end */
+    sort_list = &l;
     if (l.n)
         qsort(idx, l.n, sizeof *idx, key_cmp);
     for (size_t i = 0; i < l.n; i++)

@@ -456,29 +456,18 @@ void setnx_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
     queue_upd(b, bc, u, argv[1], lens[1]);
 }
 
-static void setex_generic(conn *c, batch *b, batch_cmd *bc, const char **argv,
-                          const size_t *lens, int unit, const char *name)
+void setex_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
+                 const size_t *lens)
 {
     upd *u = upd_new(c, b, bc, OP_SET);
 
-    if (!u || (bc->err = parse_set_expire(c, b, name, argv[2], lens[2], unit, &u->expire,
+    if (!u || (bc->err = parse_set_expire(c, b, bc->cmd->name, argv[2], lens[2],
+                                          bc->cmd->variant ? F_EX : F_PX, &u->expire,
                                           &u->past)))
         return;
     u->val = argv[3];
     u->vlen = lens[3];
     queue_upd(b, bc, u, argv[1], lens[1]);
-}
-
-void setex_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                 const size_t *lens)
-{
-    setex_generic(c, b, bc, argv, lens, F_EX, "setex");
-}
-
-void psetex_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                  const size_t *lens)
-{
-    setex_generic(c, b, bc, argv, lens, F_PX, "psetex");
 }
 
 void getset_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
@@ -539,13 +528,7 @@ static void incr_generic(conn *c, batch *b, batch_cmd *bc, const char **argv,
 void incr_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                 const size_t *lens)
 {
-    incr_generic(c, b, bc, argv, lens, 1);
-}
-
-void decr_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                const size_t *lens)
-{
-    incr_generic(c, b, bc, argv, lens, -1);
+    incr_generic(c, b, bc, argv, lens, bc->cmd->variant);
 }
 
 void incrby_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
@@ -555,21 +538,10 @@ void incrby_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
 
     if (!redis_str2ll(argv[2], lens[2], &by))
         bc->err = ERR_NOT_INT;
-    else
-        incr_generic(c, b, bc, argv, lens, by);
-}
-
-void decrby_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                  const size_t *lens)
-{
-    long long by;
-
-    if (!redis_str2ll(argv[2], lens[2], &by))
-        bc->err = ERR_NOT_INT;
-    else if (by == LLONG_MIN)
+    else if (bc->cmd->variant < 0 && by == LLONG_MIN)
         bc->err = "ERR decrement would overflow";
     else
-        incr_generic(c, b, bc, argv, lens, -by);
+        incr_generic(c, b, bc, argv, lens, bc->cmd->variant < 0 ? -by : by);
 }
 
 void incrbyfloat_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
@@ -644,9 +616,11 @@ void setbit_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
 }
 
 /* EXPIRE family: Redis's parse order — options, then the number, then its range. */
-static void expire_generic(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                           const size_t *lens, bool sec, bool relative, const char *name)
+void expire_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
+                  const size_t *lens)
 {
+    bool sec = bc->cmd->variant & EXPIRE_SECONDS, relative = bc->cmd->variant & EXPIRE_RELATIVE;
+    const char *name = bc->cmd->name;
     int flags = 0;
     long long when;
     upd *u;
@@ -691,30 +665,6 @@ static void expire_generic(conn *c, batch *b, batch_cmd *bc, int argc, const cha
     u->expire = u->past ? 0 : (uint64_t)when;
     if (key_fits(lens[1]))
         batch_update(b, argv[1], lens[1], str_fn, u);
-}
-
-void expire_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                  const size_t *lens)
-{
-    expire_generic(c, b, bc, argc, argv, lens, true, true, "expire");
-}
-
-void pexpire_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                   const size_t *lens)
-{
-    expire_generic(c, b, bc, argc, argv, lens, false, true, "pexpire");
-}
-
-void expireat_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                    const size_t *lens)
-{
-    expire_generic(c, b, bc, argc, argv, lens, true, false, "expireat");
-}
-
-void pexpireat_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                     const size_t *lens)
-{
-    expire_generic(c, b, bc, argc, argv, lens, false, false, "pexpireat");
 }
 
 void persist_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,

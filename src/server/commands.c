@@ -418,7 +418,8 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
     if (want_section(argc, argv, lens, "keyspace")) {
         tprintf(&t, "# Keyspace\r\n");
         if (st.keys)
-            tprintf(&t, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)st.keys);
+            tprintf(&t, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)st.keys,
+                    (unsigned long long)st.expiring_keys);
     }
     resp_bulk(&c->out, t.p, t.len);
     free(t.p);
@@ -429,9 +430,12 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
 #define F CMD_FAST
 #define T CMD_TX
 #define M CMD_META
-#define WRITE(q, r) NULL, q, r, NULL
-#define READ(fn, rd) fn, NULL, NULL, rd
-#define DIRECT(fn) fn, NULL, NULL, NULL
+#define ES EXPIRE_SECONDS
+#define ER EXPIRE_RELATIVE
+#define WRITE(q, r) NULL, q, r, NULL, 0
+#define WRITEV(q, r, v) NULL, q, r, NULL, v
+#define READ(fn, rd) fn, NULL, NULL, rd, 0
+#define DIRECT(fn) fn, NULL, NULL, NULL, 0
 static const command commands[] = {
     {"get", 2, R | F, 1, 1, 1, READ(cmd_get, get_read)},
     {"set", -3, W, 1, 1, 1, WRITE(set_queue, set_reply)},
@@ -443,15 +447,15 @@ static const command commands[] = {
     {"mset", -3, W, 1, -1, 2, WRITE(mset_queue, ok_reply)},
     {"msetnx", -3, W, 1, -1, 2, WRITE(msetnx_queue, int_reply)},
     {"setnx", 3, W | F, 1, 1, 1, WRITE(setnx_queue, set_reply)},
-    {"setex", 4, W, 1, 1, 1, WRITE(setex_queue, set_reply)},
-    {"psetex", 4, W, 1, 1, 1, WRITE(psetex_queue, set_reply)},
+    {"setex", 4, W, 1, 1, 1, WRITEV(setex_queue, set_reply, 1)},
+    {"psetex", 4, W, 1, 1, 1, WRITEV(setex_queue, set_reply, 0)},
     {"getset", 3, W | F, 1, 1, 1, WRITE(getset_queue, set_reply)},
     {"getdel", 2, W | F, 1, 1, 1, WRITE(getdel_queue, set_reply)},
     {"getex", -2, W | F, 1, 1, 1, WRITE(getex_queue, set_reply)},
-    {"incr", 2, W | F, 1, 1, 1, WRITE(incr_queue, set_reply)},
-    {"decr", 2, W | F, 1, 1, 1, WRITE(decr_queue, set_reply)},
-    {"incrby", 3, W | F, 1, 1, 1, WRITE(incrby_queue, set_reply)},
-    {"decrby", 3, W | F, 1, 1, 1, WRITE(decrby_queue, set_reply)},
+    {"incr", 2, W | F, 1, 1, 1, WRITEV(incr_queue, set_reply, 1)},
+    {"decr", 2, W | F, 1, 1, 1, WRITEV(incr_queue, set_reply, -1)},
+    {"incrby", 3, W | F, 1, 1, 1, WRITEV(incrby_queue, set_reply, 1)},
+    {"decrby", 3, W | F, 1, 1, 1, WRITEV(incrby_queue, set_reply, -1)},
     {"incrbyfloat", 3, W | F, 1, 1, 1, WRITE(incrbyfloat_queue, set_reply)},
     {"append", 3, W | F, 1, 1, 1, WRITE(append_queue, set_reply)},
     {"setrange", 4, W, 1, 1, 1, WRITE(setrange_queue, set_reply)},
@@ -461,10 +465,10 @@ static const command commands[] = {
     {"substr", 4, R, 1, 1, 1, READ(NULL, getrange_read)},
     {"getbit", 3, R | F, 1, 1, 1, READ(NULL, getbit_read)},
     {"bitcount", -2, R, 1, 1, 1, READ(NULL, bitcount_read)},
-    {"expire", -3, W | F, 1, 1, 1, WRITE(expire_queue, set_reply)},
-    {"pexpire", -3, W | F, 1, 1, 1, WRITE(pexpire_queue, set_reply)},
-    {"expireat", -3, W | F, 1, 1, 1, WRITE(expireat_queue, set_reply)},
-    {"pexpireat", -3, W | F, 1, 1, 1, WRITE(pexpireat_queue, set_reply)},
+    {"expire", -3, W | F, 1, 1, 1, WRITEV(expire_queue, set_reply, ES | ER)},
+    {"pexpire", -3, W | F, 1, 1, 1, WRITEV(expire_queue, set_reply, ER)},
+    {"expireat", -3, W | F, 1, 1, 1, WRITEV(expire_queue, set_reply, ES)},
+    {"pexpireat", -3, W | F, 1, 1, 1, WRITEV(expire_queue, set_reply, 0)},
     {"persist", 2, W | F, 1, 1, 1, WRITE(persist_queue, set_reply)},
     {"ttl", 2, R | F | M, 1, 1, 1, READ(NULL, ttl_read)},
     {"pttl", 2, R | F | M, 1, 1, 1, READ(NULL, pttl_read)},
@@ -472,7 +476,7 @@ static const command commands[] = {
     {"pexpiretime", 2, R | F | M, 1, 1, 1, READ(NULL, pexpiretime_read)},
     {"type", 2, R | F, 1, 1, 1, READ(NULL, type_read)},
     {"rename", 3, W, 1, 2, 1, WRITE(rename_queue, move_reply)},
-    {"renamenx", 3, W | F, 1, 2, 1, WRITE(renamenx_queue, move_reply)},
+    {"renamenx", 3, W | F, 1, 2, 1, WRITEV(rename_queue, move_reply, 1)},
     {"copy", -3, W, 1, 2, 1, WRITE(copy_queue, move_reply)},
     {"scan", -2, R, 0, 0, 0, DIRECT(cmd_scan)},
     {"keys", 2, R, 0, 0, 0, DIRECT(cmd_keys)},
@@ -504,7 +508,10 @@ static const command commands[] = {
 #undef F
 #undef T
 #undef M
+#undef ES
+#undef ER
 #undef WRITE
+#undef WRITEV
 #undef READ
 #undef DIRECT
 
@@ -681,19 +688,19 @@ void reply_batch_error(conn *c, const batch *b, const batch_cmd *bc, int rc)
     engine_error_detail(c, bc->cmd->name, rc, b->err);
 }
 
-/* Copy the arguments into one block the batch owns (freed by batch_clear), pointing argv at the
- * copies: for arguments that would not outlive the next parse (inline ones, in the parser's
- * arena, and every one of a transaction's). */
-static bool batch_keep(batch *b, int argc, const char **argv, const size_t *lens)
+/* Copy the arguments from argv[from] on into one block the batch owns (freed by batch_clear),
+ * pointing argv at the copies: for arguments that would not outlive the next parse (inline
+ * ones, in the parser's arena, and every one of a transaction's, name included). */
+static bool batch_keep(batch *b, int from, int argc, const char **argv, const size_t *lens)
 {
     size_t total = 0;
 
-    for (int i = 1; i < argc; i++)
+    for (int i = from; i < argc; i++)
         total += lens[i];
     char *p = batch_alloc(b, total ? total : 1);
     if (!p)
         return false;
-    for (int i = 1; i < argc; i++) {
+    for (int i = from; i < argc; i++) {
         memcpy(p, argv[i], lens[i]);
         argv[i] = p;
         p += lens[i];
@@ -724,7 +731,7 @@ bool batch_add_cmd(conn *c, batch *b, const command *k, int argc, const char **a
     if (ARR_RESERVE(b->cmds, b->capcmds, b->ncmds + 1) < 0 ||
         !batch_reserve(b, k->read ? (size_t)key_count(k, argc) : (size_t)argc))
         return false;
-    if (transient && !batch_keep(b, argc, argv, lens))
+    if (transient && !batch_keep(b, keep ? 0 : 1, argc, argv, lens))
         return false;
     batch_cmd *bc = &b->cmds[b->ncmds];
     *bc = (batch_cmd){.cmd = k, .first = b->nops};
@@ -769,7 +776,7 @@ int cmd_batch_add(conn *c, const command *k, int argc, const char **argv, const 
     __atomic_store_n(&c->last_cmd, k->name, __ATOMIC_RELAXED);
     /* a plain SET, the common case, without the generic path's calls */
     if (k->queue == set_queue && argc == 3 && ARR_RESERVE(b->cmds, b->capcmds, ncmds + 1) == 0 &&
-        batch_reserve(b, 1) && (!transient || batch_keep(b, argc, argv, lens))) {
+        batch_reserve(b, 1) && (!transient || batch_keep(b, 1, argc, argv, lens))) {
         int err = check_set(lens[1], lens[2]);
         b->cmds[b->ncmds++] = (batch_cmd){.cmd = k, .first = nops, .n = err ? 0 : 1,
                                           .refused = err};

@@ -134,6 +134,7 @@ struct conn {
     uint64_t created_ms;
     uint64_t last_ms;      /* last command (atomic: CLIENT LIST reads it) */
     const char *last_cmd;  /* its name, from the command table (atomic) */
+    bool kill_posted;      /* CLIENT KILL sent to its loop: no longer listed (clients_mu) */
     int fd;
 };
 
