@@ -846,6 +846,8 @@ void bitcount_read(conn *c, int argc, const char **argv, const size_t *lens,
     total = (long long)caps[0].vlen * (bit ? 8 : 1);
     if (argc == 2)
         end = total - 1;
+    if (start < 0 && end < 0 && start > end)
+        return (void)resp_int(&c->out, 0);
     if (start < 0)
         start += total;
     if (end < 0)
