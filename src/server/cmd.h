@@ -125,13 +125,12 @@ extern const char ERR_SYNTAX[], ERR_NOT_INT[], ERR_MAX_SIZE[];
 /* cmd_string.c */
 void set_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv, const size_t *lens);
 void set_reply(conn *c, const batch *b, const batch_cmd *bc);
+/* SETNX (variant 0) and GETSET (1): a SET with NX or with GET */
 void setnx_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                  const size_t *lens);
 /* SETEX (variant 1: seconds) and PSETEX (0) */
 void setex_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                  const size_t *lens);
-void getset_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                  const size_t *lens);
 void getdel_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
                   const size_t *lens);
 void getex_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,

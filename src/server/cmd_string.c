@@ -450,7 +450,7 @@ void setnx_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
 
     if (!u)
         return;
-    u->flags = F_NX | F_INT;
+    u->flags = bc->cmd->variant ? F_GET : F_NX | F_INT;
     u->val = argv[2];
     u->vlen = lens[2];
     queue_upd(b, bc, u, argv[1], lens[1]);
@@ -467,19 +467,6 @@ void setex_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
         return;
     u->val = argv[3];
     u->vlen = lens[3];
-    queue_upd(b, bc, u, argv[1], lens[1]);
-}
-
-void getset_queue(conn *c, batch *b, batch_cmd *bc, int argc, const char **argv,
-                  const size_t *lens)
-{
-    upd *u = upd_new(c, b, bc, OP_SET);
-
-    if (!u)
-        return;
-    u->flags = F_GET;
-    u->val = argv[2];
-    u->vlen = lens[2];
     queue_upd(b, bc, u, argv[1], lens[1]);
 }
 

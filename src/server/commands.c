@@ -449,7 +449,7 @@ static const command commands[] = {
     {"setnx", 3, W | F, 1, 1, 1, WRITE(setnx_queue, set_reply)},
     {"setex", 4, W, 1, 1, 1, WRITEV(setex_queue, set_reply, 1)},
     {"psetex", 4, W, 1, 1, 1, WRITEV(setex_queue, set_reply, 0)},
-    {"getset", 3, W | F, 1, 1, 1, WRITE(getset_queue, set_reply)},
+    {"getset", 3, W | F, 1, 1, 1, WRITEV(setnx_queue, set_reply, 1)},
     {"getdel", 2, W | F, 1, 1, 1, WRITE(getdel_queue, set_reply)},
     {"getex", -2, W | F, 1, 1, 1, WRITE(getex_queue, set_reply)},
     {"incr", 2, W | F, 1, 1, 1, WRITEV(incr_queue, set_reply, 1)},
