@@ -8,6 +8,7 @@
  *
  * Values go from where the engine holds them straight into the reply (kvs_read): one copy.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,41 +18,22 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "server/conn.h"
+#include "server/cmd.h"
 #include "util/array.h"
 #include "util/clock.h"
+#include "util/invariant.h"
 #include "util/log.h"
 #include "util/num.h"
 #include "util/syncmode.h"
 
-typedef void (*cmd_fn)(conn *c, int argc, const char **argv, const size_t *lens);
-
-enum {
-    CMD_WRITE = 1 << 0,    /* changes the data set */
-    CMD_READONLY = 1 << 1, /* reads the data set */
-    CMD_NOAUTH = 1 << 2,   /* may run before AUTH */
-    CMD_FAST = 1 << 3,     /* constant time */
-};
-
-/* Everything dispatch, batching and COMMAND need to know of a command: nothing else in this
- * file recognises a command by its name. */
-struct command {
-    const char *name;
-    int arity;                /* N: exactly N words, name included; -N: at least N */
-    int flags;                /* CMD_* */
-    int first_key, last_key, key_step; /* Redis's key positions (last -1: to the end) */
-    int batch;                /* BATCH_* if consecutive calls commit as one batch, else -1 */
-    cmd_fn fn;
-};
-
-static bool arg_is(const char *a, size_t n, const char *word)
+bool arg_is(const char *a, size_t n, const char *word)
 {
     return strlen(word) == n && strncasecmp(a, word, n) == 0;
 }
 
 /* An engine failure as a reply: the client sees the reason, the log the detail (the failing
  * thread's kvs_last_error()). */
-static void engine_error_detail(conn *c, const char *what, int rc, const char *detail)
+void engine_error_detail(conn *c, const char *what, int rc, const char *detail)
 {
     /* After a failed sync every write is refused (KVS_ESYNC): the engine logged the failure
      * once; a line per refused write would flood the log. */
@@ -61,38 +43,27 @@ static void engine_error_detail(conn *c, const char *what, int rc, const char *d
     resp_error(&c->out, "%s %s", rc == KVS_EFULL ? "OOM" : "ERR", kvs_strerror(rc));
 }
 
-static void engine_error(conn *c, const char *what, int rc)
+void engine_error(conn *c, const char *what, int rc)
 {
     engine_error_detail(c, what, rc, kvs_last_error());
 }
 
 /* A key kvs cannot store (longer than KVS_MAX_KEY) cannot be there: reads and deletes see it as
  * absent, writes are refused (reply_refused) and change nothing. */
-static bool key_fits(size_t klen)
+bool key_fits(size_t klen)
 {
     return klen <= KVS_MAX_KEY;
 }
 
 /* The libkvs checks of one SET, before anything is queued: 0 or KVS_EKEYTOOBIG/KVS_EVALTOOBIG. */
-static int check_set(size_t klen, size_t vlen)
+int check_set(size_t klen, size_t vlen)
 {
     return !key_fits(klen) ? KVS_EKEYTOOBIG : vlen > KVS_MAX_VALUE ? KVS_EVALTOOBIG : 0;
 }
 
-/* The pairs of an MSET (argv[1..argc) as key, value, ...) pass check_set, or the first failure:
- * MSET is all or nothing, as in Redis. */
-static int check_pairs(int argc, const size_t *lens)
-{
-    int rc = 0;
-
-    for (int i = 1; i + 1 < argc && rc == 0; i += 2)
-        rc = check_set(lens[i], lens[i + 1]);
-    return rc;
-}
-
 /* A write the client asked for that kvs does not take (its own fault, not the server's: no
  * warning in the log). */
-static void reply_refused(conn *c, int rc)
+void reply_refused(conn *c, int rc)
 {
     resp_error(&c->out, "ERR %s", kvs_strerror(rc));
 }
@@ -130,49 +101,6 @@ static void cmd_get(conn *c, int argc, const char **argv, const size_t *lens)
         engine_error(c, "GET", rc);
 }
 
-static void cmd_set(conn *c, int argc, const char **argv, const size_t *lens)
-{
-    int rc;
-
-    if (argc > 3) {
-        resp_error(&c->out, "ERR syntax error");
-        return;
-    }
-    if ((rc = check_set(lens[1], lens[2])) < 0)
-        return reply_refused(c, rc);
-    rc = kvs_set(c->srv->db, argv[1], lens[1], argv[2], lens[2]);
-    if (rc < 0)
-        engine_error(c, "SET", rc);
-    else
-        resp_ok(&c->out);
-}
-
-/* MSET outside a batch (a batch could not grow): one kvs_write of every pair. */
-static void cmd_mset(conn *c, int argc, const char **argv, const size_t *lens)
-{
-    size_t n = (size_t)(argc - 1) / 2;
-    kvs_op *ops;
-    int rc;
-
-    if (argc % 2 == 0) {
-        resp_error(&c->out, "ERR wrong number of arguments for 'mset' command");
-        return;
-    }
-    if ((rc = check_pairs(argc, lens)) < 0)
-        return reply_refused(c, rc);
-    if (!(ops = calloc(n, sizeof *ops)))
-        return engine_error(c, "MSET", KVS_ENOMEM);
-    for (size_t i = 0; i < n; i++)
-        ops[i] = (kvs_op){.type = KVS_OP_SET, .key = argv[1 + 2 * i], .klen = lens[1 + 2 * i],
-                          .val = argv[2 + 2 * i], .vlen = lens[2 + 2 * i],
-                          .flags = i + 1 < n ? KVS_OP_WITH_NEXT : 0}; /* all or nothing */
-    if ((rc = kvs_write(c->srv->db, ops, n)) < 0)
-        engine_error(c, "MSET", rc);
-    else
-        resp_ok(&c->out);
-    free(ops);
-}
-
 static void cmd_mget(conn *c, int argc, const char **argv, const size_t *lens)
 {
     resp_array(&c->out, argc - 1);
@@ -181,38 +109,12 @@ static void cmd_mget(conn *c, int argc, const char **argv, const size_t *lens)
             resp_nil(&c->out); /* Redis answers nil for what it cannot give as a string */
 }
 
-/* kvs_read callback for EXISTS: found is all it needs. */
-static int found_it(void *ctx, const void *val, size_t vlen)
+static void cmd_select(conn *c, int argc, const char **argv, const size_t *lens)
 {
-    (void)ctx, (void)val, (void)vlen;
-    return 0;
-}
-
-static void cmd_del(conn *c, int argc, const char **argv, const size_t *lens)
-{
-    long long n = 0;
-
-    for (int i = 1; i < argc; i++) {
-        if (!key_fits(lens[i]))
-            continue;
-        int rc = kvs_remove(c->srv->db, argv[i], lens[i]);
-        if (rc == 0)
-            n++;
-        else if (rc != KVS_ENOTFOUND) {
-            engine_error(c, "DEL", rc);
-            return;
-        }
-    }
-    resp_int(&c->out, n);
-}
-
-static void cmd_exists(conn *c, int argc, const char **argv, const size_t *lens)
-{
-    long long n = 0;
-
-    for (int i = 1; i < argc; i++)
-        n += key_fits(lens[i]) && kvs_read(c->srv->db, argv[i], lens[i], found_it, NULL) == 0;
-    resp_int(&c->out, n);
+    if (arg_is(argv[1], lens[1], "0"))
+        resp_ok(&c->out);
+    else
+        resp_error(&c->out, "ERR DB index is out of range");
 }
 
 static void cmd_dbsize(conn *c, int argc, const char **argv, const size_t *lens)
@@ -224,14 +126,6 @@ static void cmd_dbsize(conn *c, int argc, const char **argv, const size_t *lens)
         engine_error(c, "DBSIZE", rc);
     else
         resp_int(&c->out, (long long)st.keys);
-}
-
-static void cmd_select(conn *c, int argc, const char **argv, const size_t *lens)
-{
-    if (arg_is(argv[1], lens[1], "0"))
-        resp_ok(&c->out);
-    else
-        resp_error(&c->out, "ERR DB index is out of range");
 }
 
 static void cmd_quit(conn *c, int argc, const char **argv, const size_t *lens)
@@ -524,7 +418,8 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
     if (want_section(argc, argv, lens, "keyspace")) {
         tprintf(&t, "# Keyspace\r\n");
         if (st.keys)
-            tprintf(&t, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)st.keys);
+            tprintf(&t, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)st.keys,
+                    (unsigned long long)st.expiring_keys);
     }
     resp_bulk(&c->out, t.p, t.len);
     free(t.p);
@@ -533,29 +428,92 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
 #define W CMD_WRITE
 #define R CMD_READONLY
 #define F CMD_FAST
+#define T CMD_TX
+#define M CMD_META
+#define ES EXPIRE_SECONDS
+#define ER EXPIRE_RELATIVE
+#define WRITE(q, r) NULL, q, r, NULL, 0
+#define WRITEV(q, r, v) NULL, q, r, NULL, v
+#define READ(fn, rd) fn, NULL, NULL, rd, 0
+#define DIRECT(fn) fn, NULL, NULL, NULL, 0
 static const command commands[] = {
-    {"get", 2, R | F, 1, 1, 1, -1, cmd_get},
-    {"set", -3, W, 1, 1, 1, BATCH_SET, cmd_set},
-    {"del", -2, W, 1, -1, 1, BATCH_DEL, cmd_del},
-    {"exists", -2, R | F, 1, -1, 1, -1, cmd_exists},
-    {"mget", -2, R | F, 1, -1, 1, -1, cmd_mget},
-    {"mset", -3, W, 1, -1, 2, BATCH_MSET, cmd_mset},
-    {"dbsize", 1, R | F, 0, 0, 0, -1, cmd_dbsize},
-    {"ping", -1, F, 0, 0, 0, -1, cmd_ping},
-    {"echo", 2, F, 0, 0, 0, -1, cmd_echo},
-    {"info", -1, 0, 0, 0, 0, -1, cmd_info},
-    {"select", 2, F, 0, 0, 0, -1, cmd_select},
-    {"quit", -1, CMD_NOAUTH | F, 0, 0, 0, -1, cmd_quit},
-    {"command", -1, 0, 0, 0, 0, -1, cmd_command},
-    {"config", -2, 0, 0, 0, 0, -1, cmd_config},
-    {"auth", -2, CMD_NOAUTH | F, 0, 0, 0, -1, cmd_auth},
-    {"hello", -1, CMD_NOAUTH | F, 0, 0, 0, -1, cmd_hello},
-    {"shutdown", -1, 0, 0, 0, 0, -1, cmd_shutdown},
-    {NULL, 0, 0, 0, 0, 0, -1, NULL},
+    {"get", 2, R | F, 1, 1, 1, READ(cmd_get, get_read)},
+    {"set", -3, W, 1, 1, 1, WRITE(set_queue, set_reply)},
+    {"del", -2, W, 1, -1, 1, WRITE(del_queue, del_reply)},
+    {"unlink", -2, W | F, 1, -1, 1, WRITE(del_queue, del_reply)},
+    {"exists", -2, R | F, 1, -1, 1, READ(NULL, exists_read)},
+    {"touch", -2, R | F, 1, -1, 1, READ(NULL, exists_read)},
+    {"mget", -2, R | F, 1, -1, 1, READ(cmd_mget, mget_read)},
+    {"mset", -3, W, 1, -1, 2, WRITE(mset_queue, ok_reply)},
+    {"msetnx", -3, W, 1, -1, 2, WRITE(msetnx_queue, int_reply)},
+    {"setnx", 3, W | F, 1, 1, 1, WRITE(setnx_queue, set_reply)},
+    {"setex", 4, W, 1, 1, 1, WRITEV(setex_queue, set_reply, 1)},
+    {"psetex", 4, W, 1, 1, 1, WRITEV(setex_queue, set_reply, 0)},
+    {"getset", 3, W | F, 1, 1, 1, WRITEV(setnx_queue, set_reply, 1)},
+    {"getdel", 2, W | F, 1, 1, 1, WRITE(getdel_queue, set_reply)},
+    {"getex", -2, W | F, 1, 1, 1, WRITE(getex_queue, set_reply)},
+    {"incr", 2, W | F, 1, 1, 1, WRITEV(incr_queue, set_reply, 1)},
+    {"decr", 2, W | F, 1, 1, 1, WRITEV(incr_queue, set_reply, -1)},
+    {"incrby", 3, W | F, 1, 1, 1, WRITEV(incrby_queue, set_reply, 1)},
+    {"decrby", 3, W | F, 1, 1, 1, WRITEV(incrby_queue, set_reply, -1)},
+    {"incrbyfloat", 3, W | F, 1, 1, 1, WRITE(incrbyfloat_queue, set_reply)},
+    {"append", 3, W | F, 1, 1, 1, WRITE(append_queue, set_reply)},
+    {"setrange", 4, W, 1, 1, 1, WRITE(setrange_queue, set_reply)},
+    {"setbit", 4, W, 1, 1, 1, WRITE(setbit_queue, set_reply)},
+    {"strlen", 2, R | F, 1, 1, 1, READ(NULL, strlen_read)},
+    {"getrange", 4, R, 1, 1, 1, READ(NULL, getrange_read)},
+    {"substr", 4, R, 1, 1, 1, READ(NULL, getrange_read)},
+    {"getbit", 3, R | F, 1, 1, 1, READ(NULL, getbit_read)},
+    {"bitcount", -2, R, 1, 1, 1, READ(NULL, bitcount_read)},
+    {"expire", -3, W | F, 1, 1, 1, WRITEV(expire_queue, set_reply, ES | ER)},
+    {"pexpire", -3, W | F, 1, 1, 1, WRITEV(expire_queue, set_reply, ER)},
+    {"expireat", -3, W | F, 1, 1, 1, WRITEV(expire_queue, set_reply, ES)},
+    {"pexpireat", -3, W | F, 1, 1, 1, WRITEV(expire_queue, set_reply, 0)},
+    {"persist", 2, W | F, 1, 1, 1, WRITE(persist_queue, set_reply)},
+    {"ttl", 2, R | F | M, 1, 1, 1, READ(NULL, ttl_read)},
+    {"pttl", 2, R | F | M, 1, 1, 1, READ(NULL, pttl_read)},
+    {"expiretime", 2, R | F | M, 1, 1, 1, READ(NULL, expiretime_read)},
+    {"pexpiretime", 2, R | F | M, 1, 1, 1, READ(NULL, pexpiretime_read)},
+    {"type", 2, R | F, 1, 1, 1, READ(NULL, type_read)},
+    {"rename", 3, W, 1, 2, 1, WRITE(rename_queue, move_reply)},
+    {"renamenx", 3, W | F, 1, 2, 1, WRITEV(rename_queue, move_reply, 1)},
+    {"copy", -3, W, 1, 2, 1, WRITE(copy_queue, move_reply)},
+    {"scan", -2, R, 0, 0, 0, DIRECT(cmd_scan)},
+    {"keys", 2, R, 0, 0, 0, DIRECT(cmd_keys)},
+    {"randomkey", 1, R, 0, 0, 0, DIRECT(cmd_randomkey)},
+    {"flushdb", -1, W, 0, 0, 0, DIRECT(cmd_flushdb)},
+    {"flushall", -1, W, 0, 0, 0, DIRECT(cmd_flushdb)},
+    {"multi", 1, F | T, 0, 0, 0, DIRECT(cmd_multi)},
+    {"exec", 1, T, 0, 0, 0, DIRECT(cmd_exec)},
+    {"discard", 1, F | T, 0, 0, 0, DIRECT(cmd_discard)},
+    {"watch", -2, F | T, 1, -1, 1, DIRECT(cmd_watch)},
+    {"unwatch", 1, F, 0, 0, 0, DIRECT(cmd_unwatch)},
+    {"client", -2, 0, 0, 0, 0, DIRECT(cmd_client)},
+    {"time", 1, F, 0, 0, 0, DIRECT(cmd_time)},
+    {"dbsize", 1, R | F, 0, 0, 0, DIRECT(cmd_dbsize)},
+    {"ping", -1, F, 0, 0, 0, DIRECT(cmd_ping)},
+    {"echo", 2, F, 0, 0, 0, DIRECT(cmd_echo)},
+    {"info", -1, 0, 0, 0, 0, DIRECT(cmd_info)},
+    {"select", 2, F, 0, 0, 0, DIRECT(cmd_select)},
+    {"quit", -1, CMD_NOAUTH | F | T, 0, 0, 0, DIRECT(cmd_quit)},
+    {"command", -1, 0, 0, 0, 0, DIRECT(cmd_command)},
+    {"config", -2, 0, 0, 0, 0, DIRECT(cmd_config)},
+    {"auth", -2, CMD_NOAUTH | F, 0, 0, 0, DIRECT(cmd_auth)},
+    {"hello", -1, CMD_NOAUTH | F, 0, 0, 0, DIRECT(cmd_hello)},
+    {"shutdown", -1, 0, 0, 0, 0, DIRECT(cmd_shutdown)},
+    {NULL, 0, 0, 0, 0, 0, DIRECT(NULL)},
 };
 #undef W
 #undef R
 #undef F
+#undef T
+#undef M
+#undef ES
+#undef ER
+#undef WRITE
+#undef WRITEV
+#undef READ
+#undef DIRECT
 
 const command *cmd_lookup(const char *name, size_t n)
 {
@@ -565,31 +523,184 @@ const command *cmd_lookup(const char *name, size_t n)
     return NULL;
 }
 
-/* ---- write batches (see conn.h) ---- */
+const char ERR_SYNTAX[] = "ERR syntax error";
+const char ERR_NOT_INT[] = "ERR value is not an integer or out of range";
+const char ERR_MAX_SIZE[] = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
-/* Room for one more command of ops ops in b. */
-static bool batch_grow(batch *b, size_t ops)
+bool redis_str2ll(const char *s, size_t n, long long *out)
 {
-    return ARR_RESERVE(b->ops, b->capops, b->nops + ops) == 0 &&
-           ARR_RESERVE(b->cmds, b->capcmds, b->ncmds + 1) == 0;
+    unsigned long long v = 0, limit;
+    bool neg = false;
+    size_t i = 0;
+
+    if (n == 0 || n > 20)
+        return false;
+    if (n == 1 && s[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    if (s[0] == '-') {
+        neg = true;
+        if (++i == n)
+            return false;
+    }
+    if (s[i] < '1' || s[i] > '9')
+        return false;
+    limit = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (limit - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = neg ? (long long)(0 - v) : (long long)v;
+    return true;
 }
 
-/* Copy the arguments into one block the batch owns (freed by batch_clear), pointing argv at the
- * copies: for arguments that would not outlive the next parse (inline ones, in the parser's
- * arena). */
-static bool batch_keep(batch *b, int argc, const char **argv, const size_t *lens)
+uint64_t cmd_now_ms(conn *c)
+{
+    return kvs_now_ms(c->srv->db);
+}
+
+/* ---- write batches (see conn.h and cmd.h) ---- */
+
+void *batch_alloc(batch *b, size_t n)
+{
+    batch_block *k = calloc(1, sizeof *k + n);
+
+    if (!k)
+        return NULL;
+    k->next = b->kept;
+    b->kept = k;
+    return k->data;
+}
+
+bool batch_reserve(batch *b, size_t ops)
+{
+    return ARR_RESERVE(b->ops, b->capops, b->nops + ops) == 0;
+}
+
+kvs_op *batch_op(batch *b)
+{
+    KVS_ASSERT(b->nops < b->capops);
+    kvs_op *op = &b->ops[b->nops++];
+    *op = (kvs_op){0};
+    return op;
+}
+
+void batch_update(batch *b, const char *key, size_t klen, kvs_update_fn fn, void *ctx)
+{
+    kvs_op *op = batch_op(b);
+
+    op->type = KVS_OP_UPDATE;
+    op->key = key;
+    op->klen = klen;
+    op->update = fn;
+    op->update_ctx = ctx;
+}
+
+static char *batch_copy_into(batch *b, const void *p, size_t n)
+{
+    char *d = batch_alloc(b, n ? n : 1);
+
+    if (d && n)
+        memcpy(d, p, n);
+    return d;
+}
+
+char *batch_copy(conn *c, const void *p, size_t n)
+{
+    return batch_copy_into(&c->batch, p, n);
+}
+
+typedef struct capture_ctx {
+    conn *c;
+    capture *cap;
+} capture_ctx;
+
+static int capture_fn(void *ctx, const kvs_cur *cur, kvs_update_out *out)
+{
+    capture_ctx *x = ctx;
+
+    (void)out; /* KVS_OP_NONE: a read */
+    x->cap->found = cur->found;
+    x->cap->meta = cur->meta;
+    x->cap->vlen = cur->vlen;
+    x->cap->val = cur->found ? batch_copy(x->c, cur->val, cur->vlen) : NULL;
+    if (cur->found && !x->cap->val)
+        return KVS_ENOMEM;
+    return 0;
+}
+
+bool batch_capture(conn *c, batch *b, const char *key, size_t klen, capture *cap)
+{
+    capture_ctx *x;
+
+    if (!key_fits(klen))
+        return true; /* a key kvs cannot hold is absent */
+    if (!(x = batch_alloc(b, sizeof *x)))
+        return false;
+    x->c = c;
+    x->cap = cap;
+    batch_update(b, key, klen, capture_fn, x);
+    return true;
+}
+
+const char *batch_errf(batch *b, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *p = batch_copy_into(b, msg, strlen(msg) + 1);
+    return p ? p : "ERR out of memory";
+}
+
+/* kvs_read_meta callback of a direct read: a copy of the value, freed by the caller. */
+static int capture_read(void *ctx, const void *val, size_t vlen)
+{
+    capture *cap = ctx;
+    char *p = malloc(vlen ? vlen : 1);
+
+    if (!p)
+        return KVS_ENOMEM;
+    memcpy(p, val, vlen);
+    cap->found = true;
+    cap->val = p;
+    cap->vlen = vlen;
+    return 0;
+}
+
+int batch_cmd_error(const batch *b, const batch_cmd *bc)
+{
+    for (size_t i = bc->first; i < bc->first + bc->n; i++)
+        if (b->ops[i].rc < 0 && b->ops[i].rc != KVS_ENOTFOUND)
+            return b->ops[i].rc;
+    return 0;
+}
+
+void reply_batch_error(conn *c, const batch *b, const batch_cmd *bc, int rc)
+{
+    engine_error_detail(c, bc->cmd->name, rc, b->err);
+}
+
+/* Copy the arguments from argv[from] on into one block the batch owns (freed by batch_clear),
+ * pointing argv at the copies: for arguments that would not outlive the next parse (inline
+ * ones, in the parser's arena, and every one of a transaction's, name included). */
+static bool batch_keep(batch *b, int from, int argc, const char **argv, const size_t *lens)
 {
     size_t total = 0;
 
-    for (int i = 1; i < argc; i++)
+    for (int i = from; i < argc; i++)
         total += lens[i];
-    batch_block *k = malloc(sizeof *k + total);
-    if (!k)
+    char *p = batch_alloc(b, total ? total : 1);
+    if (!p)
         return false;
-    k->next = b->kept;
-    b->kept = k;
-    char *p = k->data;
-    for (int i = 1; i < argc; i++) {
+    for (int i = from; i < argc; i++) {
         memcpy(p, argv[i], lens[i]);
         argv[i] = p;
         p += lens[i];
@@ -597,54 +708,103 @@ static bool batch_keep(batch *b, int argc, const char **argv, const size_t *lens
     return true;
 }
 
+/* The key positions of k in a command of argc words, as Redis's table gives them. */
+static int key_count(const command *k, int argc)
+{
+    int last = k->last_key < 0 ? argc + k->last_key : k->last_key;
+
+    if (k->first_key <= 0 || last < k->first_key)
+        return 0;
+    return (last - k->first_key) / k->key_step + 1;
+}
+
+static bool arity_ok(const command *k, int argc)
+{
+    return k->arity > 0 ? argc == k->arity : argc >= -k->arity;
+}
+
+/* Queue command k in b: its ops (write), captures of its keys (read, in a transaction) or
+ * nothing (direct, in a transaction: run at EXEC). keep: also keep argc/argv/lens in bc. */
+bool batch_add_cmd(conn *c, batch *b, const command *k, int argc, const char **argv,
+                   const size_t *lens, bool transient, bool keep)
+{
+    if (ARR_RESERVE(b->cmds, b->capcmds, b->ncmds + 1) < 0 ||
+        !batch_reserve(b, k->read ? (size_t)key_count(k, argc) : (size_t)argc))
+        return false;
+    if (transient && !batch_keep(b, keep ? 0 : 1, argc, argv, lens))
+        return false;
+    batch_cmd *bc = &b->cmds[b->ncmds];
+    *bc = (batch_cmd){.cmd = k, .first = b->nops};
+    if (keep) {
+        bc->argv = batch_alloc(b, (size_t)argc * sizeof *bc->argv);
+        bc->lens = batch_alloc(b, (size_t)argc * sizeof *bc->lens);
+        if (!bc->argv || !bc->lens)
+            return false;
+        memcpy(bc->argv, argv, (size_t)argc * sizeof *argv);
+        memcpy(bc->lens, lens, (size_t)argc * sizeof *lens);
+        bc->argc = argc;
+    }
+    b->ncmds++;
+    if (k->queue) {
+        k->queue(c, b, bc, argc, argv, lens);
+    } else if (k->read) {
+        int n = key_count(k, argc);
+        capture *caps = batch_alloc(b, (size_t)(n ? n : 1) * sizeof *caps);
+        bc->st = caps;
+        bool ok = caps != NULL;
+        for (int i = 0; i < n && ok; i++) {
+            int pos = k->first_key + i * k->key_step;
+            ok = batch_capture(c, b, argv[pos], lens[pos], &caps[i]);
+        }
+        if (!ok)
+            bc->err = "ERR out of memory";
+    }
+    bc->n = b->nops - bc->first;
+    if (bc->err || bc->refused)
+        b->nops = bc->first, bc->n = 0; /* refused whole: nothing of it is written */
+    return true;
+}
+
 int cmd_batch_add(conn *c, const command *k, int argc, const char **argv, const size_t *lens,
                   bool transient)
 {
     batch *b = &c->batch;
-    int err = 0;
-    size_t n;
+    size_t ncmds = b->ncmds, nops = b->nops;
 
-    if (!k || k->batch < 0 || !c->authed)
-        return 0;
-    switch (k->batch) {
-    case BATCH_SET:
-        if (argc != 3)
-            return 0; /* options, or the wrong arity: the ordinary way gives the error */
-        err = check_set(lens[1], lens[2]);
-        n = 1;
-        break;
-    case BATCH_MSET:
-        if (argc < 3 || argc % 2 == 0)
-            return 0;
-        err = check_pairs(argc, lens);
-        n = (size_t)(argc - 1) / 2;
-        break;
-    default: /* BATCH_DEL */
-        if (argc < 2)
-            return 0;
-        n = 0;
-        for (int i = 1; i < argc; i++)
-            n += key_fits(lens[i]);
-        break;
+    if (!k || !k->queue || !c->authed || c->multi || !arity_ok(k, argc))
+        return 0; /* the ordinary way: it runs, queues in MULTI, or gives the error */
+    __atomic_store_n(&c->last_cmd, k->name, __ATOMIC_RELAXED);
+    /* a plain SET, the common case, without the generic path's calls */
+    if (k->queue == set_queue && argc == 3 && ARR_RESERVE(b->cmds, b->capcmds, ncmds + 1) == 0 &&
+        batch_reserve(b, 1) && (!transient || batch_keep(b, 1, argc, argv, lens))) {
+        int err = check_set(lens[1], lens[2]);
+        b->cmds[b->ncmds++] = (batch_cmd){.cmd = k, .first = nops, .n = err ? 0 : 1,
+                                          .refused = err};
+        if (!err)
+            b->ops[b->nops++] = (kvs_op){.type = KVS_OP_SET, .key = argv[1], .klen = lens[1],
+                                         .val = argv[2], .vlen = lens[2]};
+        return 1;
     }
-    if (err)
-        n = 0; /* refused as a whole: the command keeps its place for its error reply */
-    if (!batch_grow(b, n) || (n > 0 && transient && !batch_keep(b, argc, argv, lens)))
-        return 0; /* out of memory: run it alone, the ordinary way */
-    b->cmds[b->ncmds++] = (batch_cmd){k->batch, b->nops, n, err};
-    for (int i = 1; i < argc && n > 0; i++) {
-        if (k->batch == BATCH_DEL) {
-            if (key_fits(lens[i]))
-                b->ops[b->nops++] = (kvs_op){.type = KVS_OP_REMOVE, .key = argv[i],
-                                             .klen = lens[i]};
-        } else { /* an MSET's pairs are one group (kvs_write): all or nothing, as in Redis */
-            b->ops[b->nops++] = (kvs_op){.type = KVS_OP_SET, .key = argv[i], .klen = lens[i],
-                                         .val = argv[i + 1], .vlen = lens[i + 1],
-                                         .flags = i + 2 < argc ? KVS_OP_WITH_NEXT : 0};
-            i++;
-        }
-    }
-    return 1;
+    if (batch_add_cmd(c, b, k, argc, argv, lens, transient, false))
+        return 1;
+    b->ncmds = ncmds; /* out of memory: as if never offered; dispatch says so */
+    b->nops = nops;
+    return 0;
+}
+
+/* The reply of one command of a committed batch. */
+static void reply_one(conn *c, const batch *b, const batch_cmd *bc)
+{
+    if (bc->err)
+        resp_error(&c->out, "%s", bc->err);
+    else if (bc->refused)
+        reply_refused(c, bc->refused);
+    else if (bc->cmd->reply)
+        bc->cmd->reply(c, b, bc);
+    else if (bc->cmd->read)
+        bc->cmd->read(c, bc->argc, bc->argv, bc->lens, bc->st);
+    else
+        bc->cmd->fn(c, bc->argc, bc->argv, bc->lens); /* a direct command queued by MULTI */
 }
 
 void cmd_batch_reply(conn *c)
@@ -653,28 +813,42 @@ void cmd_batch_reply(conn *c)
 
     for (size_t k = 0; k < b->ncmds; k++) {
         const batch_cmd *bc = &b->cmds[k];
-        long long removed = 0;
-        int err = 0;
-        if (bc->refused) {
-            reply_refused(c, bc->refused);
+        if (bc->tx) {
+            if (!exec_begin(c, b, bc))
+                k += bc->tx_n; /* the transaction was not applied: no replies of its own */
             continue;
         }
-        for (size_t i = bc->first; i < bc->first + bc->n; i++) {
-            int rc = b->ops[i].rc;
-            if (rc == 0)
-                removed++;
-            else if (!(bc->kind == BATCH_DEL && rc == KVS_ENOTFOUND) && err == 0)
-                err = rc;
-        }
-        if (err)
-            engine_error_detail(c, bc->kind == BATCH_SET ? "SET" : bc->kind == BATCH_MSET ? "MSET"
-                                                                                 : "DEL",
-                                err, b->err);
-        else if (bc->kind == BATCH_DEL)
-            resp_int(&c->out, removed);
-        else
-            resp_ok(&c->out);
+        reply_one(c, b, bc);
     }
+}
+
+void cmd_read_direct(conn *c, const command *k, int argc, const char **argv, const size_t *lens)
+{
+    int n = key_count(k, argc);
+    capture stack[4], *caps = n <= 4 ? stack : calloc((size_t)n, sizeof *caps);
+    int rc = 0;
+
+    if (!caps)
+        return (void)resp_error(&c->out, "ERR out of memory");
+    for (int i = 0; i < n; i++) {
+        int pos = k->first_key + i * k->key_step;
+        caps[i] = (capture){0};
+        if (rc == 0 && key_fits(lens[pos]))
+            rc = k->flags & CMD_META ? kvs_read_meta(c->srv->db, argv[pos], lens[pos],
+                                                     capture_read, &caps[i], &caps[i].meta)
+                                     : kvs_read(c->srv->db, argv[pos], lens[pos], capture_read,
+                                                &caps[i]);
+        if (rc == KVS_ENOTFOUND)
+            rc = 0;
+    }
+    if (rc < 0)
+        engine_error(c, k->name, rc);
+    else
+        k->read(c, argc, argv, lens, caps);
+    for (int i = 0; i < n; i++)
+        free((char *)caps[i].val);
+    if (caps != stack)
+        free(caps);
 }
 
 void cmd_dispatch(conn *c, const command *k, int argc, const char **argv, const size_t *lens)
@@ -692,15 +866,26 @@ void cmd_dispatch(conn *c, const command *k, int argc, const char **argv, const 
         }
         resp_error(&c->out, "ERR unknown command '%.*s', with args beginning with: %s",
                    (int)strnlen(argv[0], lens[0] > 128 ? 128 : lens[0]), argv[0], args);
+        c->multi_dirty |= c->multi;
         return;
     }
     if (!c->authed && !(k->flags & CMD_NOAUTH)) {
         resp_error(&c->out, "NOAUTH Authentication required.");
+        c->multi_dirty |= c->multi;
         return;
     }
-    if ((k->arity > 0 && argc != k->arity) || (k->arity < 0 && argc < -k->arity)) {
+    if (!arity_ok(k, argc)) {
         resp_error(&c->out, "ERR wrong number of arguments for '%s' command", k->name);
+        c->multi_dirty |= c->multi;
         return;
     }
-    k->fn(c, argc, argv, lens);
+    __atomic_store_n(&c->last_cmd, k->name, __ATOMIC_RELAXED);
+    if (c->multi && !(k->flags & CMD_TX))
+        tx_queue(c, k, argc, argv, lens);
+    else if (k->fn)
+        k->fn(c, argc, argv, lens);
+    else if (k->read)
+        cmd_read_direct(c, k, argc, argv, lens);
+    else
+        resp_error(&c->out, "ERR out of memory"); /* a write the batch could not take */
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "util/array.h"
+#include "util/clock.h"
 #include "util/invariant.h"
 #include "util/log.h"
 #include "util/net.h"
@@ -38,9 +39,12 @@ static void peer_name(conn *c, bool *loopback)
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 &&
         net_addr_name((struct sockaddr *)&ss, c->peer, sizeof c->peer) == 0)
         *loopback = net_is_loopback((struct sockaddr *)&ss);
+    len = sizeof ss;
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        net_addr_name((struct sockaddr *)&ss, c->laddr, sizeof c->laddr);
 }
 
-static void batch_clear(batch *b)
+void batch_clear(batch *b)
 {
     while (b->kept) {
         batch_block *k = b->kept;
@@ -51,15 +55,24 @@ static void batch_clear(batch *b)
     b->rc = 0;
 }
 
+void batch_free(batch *b)
+{
+    batch_clear(b);
+    free(b->ops);
+    free(b->cmds);
+    *b = (batch){0};
+}
+
 static void conn_free(conn *c)
 {
     ochunks_free(c->wchunks);
     free(c->wbufs);
     obuf_free(&c->out);
     resp_parser_free(&c->parser);
-    batch_clear(&c->batch);
-    free(c->batch.ops);
-    free(c->batch.cmds);
+    batch_free(&c->batch);
+    tx_end(c);
+    batch_free(&c->tx);
+    free(c->name);
     free(c->q);
     free(c);
 }
@@ -79,12 +92,14 @@ void conn_close(conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    pthread_mutex_lock(&c->srv->clients_mu);
     if (c->prev)
         c->prev->next = c->next;
     else
         c->w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    pthread_mutex_unlock(&c->srv->clients_mu);
     __atomic_sub_fetch(&c->srv->st.clients, 1, __ATOMIC_RELAXED);
     LOG_DEBUG("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
     uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -377,6 +392,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn *c = (conn *)s;
 
     (void)buf;
+    __atomic_store_n(&c->last_ms, clock_wall_ms(), __ATOMIC_RELAXED);
     if (nread < 0) {
         if (nread != UV_EOF)
             LOG_DEBUG("client %s: read: %s", c->peer, uv_strerror((int)nread));
@@ -419,10 +435,14 @@ void conn_accept(worker *w, int fd)
     obuf_init(&c->out);
     c->authed = s->cfg->requirepass == NULL;
     c->parser.unauth = !c->authed;
+    c->fd = fd;
+    c->created_ms = c->last_ms = clock_wall_ms();
+    pthread_mutex_lock(&s->clients_mu);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
+    pthread_mutex_unlock(&s->clients_mu);
     __atomic_add_fetch(&s->st.clients, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->st.connections_received, 1, __ATOMIC_RELAXED);
     if (uv_tcp_open(&c->tcp, fd) < 0) {

@@ -11,6 +11,7 @@
 #define KVS_SERVER_CONN_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -40,16 +41,23 @@ typedef struct conn conn;
  * read happens while the batch is on the pool), or, for inline commands, whose arguments live in
  * the parser's arena until the next parse, in a copy the batch keeps (kept).
  */
-enum { BATCH_SET, BATCH_MSET, BATCH_DEL };
+typedef struct command command;
 typedef struct batch_cmd {
-    int kind;
-    size_t first, n; /* its ops */
-    int refused;     /* 0, or the KVS_E* code it was refused with (then n is 0) */
+    const command *cmd;
+    size_t first, n;   /* its ops */
+    int refused;       /* 0, or the KVS_E* code it was refused with (then n is 0) */
+    const char *err;   /* or the error it was refused with (Redis's words, no "-"): its reply */
+    void *st;          /* its state (batch memory), for its reply (cmd.h) */
+    int argc;          /* inside a transaction, its arguments (batch memory), for the read */
+    const char **argv; /* and direct commands that reply from them at EXEC */
+    size_t *lens;
+    size_t tx_n;       /* an EXEC: the commands after it that are its (cmd_multi.c) */
+    bool tx;           /* this is an EXEC */
 } batch_cmd;
 
 typedef struct batch_block {
     struct batch_block *next;
-    char data[];
+    _Alignas(max_align_t) char data[]; /* batch_alloc's memory: any type may live there */
 } batch_block;
 
 typedef struct batch {
@@ -85,7 +93,10 @@ struct worker {
     uv_async_t jobs_async; /* wakes the loop for them */
     size_t jobs_pending;   /* loop thread only */
     bool stopping;         /* loop thread only */
-    conn *conns;           /* every open connection of this loop */
+    conn *conns;           /* every open connection of this loop (linked and unlinked under
+                            * srv->clients_mu, so CLIENT LIST on another loop may walk it) */
+    uint64_t *kills;       /* CLIENT KILL of these connections, from other loops (under mu) */
+    size_t nkills, capkills;
 };
 
 struct conn {
@@ -94,6 +105,7 @@ struct conn {
     server *srv;
     uint64_t id;
     char peer[64];
+    char laddr[64];        /* the server's end of it */
     char *q;               /* query buffer: unparsed input starts at q[qpos] */
     size_t qlen, qcap, qpos;
     batch batch;           /* writes gathered, not yet committed; args point into q */
@@ -111,6 +123,19 @@ struct conn {
     bool close_after_flush;
     bool closing;
     conn *prev, *next;
+    /* MULTI (cmd_multi.c) */
+    bool multi;            /* commands are queued in tx */
+    bool multi_dirty;      /* one was refused when queued: EXEC fails (EXECABORT) */
+    batch tx;              /* its commands, arguments copied */
+    struct watched *watch; /* WATCHed keys and their versions */
+    size_t nwatch, capwatch;
+    /* CLIENT (cmd_client.c) */
+    char *name;            /* CLIENT SETNAME; read by other threads under srv->clients_mu */
+    uint64_t created_ms;
+    uint64_t last_ms;      /* last command (atomic: CLIENT LIST reads it) */
+    const char *last_cmd;  /* its name, from the command table (atomic) */
+    bool kill_posted;      /* CLIENT KILL sent to its loop: no longer listed (clients_mu) */
+    int fd;
 };
 
 /* Is the caller w's loop thread, the one that may touch w's connections? For KVS_ASSERT; a
@@ -127,7 +152,6 @@ void conn_flush(conn *c);
 
 /* commands.c. A parsed command is looked up once (cmd_lookup: NULL if unknown), then offered to
  * the batch and, if not taken, dispatched. */
-typedef struct command command;
 const command *cmd_lookup(const char *name, size_t n);
 void cmd_dispatch(conn *c, const command *k, int argc, const char **argv, const size_t *lens);
 /* Add a write command to c's batch: 1 if it was one (and is now queued, or refused in its place),
@@ -137,6 +161,13 @@ int cmd_batch_add(conn *c, const command *k, int argc, const char **argv, const 
                   bool transient);
 /* Emit the replies of a committed batch, in order. */
 void cmd_batch_reply(conn *c);
+/* Free what a batch holds (conn.c), keeping its arrays; batch_free also frees those. */
+void batch_clear(batch *b);
+void batch_free(batch *b);
+/* End a transaction and its watches (cmd_multi.c), e.g. when c closes. */
+void tx_end(conn *c);
+/* loop.c: close connection id of w on w's own thread (CLIENT KILL from another loop). */
+void worker_post_kill(worker *w, uint64_t id);
 /* loop.c: pool for blocking engine work (NULL: commit on the loop thread) */
 kvs_pool *server_pool(server *s);
 

@@ -77,11 +77,32 @@ static void worker_begin_stop(worker *w)
     maybe_close_jobs(w);
 }
 
+void worker_post_kill(worker *w, uint64_t id)
+{
+    pthread_mutex_lock(&w->mu);
+    if (ARR_RESERVE(w->kills, w->capkills, w->nkills + 1) == 0)
+        w->kills[w->nkills++] = id;
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->wake);
+}
+
+/* CLIENT KILLs posted by other loops: each connection still open is closed here, its thread. */
+static void run_kills(worker *w, const uint64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (conn *c = w->conns; c; c = c->next)
+            if (c->id == ids[i]) {
+                conn_close(c);
+                break;
+            }
+}
+
 static void on_wake(uv_async_t *a)
 {
     worker *w = a->data;
     int *fds;
-    size_t n;
+    uint64_t *kills;
+    size_t n, nkills;
     bool stop;
 
     pthread_mutex_lock(&w->mu);
@@ -89,8 +110,14 @@ static void on_wake(uv_async_t *a)
     n = w->nfds;
     w->fds = NULL;
     w->nfds = w->capfds = 0;
+    kills = w->kills;
+    nkills = w->nkills;
+    w->kills = NULL;
+    w->nkills = w->capkills = 0;
     stop = w->stop;
     pthread_mutex_unlock(&w->mu);
+    run_kills(w, kills, nkills);
+    free(kills);
     for (size_t i = 0; i < n; i++) {
         __atomic_sub_fetch(&w->srv->handing, 1, __ATOMIC_RELAXED);
         if (stop)
@@ -174,6 +201,7 @@ void workers_stop(server *s)
         uv_loop_close(&w->loop);
         pthread_mutex_destroy(&w->mu);
         free(w->fds);
+        free(w->kills);
     }
     free(s->workers);
     s->workers = NULL;

@@ -473,6 +473,7 @@ int kvs_server_run(const kvs_server_config *cfg)
     a->s.cfg = cfg;
     a->s.maxclients = cfg->maxclients;
     a->s.start_usec = clock_usec();
+    pthread_mutex_init(&a->s.clients_mu, NULL);
     a->s.request_shutdown = request_shutdown;
     /* Room for the engine to open its files; fd_plan settles the limit once they are counted. */
     nofile_get(&nofile0, &hard);

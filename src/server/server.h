@@ -15,6 +15,7 @@
 #ifndef KVS_SERVER_H
 #define KVS_SERVER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -79,6 +80,7 @@ struct server {
     struct server_stats st;   /* atomics */
     void (*request_shutdown)(server *s);
     struct kvs_pool *pool;    /* blocking engine work; NULL when commits run inline */
+    pthread_mutex_t clients_mu; /* the workers' connection lists and names (cmd_client.c) */
 };
 
 /* loop.c */

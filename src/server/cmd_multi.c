@@ -1,0 +1,175 @@
+/*
+ * cmd_multi.c — MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+ *
+ * MULTI opens a second batch on the connection (c->tx). Every command after it but the
+ * transaction's own (CMD_TX) is queued there, arguments copied, as it would be queued in the
+ * ordinary batch (cmd.h) — writes as their ops, reads as update ops that write nothing and copy
+ * what they see, other commands as nothing (they run when EXEC replies) — and answered +QUEUED.
+ * An unknown command or a wrong arity marks the transaction dirty (EXECABORT at EXEC, as Redis);
+ * a command's own syntax errors are found when it is queued and become its reply inside EXEC's
+ * array, as they do in Redis.
+ *
+ * The transaction's first batch_cmd is the EXEC itself (bc->tx), with one op per WATCHed key
+ * that refuses with KVS_ECONFLICT if the key's version (kvs_read_meta, 0 if absent) changed
+ * since WATCH. EXEC moves the whole transaction into c->batch — empty then: the connection
+ * commits what it had before running EXEC — with every op in one group, so it commits as one
+ * kvs_write: atomic across a crash, and nothing interleaves with it. If a watch refuses, none of
+ * it is applied and EXEC answers nil. Only KVS_ECONFLICT refuses a group: the commands' updates
+ * never fail their op (cmd.h), so an INCR of a non-number inside EXEC fails alone, as in Redis.
+ *
+ * Not isolated: the commands that run when EXEC replies (KEYS, SCAN, DBSIZE, FLUSHDB, ...) see
+ * the store as it is then, not as of the commit.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/cmd.h"
+#include "util/array.h"
+#include "util/invariant.h"
+
+typedef struct watched {
+    char *key;
+    size_t klen;
+    uint64_t version;
+} watched;
+
+static void watch_clear(conn *c)
+{
+    for (size_t i = 0; i < c->nwatch; i++)
+        free(c->watch[i].key);
+    free(c->watch);
+    c->watch = NULL;
+    c->nwatch = c->capwatch = 0;
+}
+
+void tx_end(conn *c)
+{
+    batch_clear(&c->tx);
+    c->multi = c->multi_dirty = false;
+    watch_clear(c);
+}
+
+static int no_value(void *ctx, const void *val, size_t vlen)
+{
+    (void)ctx, (void)val, (void)vlen;
+    return 0;
+}
+
+void cmd_watch(conn *c, int argc, const char **argv, const size_t *lens)
+{
+    if (c->multi)
+        return (void)resp_error(&c->out, "ERR WATCH inside MULTI is not allowed");
+    for (int i = 1; i < argc; i++) {
+        kvs_meta meta = {0};
+        bool dup = false;
+        for (size_t k = 0; k < c->nwatch && !dup; k++)
+            dup = c->watch[k].klen == lens[i] && memcmp(c->watch[k].key, argv[i], lens[i]) == 0;
+        if (dup)
+            continue; /* Redis keeps the first WATCH of a key */
+        int rc = key_fits(lens[i]) ? kvs_read_meta(c->srv->db, argv[i], lens[i], no_value, NULL,
+                                                   &meta)
+                                   : KVS_ENOTFOUND;
+        if (rc < 0 && rc != KVS_ENOTFOUND)
+            return engine_error(c, "WATCH", rc);
+        char *key = malloc(lens[i] ? lens[i] : 1);
+        if (!key || ARR_RESERVE(c->watch, c->capwatch, c->nwatch + 1) < 0) {
+            free(key);
+            return (void)resp_error(&c->out, "ERR out of memory");
+        }
+        memcpy(key, argv[i], lens[i]);
+        c->watch[c->nwatch++] = (watched){key, lens[i], rc == 0 ? meta.version : 0};
+    }
+    resp_ok(&c->out);
+}
+
+void cmd_unwatch(conn *c, int argc, const char **argv, const size_t *lens)
+{
+    watch_clear(c);
+    resp_ok(&c->out);
+}
+
+static int watch_check(void *ctx, const kvs_cur *cur, kvs_update_out *out)
+{
+    const uint64_t *version = ctx;
+
+    (void)out;
+    return (cur->found ? cur->meta.version : 0) != *version ? KVS_ECONFLICT : 0;
+}
+
+void cmd_multi(conn *c, int argc, const char **argv, const size_t *lens)
+{
+    batch *t = &c->tx;
+
+    if (c->multi)
+        return (void)resp_error(&c->out, "ERR MULTI calls can not be nested");
+    KVS_ASSERT(t->ncmds == 0 && t->nops == 0);
+    if (ARR_RESERVE(t->cmds, t->capcmds, 1) < 0 || !batch_reserve(t, c->nwatch))
+        return (void)resp_error(&c->out, "ERR out of memory");
+    t->cmds[t->ncmds++] = (batch_cmd){.tx = true};
+    for (size_t i = 0; i < c->nwatch; i++) {
+        const watched *w = &c->watch[i];
+        uint64_t *version = batch_alloc(t, sizeof *version);
+        char *key = batch_alloc(t, w->klen ? w->klen : 1);
+        if (!version || !key) {
+            batch_clear(t);
+            return (void)resp_error(&c->out, "ERR out of memory");
+        }
+        *version = w->version;
+        memcpy(key, w->key, w->klen);
+        if (key_fits(w->klen))
+            batch_update(t, key, w->klen, watch_check, version);
+    }
+    t->cmds[0].n = t->nops;
+    c->multi = true;
+    resp_ok(&c->out);
+}
+
+void tx_queue(conn *c, const command *k, int argc, const char **argv, const size_t *lens)
+{
+    if (!batch_add_cmd(c, &c->tx, k, argc, argv, lens, true, true)) {
+        c->multi_dirty = true;
+        return (void)resp_error(&c->out, "ERR out of memory");
+    }
+    resp_status(&c->out, "QUEUED");
+}
+
+void cmd_discard(conn *c, int argc, const char **argv, const size_t *lens)
+{
+    if (!c->multi)
+        return (void)resp_error(&c->out, "ERR DISCARD without MULTI");
+    tx_end(c);
+    resp_ok(&c->out);
+}
+
+void cmd_exec(conn *c, int argc, const char **argv, const size_t *lens)
+{
+    if (!c->multi)
+        return (void)resp_error(&c->out, "ERR EXEC without MULTI");
+    if (c->multi_dirty) {
+        tx_end(c);
+        return (void)resp_error(&c->out,
+                                "EXECABORT Transaction discarded because of previous errors.");
+    }
+    batch tmp = c->batch;
+    KVS_ASSERT(tmp.ncmds == 0 && tmp.nops == 0); /* committed before a direct command runs */
+    c->batch = c->tx;
+    c->tx = tmp;
+    batch *b = &c->batch;
+    b->cmds[0].tx_n = b->ncmds - 1;
+    for (size_t i = 0; i + 1 < b->nops; i++) /* one group: all or nothing, also across a crash */
+        b->ops[i].flags |= KVS_OP_WITH_NEXT;
+    if (b->nops)
+        b->ops[b->nops - 1].flags &= ~KVS_OP_WITH_NEXT;
+    tx_end(c); /* the watches are spent; the replies come with the batch's */
+}
+
+bool exec_begin(conn *c, const batch *b, const batch_cmd *bc)
+{
+    for (size_t i = bc->first; i < bc->first + bc->n; i++)
+        if (b->ops[i].rc == KVS_ECONFLICT) {
+            resp_array(&c->out, -1);
+            return false;
+        }
+    resp_array(&c->out, (long long)bc->tx_n);
+    return true;
+}
