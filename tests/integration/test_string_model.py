@@ -24,7 +24,7 @@ import time
 
 from kvstest import ServerTestCase, main, read_replies, resp
 
-ENGINES = ["kvs"]  # TODO(issue 13): "lmdb" once h-lmdb13's engine is merged
+ENGINES = ["kvs", "lmdb"]
 
 
 class StringModelTest(ServerTestCase):
