@@ -142,7 +142,7 @@ static int ldb_read_meta(void *e, const void *key, size_t klen, kvs_value_fn fn,
     int rc;
 
     rcu_read_lock();
-    if ((rc = ldb_lookup(db, key, klen, kvs_clock_ms(&db->opt), &f)) == 0) {
+    if ((rc = ldb_lookup(db, key, klen, 0, &f)) == 0) {
         meta->expire_ms = f.h.expire_ms;
         meta->version = f.h.seq;
         rc = fn(ctx, f.val, f.h.vlen);

@@ -229,7 +229,8 @@ typedef struct ldb_found {
     bool expired; /* in the index, but its time has passed at now: absent (KVS_ENOTFOUND) */
 } ldb_found;
 /* idx_lookup and ldb_record_get: 0, KVS_ENOTFOUND (absent, or expired at now: out->expired,
- * and out->loc, out->h filled), KVS_ECORRUPT. Inside rcu_read_lock(). */
+ * and out->loc, out->h filled), KVS_ECORRUPT. now 0: the store's clock, read only if the record
+ * has an expiry time (a GET of a key without one reads no clock). Inside rcu_read_lock(). */
 int ldb_lookup(logdb *db, const void *key, size_t klen, uint64_t now, ldb_found *out);
 /* Remove s from the live list (under wmu, or alone at open); does not free it, nor its index
  * slot (idx_detach_seg, once no reader can reach it). */

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <urcu-bp.h>
 
+#include "engine/engine.h"
 #include "engine/log/logdb.h"
 #include "util/array.h"
 #include "util/err.h"
@@ -112,7 +113,8 @@ int ldb_lookup(logdb *db, const void *key, size_t klen, uint64_t now, ldb_found 
     if ((rc = idx_lookup(db->idx, key, klen, &out->loc)) < 0 ||
         (rc = ldb_record_get(db, &out->loc, key, klen, &out->h, &out->val)) < 0)
         return rc;
-    if (ldb_expired(out->h.expire_ms, now)) {
+    /* the clock is read only for a key that has an expiry time (now 0: not read yet) */
+    if (out->h.expire_ms && ldb_expired(out->h.expire_ms, now ? now : kvs_clock_ms(&db->opt))) {
         out->expired = true;
         return KVS_ENOTFOUND;
     }
