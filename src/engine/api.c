@@ -436,7 +436,8 @@ int kvs_read(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void *ctx
         return rc;
     if (!db->ops->read_meta)
         return db->ops->read(db->impl, key ? key : "", klen, fn, ctx);
-    return kvs_read_meta(db, key, klen, fn, ctx, NULL);
+    kvs_meta unused; /* checked above: straight to the engine, as kvs_read_meta would */
+    return db->ops->read_meta(db->impl, key ? key : "", klen, fn, ctx, &unused);
 }
 
 int kvs_read_meta(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void *ctx,
