@@ -340,9 +340,11 @@ static int mode_run(const char *dir, kvs_options *opt)
         if (pthread_create(&lanes[i].thread, NULL, lane_main, &lanes[i]) != 0)
             die(4, "cannot start a lane thread");
     }
+    /* READY first: a compaction may start as soon as the store is open (the maintenance
+     * thread is woken at open), and the monitor's "C 1" must not come before it */
+    outf("READY %d\n", (int)getpid());
     if (pthread_create(&mon, NULL, monitor_main, NULL) != 0)
         die(4, "cannot start the monitor thread");
-    outf("READY %d\n", (int)getpid());
     while (read_command())
         ;
     for (unsigned i = 0; i < nlanes; i++) {
