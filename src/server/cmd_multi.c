@@ -27,6 +27,10 @@
 #include "util/array.h"
 #include "util/invariant.h"
 
+/* What one connection may hold: a client controls both, and each costs memory on the server. */
+#define WATCH_MAX 100000u   /* keys watched at once */
+#define TX_MAX 1000000u     /* commands queued in one MULTI */
+
 typedef struct watched {
     char *key;
     size_t klen;
@@ -59,13 +63,13 @@ void cmd_watch(conn *c, int argc, const char **argv, const size_t *lens)
 {
     if (c->multi)
         return (void)resp_error(&c->out, "ERR WATCH inside MULTI is not allowed");
+    if (c->nwatch + (size_t)(argc - 1) > WATCH_MAX)
+        return (void)resp_error(&c->out, "ERR too many watched keys (kvs: at most %u per "
+                                         "connection)", WATCH_MAX);
+    /* A key watched twice is checked twice: the older version refuses whenever the key
+     * changed after the first WATCH, which is when Redis's EXEC fails too. */
     for (int i = 1; i < argc; i++) {
         kvs_meta meta = {0};
-        bool dup = false;
-        for (size_t k = 0; k < c->nwatch && !dup; k++)
-            dup = c->watch[k].klen == lens[i] && memcmp(c->watch[k].key, argv[i], lens[i]) == 0;
-        if (dup)
-            continue; /* Redis keeps the first WATCH of a key */
         int rc = key_fits(lens[i]) ? kvs_read_meta(c->srv->db, argv[i], lens[i], no_value, NULL,
                                                    &meta)
                                    : KVS_ENOTFOUND;
@@ -126,6 +130,11 @@ void cmd_multi(conn *c, int argc, const char **argv, const size_t *lens)
 
 void tx_queue(conn *c, const command *k, int argc, const char **argv, const size_t *lens)
 {
+    if (c->tx.ncmds > TX_MAX) {
+        c->multi_dirty = true;
+        return (void)resp_error(&c->out, "ERR too many commands in one transaction (kvs: at "
+                                         "most %u)", TX_MAX);
+    }
     if (!batch_add_cmd(c, &c->tx, k, argc, argv, lens, true, true)) {
         c->multi_dirty = true;
         return (void)resp_error(&c->out, "ERR out of memory");

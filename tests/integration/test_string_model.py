@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 
+import redis  # Debian: python3-redis
 from kvstest import ServerTestCase, main, read_replies, resp
 
 ENGINES = ["kvs", "lmdb"]
@@ -58,6 +59,30 @@ class StringModelTest(ServerTestCase):
                 self.assertEqual(r.get("counter"), b"20000")
                 # every value was handed out exactly once
                 self.assertEqual(sorted(out[0] + out[1]), list(range(1, 20001)))
+
+    def test_watch_limits_and_repeats(self):
+        """A key watched twice refuses EXEC exactly when Redis would (changed after the first
+        WATCH), and a connection's watch list is bounded (kvs's own limit, docs/commands.md)."""
+        s = self.start("--engine", "kvs")
+        r = self.redis(s, single_connection_client=True)
+        other = self.redis(s)
+        r.set("w", "1")
+        r.execute_command("WATCH", "w", "w")  # unchanged since: EXEC runs
+        r.execute_command("MULTI")
+        r.execute_command("SET", "x", "a")
+        self.assertEqual(r.execute_command("EXEC"), [b"OK"])
+        r.execute_command("WATCH", "w")
+        other.set("w", "2")  # changed after the first WATCH ...
+        r.execute_command("WATCH", "w")  # ... watched again: still refused, as in Redis
+        r.execute_command("MULTI")
+        r.execute_command("SET", "x", "b")
+        self.assertIsNone(r.execute_command("EXEC"))
+        self.assertEqual(r.get("x"), b"a")
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            r.execute_command("WATCH", *["k%d" % i for i in range(100001)])
+        self.assertIn("too many watched keys", str(e.exception))
+        r.execute_command("WATCH", *["k%d" % i for i in range(100000)])  # at the limit: taken
+        r.execute_command("UNWATCH")
 
     def test_scan_while_the_index_grows(self):
         for engine in ENGINES:
