@@ -9,6 +9,7 @@
  * Values go from where the engine holds them straight into the reply (kvs_read): one copy.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +27,18 @@
 #include "util/num.h"
 #include "util/syncmode.h"
 
+static inline unsigned char ascii_lower(unsigned char c)
+{
+    return (unsigned char)((unsigned)(c - 'A') < 26u ? c + ('a' - 'A') : c);
+}
+
+/* strncasecmp's answer for ASCII without its cost (a library call per option and command). */
 bool arg_is(const char *a, size_t n, const char *word)
 {
-    return strlen(word) == n && strncasecmp(a, word, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (word[i] == '\0' || ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)word[i]))
+            return false;
+    return word[n] == '\0';
 }
 
 /* An engine failure as a reply: the client sees the reason, the log the detail (the failing
@@ -515,11 +525,41 @@ static const command commands[] = {
 #undef READ
 #undef DIRECT
 
+/* Command names by hash (every request looks its name up: a walk of the table cost ~100
+ * instructions a command). Open addressing, built once; names are ASCII, hashed lower-cased. */
+#define NAME_SLOTS 256
+#define NAME_MAX_LEN 32 /* longer than any command's name */
+
+static const command *by_name[NAME_SLOTS];
+static pthread_once_t by_name_once = PTHREAD_ONCE_INIT;
+
+static unsigned name_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)(s[i] | 0x20)) * 16777619u;
+    return h & (NAME_SLOTS - 1);
+}
+
+static void by_name_build(void)
+{
+    for (const command *k = commands; k->name; k++) {
+        unsigned h = name_hash(k->name, strlen(k->name));
+        KVS_ASSERT(strlen(k->name) < NAME_MAX_LEN);
+        while (by_name[h])
+            h = (h + 1) & (NAME_SLOTS - 1);
+        by_name[h] = k;
+    }
+}
+
 const command *cmd_lookup(const char *name, size_t n)
 {
-    for (const command *k = commands; k->name; k++)
-        if (arg_is(name, n, k->name))
-            return k;
+    pthread_once(&by_name_once, by_name_build);
+    if (n == 0 || n >= NAME_MAX_LEN)
+        return NULL;
+    for (unsigned h = name_hash(name, n); by_name[h]; h = (h + 1) & (NAME_SLOTS - 1))
+        if (arg_is(name, n, by_name[h]->name))
+            return by_name[h];
     return NULL;
 }
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/num.h"
+
 #define CHUNK 16384
 
 void obuf_init(obuf *b)
@@ -140,10 +142,23 @@ int resp_error(obuf *b, const char *fmt, ...)
     return add_line(b, '-', "%s", msg);
 }
 
+/* A reply line of a type byte and a number: ":42\r\n", "*3\r\n", "$5\r\n". */
+static int num_line(obuf *b, char type, long long v)
+{
+    char line[1 + NUM_I64_TEXT + 2];
+    size_t n = 1;
+
+    line[0] = type;
+    n += num_fmt_i64(line + 1, v);
+    line[n++] = '\r';
+    line[n++] = '\n';
+    b->replies++;
+    return obuf_add(b, line, n);
+}
+
 int resp_int(obuf *b, long long v)
 {
-    b->replies++;
-    return add_line(b, ':', "%lld", v);
+    return num_line(b, ':', v);
 }
 
 int resp_nil(obuf *b)
@@ -154,21 +169,29 @@ int resp_nil(obuf *b)
 
 int resp_array(obuf *b, long long n)
 {
-    b->replies++;
-    return add_line(b, '*', "%lld", n);
+    return num_line(b, '*', n);
 }
 
-static int bulk_header(obuf *b, size_t n)
-{
-    char h[32];
-    int k = snprintf(h, sizeof h, "$%zu\r\n", n);
-    b->replies++;
-    return obuf_add(b, h, (size_t)k);
-}
+#define BULK_ONE_COPY 512 /* a bulk reply up to this long is put together first, added once */
 
 int resp_bulk(obuf *b, const void *p, size_t n)
 {
-    if (bulk_header(b, n) < 0 || obuf_add(b, p, n) < 0)
+    if (n <= BULK_ONE_COPY) {
+        char r[1 + NUM_I64_TEXT + 2 + BULK_ONE_COPY + 2];
+        size_t k = 1;
+        r[0] = '$';
+        k += num_fmt_i64(r + 1, (int64_t)n);
+        r[k++] = '\r';
+        r[k++] = '\n';
+        if (n) /* p may be NULL for an empty value */
+            memcpy(r + k, p, n);
+        k += n;
+        r[k++] = '\r';
+        r[k++] = '\n';
+        b->replies++;
+        return obuf_add(b, r, k);
+    }
+    if (num_line(b, '$', (long long)n) < 0 || obuf_add(b, p, n) < 0)
         return -1;
     return obuf_add(b, "\r\n", 2);
 }

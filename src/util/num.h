@@ -8,6 +8,9 @@
  * number may be (18 for a length in a RESP request, 5 for a port); NUM_I64_DIGITS and
  * NUM_U64_DIGITS are the most the types can need. s need not be NUL-terminated: nothing past
  * s[n - 1] is read.
+ *
+ * And the other way: num_fmt_i64 writes a number as decimal text (every RESP reply's lengths and
+ * integers go through it; snprintf costs several hundred instructions a call).
  */
 #ifndef KVS_UTIL_NUM_H
 #define KVS_UTIL_NUM_H
@@ -63,6 +66,25 @@ static inline bool num_parse_i64(const char *s, size_t n, size_t max_digits, int
     /* -(v - 1) - 1 reaches INT64_MIN without overflowing */
     *out = neg && v ? -(int64_t)(v - 1) - 1 : (int64_t)v;
     return true;
+}
+
+#define NUM_I64_TEXT 20 /* the longest decimal int64_t: "-9223372036854775808" */
+
+/* Write v in decimal at dst (NUM_I64_TEXT bytes of room, no NUL); returns how many bytes. */
+static inline size_t num_fmt_i64(char *dst, int64_t v)
+{
+    char tmp[NUM_I64_TEXT];
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v; /* INT64_MIN too, without overflow */
+    size_t n = 0, k = 0;
+
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        dst[k++] = '-';
+    while (n)
+        dst[k++] = tmp[--n];
+    return k;
 }
 
 #endif

@@ -8,11 +8,18 @@
  *     the front of the buffer and calls the parser again when more arrive.
  *   - A table of malformed inputs: each ends in RESP_EPROTO with its own message — whole, and
  *     when the input arrives byte by byte.
+ *   - The reply encoder (obuf.c): integers and lengths at their edges equal printf's text, bulk
+ *     replies on both sides of the one-copy size and across chunks; command names found by
+ *     cmd_lookup in any case, and nothing else found.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <stdint.h>
 
+#include "server/cmd.h"
+#include "server/obuf.h"
 #include "server/resp.h"
 #include "testutil.h"
 
@@ -407,6 +414,95 @@ static void test_limits_are_configurable(void **state)
     free(line.s);
 }
 
+/* Everything queued in b, as one string (caller frees). */
+static char *obuf_text(obuf *b, size_t *len)
+{
+    ochunk *c = obuf_take(b), *h = c;
+    char *s = malloc(1);
+    size_t n = 0;
+
+    assert_non_null(s);
+    for (; c; c = c->next) {
+        s = realloc(s, n + c->len + 1);
+        assert_non_null(s);
+        memcpy(s + n, c->data, c->len);
+        n += c->len;
+    }
+    s[n] = '\0';
+    ochunks_free(h);
+    *len = n;
+    return s;
+}
+
+static void test_reply_numbers(void **state)
+{
+    (void)state;
+    const long long v[] = {0, 1, -1, 9, 10, -10, 99, 100, 12345, -98765, 1000000007LL,
+                           INT64_MAX, INT64_MIN, INT64_MAX - 1, INT64_MIN + 1,
+                           4294967295LL, -4294967296LL};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char want[64];
+        size_t len;
+        obuf b;
+        obuf_init(&b);
+        assert_int_equal(resp_int(&b, v[i]), 0);
+        assert_int_equal(resp_array(&b, v[i]), 0);
+        assert_int_equal(b.replies, 2);
+        char *got = obuf_text(&b, &len);
+        snprintf(want, sizeof want, ":%lld\r\n*%lld\r\n", v[i], v[i]);
+        assert_string_equal(got, want);
+        free(got);
+    }
+}
+
+static void test_bulk_replies(void **state)
+{
+    (void)state;
+    const size_t lens[] = {0, 1, 9, 10, 511, 512, 513, 16383, 16384, 40000};
+    char *val = malloc(40000);
+    assert_non_null(val);
+    for (size_t i = 0; i < 40000; i++)
+        val[i] = (char)(i * 7 + 3); /* every byte value, CR and LF among them */
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        obuf b;
+        size_t len, hl;
+        char head[32];
+        obuf_init(&b);
+        /* after a short reply too: the bulk then starts inside a chunk, not at its start */
+        for (int pre = 0; pre < 2; pre++) {
+            if (pre)
+                assert_int_equal(resp_ok(&b), 0);
+            assert_int_equal(resp_bulk(&b, lens[i] ? val : NULL, lens[i]), 0);
+            char *got = obuf_text(&b, &len);
+            const char *p = got + (pre ? 5 : 0);
+            hl = (size_t)snprintf(head, sizeof head, "$%zu\r\n", lens[i]);
+            assert_int_equal(len, (pre ? 5 : 0) + hl + lens[i] + 2);
+            assert_memory_equal(p, head, hl);
+            if (lens[i])
+                assert_memory_equal(p + hl, val, lens[i]);
+            assert_memory_equal(p + hl + lens[i], "\r\n", 2);
+            free(got);
+        }
+    }
+    free(val);
+}
+
+static void test_command_lookup(void **state)
+{
+    (void)state;
+    const char *found[] = {"get", "GET", "gEt", "set", "SET", "pexpireat", "PExpireAt",
+                           "flushall", "client", "multi", "exec", "incrbyfloat", "shutdown"};
+    const char *absent[] = {"", "g", "ge", "gett", "getx", "xget", "g\0t", "[et", "GE\x7f",
+                            "flushalll", "this-name-is-longer-than-any-command-name", "ge\x14"};
+    for (size_t i = 0; i < sizeof found / sizeof found[0]; i++) {
+        const command *k = cmd_lookup(found[i], strlen(found[i]));
+        assert_non_null(k);
+        assert_int_equal(strcasecmp(k->name, found[i]), 0);
+    }
+    for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
+        assert_null(cmd_lookup(absent[i], strlen(absent[i]) + (i == 6)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +514,9 @@ int main(void)
         cmocka_unit_test(test_limits_are_configurable),
         cmocka_unit_test(test_unauthenticated_limits),
         cmocka_unit_test(test_dollar_is_an_inline_command),
+        cmocka_unit_test(test_reply_numbers),
+        cmocka_unit_test(test_bulk_replies),
+        cmocka_unit_test(test_command_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
