@@ -146,17 +146,15 @@ static void pending_free(pending *p)
         free(p->seqs);
 }
 
-/* The index half of a write: publish the new record, account what it replaced. The replaced
- * record's segment may be a compaction victim: the read section keeps it from being freed
- * until its dead bytes are counted. */
+/* The index half of a write: publish the new record, account what it replaced. Inside
+ * rcu_read_lock(): the replaced record's segment may be a compaction victim, and the read
+ * section keeps it from being freed until its dead bytes are counted. */
 static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, const pend *r)
 {
     bool tomb = r->type == KVS_OP_REMOVE;
     uint8_t flags = tomb ? REC_TOMBSTONE : r->expire_ms ? IDX_EXPIRES : 0;
-
-    rcu_read_lock();
     int x = ldb_index_record(db, s, (uint32_t)off, r->key, r->klen, r->vlen, seq, flags);
-    rcu_read_unlock();
+
     KVS_ASSERT(x != IDX_EBUDGET); /* fits_group asked first, and the index's answer is exact */
     if (x < 0)
         return kvs_seterr(x, "index update failed for a write already in the log");
@@ -164,7 +162,7 @@ static int publish(logdb *db, seg *s, uint64_t off, uint64_t seq, const pend *r)
 }
 
 /* Drop the first k entries (copied), moving the rest (a group still open) to the front. */
-static void pending_shift(pending *p, size_t k)
+static inline void pending_shift(pending *p, size_t k)
 {
     uint64_t gone = 0;
 
@@ -173,7 +171,6 @@ static void pending_shift(pending *p, size_t k)
         p->bytes = 0;
         return;
     }
-
     for (size_t i = 0; i < k; i++)
         gone += rec_len(p->recs[i].klen, p->recs[i].vlen);
     memmove(p->hdr, p->hdr + k, (p->n - k) * REC_HDR);
@@ -222,6 +219,7 @@ static int flush_prefix(logdb *db, pending *p, size_t k)
     s->max_seq = p->seqs[k - 1];
     db->dirty = true;
     __atomic_add_fetch(&db->writes, k, __ATOMIC_RELAXED);
+    rcu_read_lock(); /* one read section for the batch's records (publish) */
     for (size_t i = 0; i < k; i++) {
         const pend *r = &p->recs[i];
         int pr = publish(db, s, off, p->seqs[i], r);
@@ -232,6 +230,7 @@ static int flush_prefix(logdb *db, pending *p, size_t k)
             __atomic_add_fetch(&db->expired_keys, 1, __ATOMIC_RELAXED);
         off += rec_len(r->klen, r->vlen);
     }
+    rcu_read_unlock();
     /* with a group left queued its keys stay counted, and so do these: too high, never too
      * low (fits_group flushes at the edge, which makes the count exact) */
     p->new_keys = k == p->n ? 0 : p->new_keys;
@@ -359,7 +358,7 @@ static int key_state(logdb *db, const pending *p, size_t gstart, const void *key
 }
 
 /* Queue one record of the open group (its header is encoded when the group closes). */
-static int queue(logdb *db, pending *p, kvs_op *op, uint8_t type, const void *val, size_t vlen,
+static inline int queue(logdb *db, pending *p, kvs_op *op, uint8_t type, const void *val, size_t vlen,
                  uint64_t expire_ms, int result, bool expired)
 {
     int rc;
@@ -397,8 +396,9 @@ int ldb_expire_op(void *ctx, const kvs_cur *cur, kvs_update_out *out)
 }
 
 /* Apply one op to the open group: queue its record, or settle its rc without one. Returns 0 or
- * a failure of the engine (the batch fails); the op's own outcome is in op->rc. */
-static int add_op(logdb *db, pending *p, size_t gstart, kvs_op *op, uint64_t now)
+ * a failure of the engine (the batch fails); the op's own outcome is in op->rc. *now is the
+ * batch's clock, read by the first op that needs it (0 until then: most batches only set). */
+static int add_op(logdb *db, pending *p, size_t gstart, kvs_op *op, uint64_t *now)
 {
     kvs_update_out out;
     bool in_index, expired;
@@ -407,8 +407,10 @@ static int add_op(logdb *db, pending *p, size_t gstart, kvs_op *op, uint64_t now
 
     if (op->type == KVS_OP_SET)
         return queue(db, p, op, KVS_OP_SET, op->val, op->vlen, op->expire_ms, 0, false);
+    if (*now == 0)
+        *now = kvs_clock_ms(&db->opt);
     rcu_read_lock(); /* cur.val stays where it lies until fn is done */
-    rc = key_state(db, p, gstart, op->key, op->klen, now, &cur, &in_index, &expired);
+    rc = key_state(db, p, gstart, op->key, op->klen, *now, &cur, &in_index, &expired);
     if (rc < 0) {
         op->rc = rc;
         rc = 0;
@@ -475,7 +477,7 @@ static int close_group(logdb *db, pending *p, size_t gstart)
 }
 
 /* Apply one group (ops[0..n)) to the queue; a failure of the engine fails the batch. */
-static int add_group(logdb *db, pending *p, kvs_op *ops, size_t n, uint64_t now)
+static int add_group(logdb *db, pending *p, kvs_op *ops, size_t n, uint64_t *now)
 {
     int rc, refused = 0;
 
@@ -524,11 +526,11 @@ static void commit_batch(logdb *db, commit_req *batch)
         rc = kvs_seterr(KVS_ECLOSED, "the store is closing");
     else
         rc = ldb_fenced(db);
-    uint64_t now = kvs_clock_ms(&db->opt);
+    uint64_t now = 0; /* read when an op first needs it (add_op) */
     for (commit_req *r = batch; r && rc == 0; r = r->next)
         for (size_t g = 0, end; g < r->n && rc == 0; g = end) {
             end = kvs_group_end(r->ops, r->n, g);
-            rc = add_group(db, &p, r->ops + g, end - g, now);
+            rc = add_group(db, &p, r->ops + g, end - g, &now);
         }
     if (rc == 0)
         rc = flush_pending(db, &p);

@@ -503,7 +503,7 @@ static void count_add(idx *x, int64_t d)
 }
 
 /* Slot i's word becomes w: the count of expiring keys follows (under mu). */
-static void store_word_counted(idx *x, idx_table *t, uint64_t i, uint64_t w)
+static inline void store_word_counted(idx *x, idx_table *t, uint64_t i, uint64_t w)
 {
     int64_t d = (int64_t)w_expires(w) - (int64_t)w_expires(t->word[i]);
     if (d)
