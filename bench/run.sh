@@ -4,7 +4,8 @@
 #   bench/run.sh [KVS_SERVER]        default build/bin/kvs-server
 #
 # 0. engine_bench.py, kvs-bench fillrandom/readrandom: kvs vs LMDB on its own API (and rocksdb)
-# 1. server_bench.py, kvs-server --sync everysec vs redis-server appendfsync everysec
+# 1. server_bench.py, kvs-server --sync everysec vs redis-server appendfsync everysec, and vs
+#    kvs-server built at $BASELINE (bench/baseline.sh, into build-baseline/) in the same rounds
 # 2. server_bench.py, kvs-server --sync always   vs redis-server appendfsync always
 # 3. pool_bench.py, the thread pools (naive, shared, uv) × engines × thread counts, with charts
 # 4. mem_bench.py, RSS holding 200,000 × 1 KB values: kvs (both engines) vs redis; 1,000,000 ×
@@ -16,7 +17,8 @@
 #
 # Knobs (environment): OUT (bench/results), ROUNDS (3), EVERYSEC_REQUESTS (200000),
 # ALWAYS_REQUESTS (50000: an fsync per write batch makes P=1 slow), POOL_REQUESTS (20000),
-# POOL_ROUNDS (5). Everything runs on 127.0.0.1 with free ports; all servers are stopped by PID.
+# POOL_ROUNDS (5), BASELINE (10ba636, the last commit before issue 13 added expiry to every
+# record: its SET/GET must not be lower by more than 3 %; empty: no baseline). Everything runs on 127.0.0.1 with free ports; all servers are stopped by PID.
 # Exits non-zero if any benchmark failed, after running the others.
 set -uo pipefail
 
@@ -28,6 +30,7 @@ EVERYSEC_REQUESTS="${EVERYSEC_REQUESTS:-200000}"
 ALWAYS_REQUESTS="${ALWAYS_REQUESTS:-50000}"
 POOL_REQUESTS="${POOL_REQUESTS:-20000}"
 POOL_ROUNDS="${POOL_ROUNDS:-5}"
+BASELINE="${BASELINE-10ba636}"
 
 if [ ! -x "$KVS_SERVER" ]; then
   echo "bench/run.sh: $KVS_SERVER is not an executable (make build first)" >&2
@@ -66,10 +69,19 @@ run() { # name, command...: run, tee its output to $OUT/name.txt, remember a fai
 
 run engine python3 "$here/engine_bench.py" --kvs-bench "$(dirname "$KVS_SERVER")/kvs-bench" \
   --rounds "$ROUNDS" --csv "$OUT/engine.csv"
+baseline=()
+if [ -n "$BASELINE" ]; then
+  if b="$("$here/baseline.sh" "$BASELINE" "$here/../build-baseline" 2>"$OUT/baseline_build.txt")"; then
+    baseline=(--baseline-server "$b")
+  else
+    echo "bench/run.sh: no baseline build of $BASELINE (see $OUT/baseline_build.txt)" >&2
+    failed+=(baseline)
+  fi
+fi
 for sync in everysec always; do
-  if [ "$sync" = always ]; then n="$ALWAYS_REQUESTS"; else n="$EVERYSEC_REQUESTS"; fi
+  if [ "$sync" = always ]; then n="$ALWAYS_REQUESTS"; b=(); else n="$EVERYSEC_REQUESTS"; b=("${baseline[@]}"); fi
   run "server_$sync" python3 "$here/server_bench.py" --kvs-server "$KVS_SERVER" \
-    --sync "$sync" --rounds "$ROUNDS" --requests "$n" --csv "$OUT/server_$sync.csv"
+    --sync "$sync" --rounds "$ROUNDS" --requests "$n" --csv "$OUT/server_$sync.csv" "${b[@]}"
 done
 run pools python3 "$here/pool_bench.py" --kvs-server "$KVS_SERVER" \
   --requests "$POOL_REQUESTS" --rounds "$POOL_ROUNDS" --out-dir "$OUT" --charts

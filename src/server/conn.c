@@ -285,6 +285,7 @@ static bool run_batch(conn *c)
 {
     if (c->batch.ncmds == 0)
         return true;
+    watch_touch(c->srv, &c->batch);
     kvs_pool *pool = server_pool(c->srv);
     if (pool) {
         c->job.c = c;

@@ -166,6 +166,8 @@ void batch_clear(batch *b);
 void batch_free(batch *b);
 /* End a transaction and its watches (cmd_multi.c), e.g. when c closes. */
 void tx_end(conn *c);
+/* cmd_multi.c: a batch's writes as WATCH sees them (before the batch is committed). */
+void watch_touch(server *s, const batch *b);
 /* loop.c: close connection id of w on w's own thread (CLIENT KILL from another loop). */
 void worker_post_kill(worker *w, uint64_t id);
 /* loop.c: pool for blocking engine work (NULL: commit on the loop thread) */

@@ -57,6 +57,8 @@ int kvs_server_run(const kvs_server_config *cfg);
 /* ---- internal: shared by the files of src/server ---- */
 
 typedef struct server server;
+
+#define WATCH_SLOTS 16384 /* server.touched: 128 KiB, fits a core's L2 */
 typedef struct worker worker;
 
 struct server_stats {
@@ -81,6 +83,9 @@ struct server {
     void (*request_shutdown)(server *s);
     struct kvs_pool *pool;    /* blocking engine work; NULL when commits run inline */
     pthread_mutex_t clients_mu; /* the workers' connection lists and names (cmd_client.c) */
+    /* Writes as WATCH sees them (cmd_multi.c): a count per slot of key hashes, bumped before
+     * every write command's ops are committed (atomics). */
+    uint64_t touched[WATCH_SLOTS];
 };
 
 /* loop.c */

@@ -223,14 +223,24 @@ FIXED = [
 def watch_case(kc, rc, kc2, rc2, failures):
     """WATCH, then another connection writes the key: EXEC answers nil and applies nothing;
     untouched, it applies."""
-    for touch, where in ((B("SET", "k0", "other"), "WATCH touched"),
-                         (B("GET", "k0"), "WATCH untouched"),
-                         (B("DEL", "k0"), "WATCH deleted"),
-                         (B("EXPIRE", "k0", 100), "WATCH expiry")):
-        run_cmds(kc, rc, [B("SET", "k0", "v"), B("WATCH", "k0")], failures, where)
-        run_cmds(kc2, rc2, [touch], failures, where + " (other)")
+    for setup, touch, where in (
+            ([B("SET", "k0", "v")], [B("SET", "k0", "other")], "WATCH touched"),
+            ([B("SET", "k0", "v")], [B("GET", "k0")], "WATCH untouched"),
+            ([B("SET", "k0", "v")], [B("DEL", "k0")], "WATCH deleted"),
+            ([B("SET", "k0", "v")], [B("EXPIRE", "k0", 100)], "WATCH expiry"),
+            ([B("SET", "k0", "v")], [B("SET", "k9", "x"), B("DEL", "k9")], "WATCH other key"),
+            # the key's version is the same before and after: only the write itself tells
+            ([B("DEL", "k0")], [B("SET", "k0", "x"), B("DEL", "k0")], "WATCH created, deleted"),
+            ([B("DEL", "k0")], [B("FLUSHDB")], "WATCH absent, flushed"),
+            ([B("SET", "k0", "v")], [B("FLUSHALL")], "WATCH flushed")):
+        run_cmds(kc, rc, setup + [B("WATCH", "k0")], failures, where)
+        run_cmds(kc2, rc2, touch, failures, where + " (other)")
         run_cmds(kc, rc, [B("MULTI"), B("SET", "k0", "mine"), B("INCR", "n"), B("EXEC"),
                           B("MGET", "k0", "n")], failures, where)
+    # the watching connection's own write between WATCH and MULTI refuses EXEC as well
+    run_cmds(kc, rc, [B("DEL", "k0"), B("WATCH", "k0"), B("SET", "k0", "1"), B("DEL", "k0"),
+                      B("MULTI"), B("SET", "k0", "mine"), B("EXEC"), B("EXISTS", "k0")],
+             failures, "WATCH own write")
     run_cmds(kc, rc, [B("WATCH", "missing"), B("MULTI"), B("SET", "missing", "1"), B("EXEC"),
                       B("GET", "missing"), B("DEL", "missing")], failures, "WATCH absent")
 
