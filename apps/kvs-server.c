@@ -26,6 +26,9 @@ static const char usage[] =
     "  --max-bulk BYTES       largest bulk argument (default 512mb)\n"
     "  --max-query BYTES      query buffer per client (default 513mb)\n"
     "  --max-output BYTES     unread output per client before it is cut off (default 64mb)\n"
+    "  --max-watch N          keys one connection may WATCH at once (default 100000)\n"
+    "  --max-multi-commands N commands one MULTI may queue (default 1000000)\n"
+    "  --max-multi-bytes BYTES     and the bytes of their arguments (default 1gb)\n"
     "  --pool naive|shared|uv thread pool for engine work that can block (default shared)\n"
     "  --pool-threads N       its threads (default 16)\n"
     "  --offload auto|always|never   commit writes on the pool: auto = with --sync always\n"
@@ -125,6 +128,18 @@ int main(int argc, char **argv)
             if ((n = parse_count(v, 1000000)) < 0)
                 return bad(f, v, "expected 1..1000000");
             cfg.maxclients = (uint32_t)n;
+        } else if (strcmp(f, "--max-watch") == 0) {
+            if ((n = parse_count(v, 100000000)) < 0)
+                return bad(f, v, "expected 1..100000000");
+            cfg.max_watch = (uint32_t)n;
+        } else if (strcmp(f, "--max-multi-commands") == 0) {
+            if ((n = parse_count(v, 100000000)) < 0)
+                return bad(f, v, "expected 1..100000000");
+            cfg.max_multi_commands = (uint32_t)n;
+        } else if (strcmp(f, "--max-multi-bytes") == 0) {
+            if ((b = parse_bytes(v)) < 1)
+                return bad(f, v, "expected at least 1 byte");
+            cfg.max_multi_bytes = (uint64_t)b;
         } else if (strcmp(f, "--log-level") == 0) {
             if (strcmp(v, "debug") == 0)
                 cfg.log_level = KVS_LOG_DEBUG;

@@ -42,9 +42,9 @@
 #include "util/array.h"
 #include "util/invariant.h"
 
-/* What one connection may hold: a client controls both, and each costs memory on the server. */
-#define WATCH_MAX 100000u   /* keys watched at once */
-#define TX_MAX 1000000u     /* commands queued in one MULTI */
+/* What one connection may hold (a client controls all three, and each costs memory on the
+ * server): cfg->max_watch keys watched at once, cfg->max_multi_commands commands queued in one
+ * MULTI, cfg->max_multi_bytes bytes of their arguments. */
 
 typedef struct watched {
     char *key;
@@ -95,9 +95,10 @@ void cmd_watch(conn *c, int argc, const char **argv, const size_t *lens)
 {
     if (c->multi)
         return (void)resp_error(&c->out, "ERR WATCH inside MULTI is not allowed");
-    if (c->nwatch + (size_t)(argc - 1) > WATCH_MAX)
+    uint32_t max_watch = c->srv->cfg->max_watch;
+    if (c->nwatch + (size_t)(argc - 1) > max_watch)
         return (void)resp_error(&c->out, "ERR too many watched keys (kvs: at most %u per "
-                                         "connection)", WATCH_MAX);
+                                         "connection)", max_watch);
     /* A key watched twice is checked twice: the older version refuses whenever the key
      * changed after the first WATCH, which is when Redis's EXEC fails too. */
     for (int i = 1; i < argc; i++) {
@@ -173,15 +174,25 @@ void cmd_multi(conn *c, int argc, const char **argv, const size_t *lens)
 
 void tx_queue(conn *c, const command *k, int argc, const char **argv, const size_t *lens)
 {
-    if (c->tx.ncmds > TX_MAX) {
+    const kvs_server_config *cfg = c->srv->cfg;
+    if (c->tx.ncmds > cfg->max_multi_commands) { /* cmds[0] is the EXEC */
         c->multi_dirty = true;
         return (void)resp_error(&c->out, "ERR too many commands in one transaction (kvs: at "
-                                         "most %u)", TX_MAX);
+                                         "most %u)", cfg->max_multi_commands);
+    }
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++)
+        bytes += lens[i];
+    if (c->tx.arg_bytes + bytes > cfg->max_multi_bytes) {
+        c->multi_dirty = true;
+        return (void)resp_error(&c->out, "ERR transaction too large (kvs: at most %llu bytes "
+                                         "of arguments)", (unsigned long long)cfg->max_multi_bytes);
     }
     if (!batch_add_cmd(c, &c->tx, k, argc, argv, lens, true, true)) {
         c->multi_dirty = true;
         return (void)resp_error(&c->out, "ERR out of memory");
     }
+    c->tx.arg_bytes += bytes;
     resp_status(&c->out, "QUEUED");
 }
 

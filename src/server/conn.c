@@ -52,6 +52,7 @@ void batch_clear(batch *b)
         free(k);
     }
     b->nops = b->ncmds = 0;
+    b->arg_bytes = 0;
     b->rc = 0;
 }
 

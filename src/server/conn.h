@@ -66,6 +66,7 @@ typedef struct batch {
     batch_cmd *cmds;
     size_t ncmds, capcmds;
     batch_block *kept; /* copies of transient arguments, freed when the batch is done */
+    size_t arg_bytes;  /* a transaction's: its commands' argument bytes (max_multi_bytes) */
     int rc;            /* kvs_write's result */
     char err[256];     /* and kvs_last_error() of the thread that ran it */
 } batch;

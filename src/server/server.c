@@ -81,6 +81,9 @@ void kvs_server_config_init(kvs_server_config *c)
     resp_limits_default(&c->limits);
     c->max_query = c->limits.max_bulk + (1u << 20);
     c->max_output = 64u << 20;
+    c->max_watch = 100000;
+    c->max_multi_commands = 1000000;
+    c->max_multi_bytes = 1ull << 30; /* Redis's client-query-buffer-limit */
     c->pool = "shared";
     c->pool_threads = 16;
     c->offload = -1;

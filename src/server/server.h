@@ -41,6 +41,9 @@ typedef struct kvs_server_config {
     resp_limits limits;       /* bulk, multibulk, inline */
     uint64_t max_query;       /* query buffer per client (bytes) */
     uint64_t max_output;      /* output buffer per client (bytes) before it is cut off */
+    uint32_t max_watch;       /* keys one connection may WATCH at once */
+    uint32_t max_multi_commands; /* commands one MULTI may queue */
+    uint64_t max_multi_bytes; /* and the bytes of their arguments */
     const char *pool;         /* engine pool: "naive", "shared" (default) or "uv" */
     unsigned pool_threads;    /* its threads (default 16) */
     int offload;              /* -1: auto (sync always, or lmdb), 0: never, 1: always */

@@ -10,6 +10,7 @@ Usage: python3 test_string_model.py PATH_TO_kvs-server [unittest options]
   every key present from the start to the end is returned at least once.
 * Expiry survives a restart (the time, not a fresh TTL) and a compaction; a key whose time has
   passed stays gone after both.
+* MULTI's limits (commands, bytes): the crossing command and EXEC refused, nothing applied.
 * MULTI/EXEC is all or nothing across kill -9: a writer sets N keys to one generation per
   transaction and the server is killed at random moments; after each restart every key holds
   the same generation.
@@ -83,6 +84,58 @@ class StringModelTest(ServerTestCase):
         self.assertIn("too many watched keys", str(e.exception))
         r.execute_command("WATCH", *["k%d" % i for i in range(100000)])  # at the limit: taken
         r.execute_command("UNWATCH")
+
+    def test_multi_limits(self):
+        """A MULTI past --max-multi-commands or --max-multi-bytes is refused: the command that
+        crosses the limit answers an error, EXEC answers EXECABORT and nothing of it is applied;
+        at the limit exactly it runs. The defaults (1,000,000 commands, 1 GiB) once too, with
+        commands: 1,000,001 PINGs pipelined."""
+        s = self.start("--engine", "kvs", "--max-multi-commands", "5",
+                       "--max-multi-bytes", "100")
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        r = self.redis(s)
+
+        def send(*cmds):
+            c.sendall(b"".join(resp(*cmd) for cmd in cmds))
+            return read_replies(c, len(cmds), timeout=30)
+
+        try:
+            got = send(("MULTI",), *[("SET", "m%d" % i, "v") for i in range(6)], ("EXEC",))
+            self.assertEqual(got[:6], [b"+OK\r\n"] + [b"+QUEUED\r\n"] * 5)
+            self.assertTrue(got[6].startswith(b"-ERR too many commands in one transaction"))
+            self.assertTrue(got[7].startswith(b"-EXECABORT"), got[7])
+            self.assertEqual(r.exists(*["m%d" % i for i in range(6)]), 0)
+            # exactly at the limit: runs
+            got = send(("MULTI",), *[("SET", "m%d" % i, "v") for i in range(5)], ("EXEC",))
+            self.assertEqual(got[-1], b"*5\r\n" + b"+OK\r\n" * 5)
+            got = send(("MULTI",), ("SET", "big", "x" * 60), ("SET", "big2", "y" * 60),
+                       ("EXEC",))
+            self.assertTrue(got[2].startswith(b"-ERR transaction too large"), got[2])
+            self.assertTrue(got[3].startswith(b"-EXECABORT"), got[3])
+            self.assertEqual(r.exists("big", "big2"), 0)
+        finally:
+            c.close()
+
+        d = os.path.join(self.dir, "defaults")
+        os.mkdir(d)
+        s = self.start("--engine", "kvs", dir=d)
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+        try:
+            n = 1000000
+            c.sendall(resp("MULTI"))
+            self.assertEqual(read_replies(c, 1, timeout=60), [b"+OK\r\n"])
+            ping = resp("PING")
+            for start in range(0, n + 1, 100000):
+                k = min(100000, n + 1 - start)
+                c.sendall(ping * k)
+                got = read_replies(c, k, timeout=120)
+                if start + k <= n:
+                    self.assertEqual(set(got), {b"+QUEUED\r\n"})
+            self.assertTrue(got[-1].startswith(b"-ERR too many commands"), got[-1])
+            c.sendall(resp("EXEC"))
+            self.assertTrue(read_replies(c, 1, timeout=60)[0].startswith(b"-EXECABORT"))
+        finally:
+            c.close()
 
     def test_scan_while_the_index_grows(self):
         for engine in ENGINES:
