@@ -44,6 +44,23 @@
  * (about a second's worth) may be lost, what remains being a prefix of the commit order.
  * A write that fails for want of space (KVS_ENOSPC from a write or an allocation, not from a
  * sync) does not fence: writes work again once there is room.
+ *
+ * Positions (kvs_write_pos, kvs_durable). Every batch of writes takes its place in one commit
+ * order, and its position is how far that order had come when it was applied: the position of
+ * a batch covers it and every batch applied before it. The durable position is how far a sync
+ * has made that order durable; it only grows, and a power cut keeps every write at or below it.
+ * Syncs run on the store's own thread, never holding writers up: writes are applied while a
+ * sync runs and the next sync covers them all (one fdatasync for every writer of the moment).
+ *
+ * Visible before durable, as in Redis: a write is visible to every reader (kvs_read, scans, the
+ * updates of later writes) once it is applied, before the sync that makes it durable; only its
+ * acknowledgement waits. kvs_write returns under KVS_SYNC_ALWAYS once the batch is durable — and
+ * so is whatever it read, even a remove that found its key missing (its position covers the
+ * write it saw). kvs_write_pos returns once the batch is applied, with the position to wait for
+ * (kvs_wait_durable, or the on_durable callback): a server acknowledges then. A reader that
+ * must not act on data that may yet be lost waits for the position of an empty kvs_write_pos
+ * made after its read. Both engines keep this contract (the lmdb engine's writes are durable
+ * when applied under KVS_SYNC_ALWAYS: its positions are durable at once).
  */
 #ifndef KVS_H
 #define KVS_H
@@ -86,6 +103,7 @@ enum {
                              open */
     KVS_ECONFLICT = -18,  /* an update refused its write (kvs_update_fn): the rest of its group
                              is not applied either (WATCH's failed EXEC, SET NX on a key there) */
+    KVS_ETIMEDOUT = -19,  /* kvs_wait_durable: the position was not durable in time */
 };
 
 typedef enum kvs_sync {
@@ -113,6 +131,11 @@ typedef struct kvs_options {
        (default): CLOCK_REALTIME. Called from any thread, often: keep it cheap. For tests. */
     uint64_t (*clock_ms)(void *ctx);
     void *clock_ctx;
+    /* Called on the store's syncing thread each time the durable position grows, and when the
+       store is fenced (kvs_durable then says so): keep it short and do not call libkvs from it
+       (wake a thread, uv_async_send). NULL: none. */
+    void (*on_durable)(void *ctx);
+    void *durable_ctx;
     uint64_t expire_effort;     /* expired keys the background sweep may remove per second,
                                    at most; default 20,000 (0: no sweep, only compaction and
                                    reads see expiry) */
@@ -142,6 +165,10 @@ typedef struct kvs_stats {
     uint64_t index_keys_left;   /* new keys that fit before the budget; UINT64_MAX: no budget */
     uint64_t expiring_keys;     /* keys with an expiry time (expired ones not yet removed too) */
     uint64_t expired_keys;      /* keys removed because their time passed, since open */
+    uint64_t durable_syncs;     /* syncs that advanced the durable position, since open */
+    uint64_t durable_writes;    /* records they made durable (/ durable_syncs: writes a sync) */
+    uint64_t lag_bytes;         /* bytes applied and not yet durable, now */
+    uint64_t lag_usec;          /* how long the oldest of them has waited, now (0: none) */
 } kvs_stats;
 
 typedef struct kvs kvs_t;
@@ -261,6 +288,22 @@ int kvs_remove(kvs_t *db, const void *key, size_t klen);
  * several groups may keep a prefix of its groups. (The kvs engine puts a group's records in
  * one segment file; a group of more than 4 GiB of records is refused with KVS_EINVAL.) */
 int kvs_write(kvs_t *db, kvs_op *ops, size_t n);
+
+/* kvs_write without waiting for the sync (Positions, above): returns once the batch is applied,
+ * with its position in *pos (n == 0: the position of everything applied so far). The ops are
+ * acknowledged only once kvs_durable reaches *pos — under KVS_SYNC_ALWAYS soon, as the store's
+ * syncing thread runs back to back while there is anything to sync. */
+int kvs_write_pos(kvs_t *db, kvs_op *ops, size_t n, uint64_t *pos);
+/* The durable position now into *pos: 0, or KVS_ESYNC when a sync failed (the store is fenced:
+ * nothing past *pos will ever be durable). */
+int kvs_durable(kvs_t *db, uint64_t *pos);
+/* Wait until the durable position reaches pos: 0; KVS_ESYNC (fenced); KVS_ETIMEDOUT after
+ * timeout_ms (< 0: no limit). Under KVS_SYNC_EVERYSEC or NEVER it asks for a sync at once
+ * (Redis's WAITAOF) rather than wait for the next one. */
+int kvs_wait_durable(kvs_t *db, uint64_t pos, long timeout_ms);
+/* Ask for a sync of everything applied so far, without waiting for it (kvs_durable, on_durable
+ * then say when it is done). */
+int kvs_sync_soon(kvs_t *db);
 
 /* kvs_read, with the key's expiry time and version in *meta (may be NULL). */
 int kvs_read_meta(kvs_t *db, const void *key, size_t klen, kvs_value_fn fn, void *ctx,

@@ -44,6 +44,9 @@ struct kvs {
     const kvs_engine_ops *ops;
     void *impl;
     int lock_fd;
+    /* positions for an engine without its own (engine.h): batches written, and how many of
+     * them a sync has covered (atomics) */
+    uint64_t wseq, durable_pos;
 };
 
 void kvs_options_init(kvs_options *opt)
@@ -323,8 +326,25 @@ int kvs_update_call(const kvs_op *op, const kvs_cur *cur, kvs_update_out *out)
 }
 
 /* Apply the ops the engine is given, each rc set. Without the engine's own write op, one by
- * one through set and remove (check_op kept updates and expiry times away from this path). */
-static int engine_write(kvs_t *db, kvs_op *ops, size_t n)
+ * one through set and remove (check_op kept updates and expiry times away from this path).
+ * pos: kvs_write_pos's, the batch's position into it (NULL: kvs_write). */
+static int engine_write_plain(kvs_t *db, kvs_op *ops, size_t n);
+
+static int engine_write(kvs_t *db, kvs_op *ops, size_t n, uint64_t *pos)
+{
+    if (pos && db->ops->write_pos)
+        return db->ops->write_pos(db->impl, ops, n, pos);
+    if (!db->ops->write_pos) { /* api.c numbers every batch (kvs_write's too), once applied */
+        int rc = engine_write_plain(db, ops, n);
+        uint64_t p = __atomic_add_fetch(&db->wseq, 1, __ATOMIC_ACQ_REL);
+        if (pos)
+            *pos = p;
+        return rc;
+    }
+    return engine_write_plain(db, ops, n);
+}
+
+static int engine_write_plain(kvs_t *db, kvs_op *ops, size_t n)
 {
     if (db->ops->write)
         return db->ops->write(db->impl, ops, n);
@@ -339,9 +359,19 @@ static int engine_write(kvs_t *db, kvs_op *ops, size_t n)
     return first;
 }
 
+/* The position of everything applied so far (kvs_write_pos of no ops). */
+static void applied_pos(kvs_t *db, uint64_t *pos)
+{
+    if (db->ops->write_pos)
+        db->ops->write_pos(db->impl, NULL, 0, pos);
+    else
+        *pos = __atomic_load_n(&db->wseq, __ATOMIC_ACQUIRE);
+}
+
 /* Ops that fail their checks are not applied (their rc says why); the others are, as one batch
- * of their own. Every op's rc is set whatever happens, so a caller can answer for each. */
-int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
+ * of their own. Every op's rc is set whatever happens, so a caller can answer for each. pos:
+ * kvs_write_pos's (NULL: kvs_write). */
+static int write_checked(kvs_t *db, kvs_op *ops, size_t n, uint64_t *pos)
 {
     int rc, first = 0;
     size_t bad = 0;
@@ -367,9 +397,12 @@ int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
         if (ops[i].rc < 0 && bad++ == 0)
             first = ops[i].rc;
     if (bad == 0)
-        return engine_write(db, ops, n);
-    if (bad == n)
+        return engine_write(db, ops, n, pos);
+    if (bad == n) {
+        if (pos)
+            applied_pos(db, pos);
         return first;
+    }
     kvs_op *good = malloc((n - bad) * sizeof *good);
     size_t k = 0;
     if (!good) {
@@ -381,7 +414,7 @@ int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
     for (size_t i = 0; i < n; i++)
         if (ops[i].rc == 0)
             good[k++] = ops[i];
-    engine_write(db, good, k);
+    engine_write(db, good, k, pos);
     k = 0;
     for (size_t i = 0; i < n; i++)
         if (ops[i].rc == 0)
@@ -391,6 +424,86 @@ int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
         first = ops[i].rc < 0 ? ops[i].rc : 0;
     free(good);
     return first;
+}
+
+int kvs_write(kvs_t *db, kvs_op *ops, size_t n)
+{
+    return write_checked(db, ops, n, NULL);
+}
+
+int kvs_write_pos(kvs_t *db, kvs_op *ops, size_t n, uint64_t *pos)
+{
+    int rc;
+
+    if (!pos)
+        return kvs_seterr(KVS_EINVAL, "kvs_write_pos: NULL pos");
+    *pos = 0;
+    if ((rc = check_open(db)) < 0 && n == 0)
+        return rc;
+    if (n == 0) {
+        applied_pos(db, pos);
+        return 0;
+    }
+    return write_checked(db, ops, n, pos);
+}
+
+int kvs_durable(kvs_t *db, uint64_t *pos)
+{
+    int rc;
+
+    if (!pos)
+        return kvs_seterr(KVS_EINVAL, "kvs_durable: NULL pos");
+    *pos = 0;
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    if (db->ops->durable)
+        return db->ops->durable(db->impl, pos);
+    *pos = __atomic_load_n(db->opt.sync == KVS_SYNC_ALWAYS ? &db->wseq : &db->durable_pos,
+                           __ATOMIC_ACQUIRE);
+    return 0;
+}
+
+/* An engine without positions: a sync begun now covers every batch written so far. */
+static int sync_covering(kvs_t *db)
+{
+    uint64_t upto = __atomic_load_n(&db->wseq, __ATOMIC_ACQUIRE), cur;
+    int rc = db->ops->sync(db->impl);
+
+    if (rc < 0)
+        return rc;
+    cur = __atomic_load_n(&db->durable_pos, __ATOMIC_ACQUIRE);
+    while (cur < upto &&
+           !__atomic_compare_exchange_n(&db->durable_pos, &cur, upto, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+        ;
+    if (db->opt.on_durable)
+        db->opt.on_durable(db->opt.durable_ctx);
+    return 0;
+}
+
+int kvs_wait_durable(kvs_t *db, uint64_t pos, long timeout_ms)
+{
+    uint64_t now;
+    int rc;
+
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    if (db->ops->wait_durable)
+        return db->ops->wait_durable(db->impl, pos, timeout_ms);
+    if ((rc = kvs_durable(db, &now)) < 0 || now >= pos)
+        return rc;
+    return sync_covering(db); /* pos was handed out already: the sync covers it */
+}
+
+int kvs_sync_soon(kvs_t *db)
+{
+    int rc;
+
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    if (db->ops->sync_soon)
+        return db->ops->sync_soon(db->impl);
+    return sync_covering(db); /* no thread of its own to ask: synced here */
 }
 
 typedef struct copy_out {

@@ -62,6 +62,14 @@ typedef struct kvs_engine_ops {
      * be KVS_OP_UPDATE and carry expire_ms; each group (kvs_group_end) is one unit across a
      * crash; an update's KVS_ECONFLICT refuses the rest of its group (kvs.h). */
     int (*write)(void *e, kvs_op *ops, size_t n);
+    /* Positions (kvs.h): kvs_write_pos, kvs_durable, kvs_wait_durable, kvs_sync_soon. Optional,
+     * all four or none: without them api.c numbers the batches itself, and a position is
+     * durable once a sync (the engine's sync op) began after its write returned — at once
+     * under KVS_SYNC_ALWAYS, whose writes are durable when they return. */
+    int (*write_pos)(void *e, kvs_op *ops, size_t n, uint64_t *pos);
+    int (*durable)(void *e, uint64_t *pos);
+    int (*wait_durable)(void *e, uint64_t pos, long timeout_ms);
+    int (*sync_soon)(void *e);
     /* kvs_read_meta (meta is never NULL here); an expired key is KVS_ENOTFOUND. */
     int (*read_meta)(void *e, const void *key, size_t klen, kvs_value_fn fn, void *ctx,
                      kvs_meta *meta);

@@ -65,6 +65,7 @@ const char *kvs_strerror(int err)
     case KVS_EFULL: return "the key index is at its memory budget (max-index-memory): no new keys";
     case KVS_EFORMAT: return "store written in an earlier on-disk format";
     case KVS_ECONFLICT: return "an update refused its write (the rest of its group is not applied)";
+    case KVS_ETIMEDOUT: return "not durable within the time allowed";
     default: return "unknown error";
     }
 }

@@ -41,9 +41,11 @@
 #define MAINT_TICK_MS 1000 /* the maintenance thread looks for work at least this often */
 #define IDLE_USEC 2000000 /* no writes for this long: the store is idle */
 
-/* everysec: the syncer's tick. Compaction frees a segment a grace period after taking it off
- * the list, without taking wmu, so the read section, not wmu, keeps a segment synced here alive
- * until its flag is cleared (inside it: ldb_sync_written). */
+/* The sync thread's call: each tick under everysec; when kicked under always (every batch
+ * applied: it then syncs back to back while there is more) and for kvs_sync_soon in any mode.
+ * Compaction frees a segment a grace period after taking it off the list, without taking wmu,
+ * so the read section, not wmu, keeps a segment synced here alive until its flag is cleared
+ * (inside it: ldb_sync_written). */
 static int sync_tick(void *arg)
 {
     logdb *db = arg;
@@ -51,8 +53,10 @@ static int sync_tick(void *arg)
 
     if ((rc = ldb_fenced(db)) < 0)
         return rc; /* nothing is synced after a failed sync (ldb_fence) */
+    if (db->opt.sync != KVS_SYNC_EVERYSEC && !__atomic_load_n(&db->sync_wanted, __ATOMIC_ACQUIRE))
+        return 0; /* a tick: only everysec syncs on the schedule */
     rcu_read_lock();
-    rc = ldb_sync_written(db, kvs_test_syncer_delay_us); /* a failure fences the store */
+    rc = ldb_sync_pending(db);
     rcu_read_unlock();
     return rc;
 }
@@ -303,7 +307,7 @@ int ldb_threads_start(logdb *db)
 {
     int rc = syncer_start(&db->maint, "maintenance", MAINT_TICK_MS, maint_tick, db);
 
-    if (rc < 0 || db->opt.sync != KVS_SYNC_EVERYSEC)
+    if (rc < 0)
         return rc;
     return syncer_start(&db->syncer, "sync", SYNCER_EVERYSEC_MS, sync_tick, db);
 }

@@ -214,6 +214,7 @@ static int flush_prefix(logdb *db, pending *p, size_t k)
         dst += rec_len(r->klen, r->vlen);
     }
     __atomic_store_n(&s->size, off + bytes, __ATOMIC_RELEASE);
+    __atomic_store_n(&db->appended, db->appended + bytes, __ATOMIC_RELAXED);
     if (s->min_seq == UINT64_MAX)
         s->min_seq = p->seqs[0];
     s->max_seq = p->seqs[k - 1];
@@ -534,8 +535,6 @@ static void commit_batch(logdb *db, commit_req *batch)
         }
     if (rc == 0)
         rc = flush_pending(db, &p);
-    if (rc == 0 && db->opt.sync == KVS_SYNC_ALWAYS)
-        rc = ldb_sync_locked(db);
     /* A sync that failed in this batch (a rotation's, a manifest rewrite's) or in another
      * thread meanwhile fails the batch too: none of it is acknowledged behind a failed sync. */
     if (rc < 0)
@@ -543,8 +542,18 @@ static void commit_batch(logdb *db, commit_req *batch)
     if (ldb_is_fenced(db))
         rc = ldb_fenced(db);
     db->last_write_usec = clock_usec();
+    if (db->undurable_usec == 0)
+        db->undurable_usec = db->last_write_usec;
     db->idle_done = false;
     maint_check(db, db->last_write_usec);
+    /* The batch's position: it and everything applied before it (what its removes and updates
+     * read included). Under always the sync thread now syncs it, outside wmu. */
+    uint64_t pos = db->seq;
+    __atomic_store_n(&db->applied, pos, __ATOMIC_RELEASE);
+    if (db->opt.sync == KVS_SYNC_ALWAYS && rc == 0) {
+        __atomic_store_n(&db->sync_wanted, true, __ATOMIC_RELEASE);
+        syncer_kick(&db->syncer);
+    }
     LDB_UNLOCK(db, wmu);
     pending_free(&p);
     /* A failure fails every operation, a remove that found its key missing too: KVS_ENOTFOUND
@@ -554,6 +563,8 @@ static void commit_batch(logdb *db, commit_req *batch)
      * it. */
     for (commit_req *r = batch; r; r = r->next) {
         r->rc = 0;
+        r->pos = pos;
+        r->applied = rc == 0;
         for (size_t i = 0; i < r->n; i++) {
             if (rc < 0)
                 r->ops[i].rc = rc;
@@ -563,9 +574,11 @@ static void commit_batch(logdb *db, commit_req *batch)
     }
 }
 
-int ldb_write(logdb *db, kvs_op *ops, size_t n)
+/* Queue ops, commit them in a batch (leading it if no one does), return once applied: their
+ * rc, *pos the batch's position. */
+static int write_applied(logdb *db, kvs_op *ops, size_t n, uint64_t *pos, bool *applied)
 {
-    commit_req req = {ops, n, 0, false, NULL};
+    commit_req req = {ops, n, 0, false, 0, false, NULL};
     char err[256];
 
     err[0] = '\0';
@@ -599,5 +612,33 @@ int ldb_write(logdb *db, kvs_op *ops, size_t n)
     pthread_mutex_unlock(&db->qmu);
     if (req.rc < 0 && req.rc != KVS_ENOTFOUND)
         kvs_seterr(req.rc, "%s", err[0] ? err : kvs_strerror(req.rc));
+    *pos = req.pos;
+    *applied = req.applied;
     return req.rc;
+}
+
+int ldb_write_pos(logdb *db, kvs_op *ops, size_t n, uint64_t *pos)
+{
+    if (n == 0) { /* everything applied so far */
+        *pos = __atomic_load_n(&db->applied, __ATOMIC_ACQUIRE);
+        return 0;
+    }
+    bool applied;
+    return write_applied(db, ops, n, pos, &applied);
+}
+
+/* kvs_write: under always, acknowledged once durable — a failed sync then fails every op
+ * (KVS_ENOTFOUND too: it may owe its answer to a write the sync lost). */
+int ldb_write(logdb *db, kvs_op *ops, size_t n)
+{
+    uint64_t pos;
+    bool applied;
+    int rc = write_applied(db, ops, n, &pos, &applied), wrc;
+
+    /* a batch that failed whole (I/O, the fence) has nothing to wait for */
+    if (db->opt.sync != KVS_SYNC_ALWAYS || !applied || (wrc = ldb_wait_durable(db, pos, -1)) == 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        ops[i].rc = wrc;
+    return wrc;
 }

@@ -21,6 +21,7 @@
 #include "engine/engine.h"
 #include "engine/log/logdb.h"
 #include "engine/log/saved.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/io.h"
 #include "util/log.h"
@@ -35,6 +36,9 @@ static void ldb_free(logdb *db)
     pthread_mutex_destroy(&db->wmu);
     pthread_mutex_destroy(&db->qmu);
     pthread_mutex_destroy(&db->cmu);
+    pthread_mutex_destroy(&db->syncmu);
+    pthread_mutex_destroy(&db->dmu);
+    pthread_cond_destroy(&db->dcv);
     pthread_cond_destroy(&db->qcv);
     free(db);
 }
@@ -65,6 +69,13 @@ static int ldb_open(const char *dir, const kvs_options *opt, void **out)
     pthread_mutex_init(&db->wmu, NULL);
     pthread_mutex_init(&db->qmu, NULL);
     pthread_mutex_init(&db->cmu, NULL);
+    pthread_mutex_init(&db->syncmu, NULL);
+    pthread_mutex_init(&db->dmu, NULL);
+    pthread_condattr_t ca; /* dcv's timed waits are on CLOCK_MONOTONIC (ldb_wait_durable) */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&db->dcv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&db->qcv, NULL);
     if (snprintf(db->dir, sizeof db->dir, "%s", dir) >= (int)sizeof db->dir) {
         rc = kvs_seterr(KVS_EINVAL, "directory path too long");
@@ -221,6 +232,26 @@ static int ldb_write_op(void *e, kvs_op *ops, size_t n)
     return ldb_write(e, ops, n);
 }
 
+static int ldb_write_pos_op(void *e, kvs_op *ops, size_t n, uint64_t *pos)
+{
+    return ldb_write_pos(e, ops, n, pos);
+}
+
+static int ldb_durable_op(void *e, uint64_t *pos)
+{
+    return ldb_durable(e, pos);
+}
+
+static int ldb_wait_durable_op(void *e, uint64_t pos, long timeout_ms)
+{
+    return ldb_wait_durable(e, pos, timeout_ms);
+}
+
+static int ldb_sync_soon_op(void *e)
+{
+    return ldb_sync_soon(e);
+}
+
 static int ldb_stats(void *e, kvs_stats *out)
 {
     logdb *db = e;
@@ -236,7 +267,11 @@ static int ldb_stats(void *e, kvs_stats *out)
     out->compact_done_bytes = __atomic_load_n(&db->compact_done, __ATOMIC_RELAXED);
     out->compact_todo_bytes = db->compact_todo;
     out->live_bytes = total - (uint64_t)db->nsegs * SEG_HDR - dead;
+    out->lag_bytes = db->appended - __atomic_load_n(&db->durable_bytes, __ATOMIC_RELAXED);
+    out->lag_usec = out->lag_bytes && db->undurable_usec ? clock_usec() - db->undurable_usec : 0;
     LDB_UNLOCK(db, wmu);
+    out->durable_syncs = __atomic_load_n(&db->durable_syncs, __ATOMIC_RELAXED);
+    out->durable_writes = __atomic_load_n(&db->durable_writes, __ATOMIC_RELAXED);
     out->keys = idx_count(db->idx);
     out->index_bytes = idx_bytes(db->idx);
     out->index_max_bytes = db->opt.max_index_memory;
@@ -295,6 +330,10 @@ const kvs_engine_ops kvs_logdb_engine = {
     .set = ldb_set,
     .remove = ldb_remove,
     .write = ldb_write_op,
+    .write_pos = ldb_write_pos_op,
+    .durable = ldb_durable_op,
+    .wait_durable = ldb_wait_durable_op,
+    .sync_soon = ldb_sync_soon_op,
     .read_meta = ldb_read_meta,
     .scan = ldb_scan,
     .clear = ldb_clear,

@@ -70,6 +70,8 @@ typedef struct commit_req {
     size_t n;
     int rc;
     bool done;
+    uint64_t pos;      /* the batch's position (kvs.h "Positions"): db->seq once it is applied */
+    bool applied;      /* the batch did not fail as a whole (its ops may have, one by one) */
     struct commit_req *next;
 } commit_req;
 
@@ -94,6 +96,19 @@ typedef struct logdb {
     pthread_cond_t qcv;
     commit_req *qhead, *qtail;
     bool leader;
+
+    /* durability (sync.c): the position a sync has made durable, and who waits for it */
+    pthread_mutex_t syncmu;   /* one ldb_sync_written at a time (taken before wmu) */
+    pthread_mutex_t dmu;      /* a leaf, taken under wmu too */
+    pthread_cond_t dcv;       /* durable grew, or the store was fenced (under dmu) */
+    uint64_t durable;         /* the durable position: every seq <= it is on disk (atomic) */
+    uint64_t applied;         /* db->seq as of the last batch applied (atomic; under wmu) */
+    uint64_t appended;        /* bytes appended to the log since open (atomic; under wmu) */
+    uint64_t durable_bytes;   /* ... of which durable (atomic) */
+    uint64_t durable_writes_mark; /* db->writes as of the last advance (under dmu) */
+    uint64_t durable_syncs, durable_writes; /* kvs_stats (atomics) */
+    uint64_t undurable_usec;  /* when the oldest write not yet durable was applied; 0: none (wmu) */
+    bool sync_wanted;         /* kvs_sync_soon: the sync thread syncs even if its mode would not */
 
     /* background threads (background.c) */
     syncer syncer, maint;
@@ -189,8 +204,17 @@ int ldb_sync_seg(logdb *db, seg *s);
  * replaced the records it dropped must be durable first), or an RCU read section (the syncer).
  * hold_us: the syncer's test hook kvs_test_syncer_delay_us, 0 for anyone else. */
 int ldb_sync_written(logdb *db, unsigned hold_us);
-/* The same under wmu, the fdatasyncs too (KVS_SYNC_ALWAYS, kvs_sync_now, close). */
+/* The same under wmu, the fdatasyncs too (kvs_sync_now, compaction's, close). */
 int ldb_sync_locked(logdb *db);
+/* The durable position (kvs_durable), waiting for one (kvs_wait_durable; timeout_ms < 0: no
+ * limit), asking for a sync (kvs_sync_soon: the sync thread's next call syncs whatever the
+ * mode). */
+int ldb_durable(logdb *db, uint64_t *pos);
+int ldb_wait_durable(logdb *db, uint64_t pos, long timeout_ms);
+int ldb_sync_soon(logdb *db);
+/* The sync thread's work (background.c): sync what is applied and not durable, again while
+ * there is more under KVS_SYNC_ALWAYS. */
+int ldb_sync_pending(logdb *db);
 /* ldb_sync_locked with wmu taken (kvs_sync_now). */
 int ldb_sync(logdb *db);
 
@@ -272,6 +296,7 @@ void ldb_write_pending_hints(logdb *db);
 /* commit.c */
 /* Commit ops (checked by api.c) through the group-commit queue; each op's rc is set. */
 int ldb_write(logdb *db, kvs_op *ops, size_t n);
+int ldb_write_pos(logdb *db, kvs_op *ops, size_t n, uint64_t *pos);
 /* The engine's own update op (never called, recognized by commit.c): remove the key if its
  * current record has expired, else nothing (rc KVS_ENOTFOUND). The expiry sweep's tool: the
  * check and the removal are one step under wmu, so a key written again meanwhile stays. */
