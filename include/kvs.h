@@ -290,7 +290,8 @@ int kvs_remove(kvs_t *db, const void *key, size_t klen);
 int kvs_write(kvs_t *db, kvs_op *ops, size_t n);
 
 /* kvs_write without waiting for the sync (Positions, above): returns once the batch is applied,
- * with its position in *pos (n == 0: the position of everything applied so far). The ops are
+ * with its position in *pos (n == 0: the position of everything applied so far; a batch that
+ * failed whole — every op with the same engine error — has nothing to wait for: 0). The ops are
  * acknowledged only once kvs_durable reaches *pos — under KVS_SYNC_ALWAYS soon, as the store's
  * syncing thread runs back to back while there is anything to sync. */
 int kvs_write_pos(kvs_t *db, kvs_op *ops, size_t n, uint64_t *pos);

@@ -8,6 +8,8 @@
  * produced while a write is in flight goes out with the next one, so replies always leave in
  * request order.
  *
+ * Held replies (sync always): see below, before conn_flush.
+ *
  * Limits: a query buffer past max_query, or output past max_output that the client is not reading
  * (more than one reply's worth pending), closes the connection with a log line; a protocol error
  * is answered with "-ERR Protocol error: ..." and the connection closes after the reply, as in
@@ -54,6 +56,7 @@ void batch_clear(batch *b)
     b->nops = b->ncmds = 0;
     b->arg_bytes = 0;
     b->rc = 0;
+    b->pos = 0;
 }
 
 void batch_free(batch *b)
@@ -64,8 +67,21 @@ void batch_free(batch *b)
     *b = (batch){0};
 }
 
+static void hold_free(conn *c)
+{
+    while (c->hold_head) {
+        held *h = c->hold_head;
+        c->hold_head = h->next;
+        ochunks_free(h->chunks);
+        free(h);
+    }
+    c->hold_tail = NULL;
+    c->held_bytes = 0;
+}
+
 static void conn_free(conn *c)
 {
+    hold_free(c);
     ochunks_free(c->wchunks);
     free(c->wbufs);
     obuf_free(&c->out);
@@ -87,12 +103,15 @@ static void on_close(uv_handle_t *h)
         conn_free(c);
 }
 
+static void hold_list(conn *c, bool on);
+
 void conn_close(conn *c)
 {
     KVS_ASSERT(worker_on_loop(c->w));
     if (c->closing)
         return;
     c->closing = true;
+    hold_list(c, false);
     pthread_mutex_lock(&c->srv->clients_mu);
     if (c->prev)
         c->prev->next = c->next;
@@ -128,20 +147,124 @@ static void on_write(uv_write_t *req, int status)
     conn_flush(c);
 }
 
+/*
+ * Held replies (sync always). A batch of writes is applied at once (kvs_write_pos) and its
+ * replies are put together at once, but they stay here until the engine's durable position
+ * reaches the batch's; so does everything the connection answers after them, so replies keep
+ * their order. The connection goes on reading and running commands meanwhile — a pipelining
+ * client is not held up — until HOLD_READ_MAX bytes are held; then it stops reading until they
+ * go. The engine's sync thread wakes the loops (server_on_durable, durable_async), which flush
+ * what is now durable (conn_durable_wakeup). A failed sync fences the store: those writes will
+ * never be durable, and the connection is closed with their replies unsent — the client gets
+ * no acknowledgement of them. Reads are answered at once (Redis's rule: a write is visible
+ * before it is acknowledged), except behind a held reply of the same connection.
+ */
+#define HOLD_READ_MAX (4u << 20)
+
+static void hold_list(conn *c, bool on)
+{
+    worker *w = c->w;
+
+    if (on == c->hold_listed)
+        return;
+    if (on) {
+        c->hold_prev = NULL;
+        c->hold_next = w->holding;
+        if (w->holding)
+            w->holding->hold_prev = c;
+        w->holding = c;
+    } else {
+        if (c->hold_prev)
+            c->hold_prev->hold_next = c->hold_next;
+        else
+            w->holding = c->hold_next;
+        if (c->hold_next)
+            c->hold_next->hold_prev = c->hold_prev;
+    }
+    c->hold_listed = on;
+}
+
+/* Hold every reply now in c->out until the durable position reaches pos (0: only behind the
+ * holds before it). False when out of memory (c is then closed). */
+static bool hold_take(conn *c, uint64_t pos)
+{
+    size_t bytes = c->out.bytes;
+
+    if (bytes == 0)
+        return true;
+    held *t = c->hold_tail;
+    if (!t || t->pos < pos) {
+        if (!(t = calloc(1, sizeof *t))) {
+            conn_close(c);
+            return false;
+        }
+        t->pos = pos;
+        if (c->hold_tail)
+            c->hold_tail->next = t;
+        else
+            c->hold_head = t;
+        c->hold_tail = t;
+    }
+    ochunk **end = &t->chunks;
+    while (*end)
+        end = &(*end)->next;
+    *end = obuf_take(&c->out);
+    t->bytes += bytes;
+    c->held_bytes += bytes;
+    hold_list(c, true);
+    return true;
+}
+
+/* Move the holds whose position is durable onto *end (a chunk list), adding their bytes to
+ * *bytes. False if the store is fenced with holds left: c is closed. */
+static bool hold_release(conn *c, ochunk ***end, size_t *bytes)
+{
+    uint64_t durable = 0;
+    int rc = kvs_durable(c->srv->db, &durable);
+
+    while (c->hold_head && c->hold_head->pos <= durable) {
+        held *h = c->hold_head;
+        c->hold_head = h->next;
+        **end = h->chunks;
+        while (**end)
+            *end = &(**end)->next;
+        *bytes += h->bytes;
+        c->held_bytes -= h->bytes;
+        free(h);
+    }
+    if (!c->hold_head) {
+        c->hold_tail = NULL;
+        hold_list(c, false);
+    } else if (rc == KVS_ESYNC) {
+        LOG_WARN("client %s: a sync failed; closing with %zu bytes of replies to writes that "
+                 "are not durable", c->peer, c->held_bytes);
+        conn_close(c);
+        return false;
+    }
+    return true;
+}
+
 void conn_flush(conn *c)
 {
-    size_t n = 0, i = 0;
+    size_t n = 0, i = 0, bytes = 0;
+    ochunk *list = NULL, **end = &list;
 
     KVS_ASSERT(worker_on_loop(c->w));
     if (c->closing || c->writing)
         return;
-    if (c->out.bytes == 0) {
-        if (c->close_after_flush)
+    if (c->hold_head && !hold_release(c, &end, &bytes))
+        return;
+    if (!c->hold_head && c->out.bytes) { /* what came after the holds goes once they have */
+        bytes += c->out.bytes;
+        *end = obuf_take(&c->out);
+    }
+    if (bytes == 0) {
+        if (c->close_after_flush && !c->hold_head)
             conn_close(c);
         return;
     }
-    c->inflight = c->out.bytes;
-    c->wchunks = obuf_take(&c->out);
+    c->inflight = bytes;
+    c->wchunks = list;
     for (ochunk *k = c->wchunks; k; k = k->next)
         n++;
     c->wbufs = malloc(n * sizeof *c->wbufs);
@@ -255,9 +378,18 @@ static bool run_command(conn *c, const args *a)
 static bool batch_done(conn *c)
 {
     size_t before = c->out.bytes + c->inflight, replies = c->batch.ncmds;
+    uint64_t pos = c->batch.pos, durable = 0;
+    bool hold = pos && c->srv->hold_replies &&
+                (kvs_durable(c->srv->db, &durable) < 0 || durable < pos);
 
+    if (pos > c->last_pos)
+        c->last_pos = pos;
+    if (hold && !hold_take(c, 0)) /* the replies before the batch's: not held for it */
+        return false;
     cmd_batch_reply(c);
     batch_clear(&c->batch);
+    if (hold && !hold_take(c, pos))
+        return false;
     return output_within_limit(c, before, replies);
 }
 
@@ -269,7 +401,9 @@ static void job_run(void *arg)
     worker *w = c->w;
 
     KVS_ASSERT(c->job_running); /* the loop leaves c alone until job_done */
-    c->batch.rc = kvs_write(c->srv->db, c->batch.ops, c->batch.nops);
+    c->batch.rc = c->batch.nops ? kvs_write_pos(c->srv->db, c->batch.ops, c->batch.nops,
+                                                &c->batch.pos)
+                                : 0;
     snprintf(c->batch.err, sizeof c->batch.err, "%s", c->batch.rc < 0 ? kvs_last_error() : "");
     pthread_mutex_lock(&w->mu);
     j->next = w->done;
@@ -298,7 +432,9 @@ static bool run_batch(conn *c)
         c->job_running = false; /* the pool refused: commit here after all */
         c->w->jobs_pending--;
     }
-    c->batch.rc = kvs_write(c->srv->db, c->batch.ops, c->batch.nops);
+    c->batch.rc = c->batch.nops ? kvs_write_pos(c->srv->db, c->batch.ops, c->batch.nops,
+                                                &c->batch.pos)
+                                : 0;
     snprintf(c->batch.err, sizeof c->batch.err, "%s", c->batch.rc < 0 ? kvs_last_error() : "");
     return batch_done(c);
 }
@@ -328,7 +464,8 @@ static void process(conn *c)
 {
     size_t used;
 
-    while (!c->closing && !c->close_after_flush && !c->job_running && c->qpos < c->qlen) {
+    while (!c->closing && !c->close_after_flush && !c->job_running && c->qpos < c->qlen &&
+           c->held_bytes <= HOLD_READ_MAX) {
         int r = resp_parse(&c->parser, c->q + c->qpos, c->qlen - c->qpos, &used);
         if (r == RESP_AGAIN)
             break;
@@ -379,6 +516,10 @@ static void process(conn *c)
         conn_close(c);
         return;
     }
+    if (c->held_bytes > HOLD_READ_MAX) { /* until the holds go (after a job, read again) */
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->hold_paused = true;
+    }
     if (c->qcap > 4 * READ_CHUNK && c->qlen < READ_CHUNK) { /* give back a big bulk's room */
         char *q = realloc(c->q, READ_CHUNK);
         if (q) {
@@ -387,6 +528,25 @@ static void process(conn *c)
         }
     }
     conn_flush(c);
+}
+
+/* The durable position grew: send what it released, and read again where holds had stopped
+ * it. */
+void conn_durable_wakeup(worker *w)
+{
+    KVS_ASSERT(worker_on_loop(w));
+    for (conn *c = w->holding, *next; c; c = next) {
+        next = c->hold_next;
+        conn_flush(c);
+        if (c->closing || !c->hold_paused || c->held_bytes > HOLD_READ_MAX || c->job_running)
+            continue;
+        c->hold_paused = false;
+        if (!w->stopping && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+            conn_close(c);
+            continue;
+        }
+        process(c);
+    }
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)

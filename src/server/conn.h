@@ -68,6 +68,7 @@ typedef struct batch {
     batch_block *kept; /* copies of transient arguments, freed when the batch is done */
     size_t arg_bytes;  /* a transaction's: its commands' argument bytes (max_multi_bytes) */
     int rc;            /* kvs_write's result */
+    uint64_t pos;      /* kvs_write_pos's: the position to wait for (0: wrote nothing) */
     char err[256];     /* and kvs_last_error() of the thread that ran it */
 } batch;
 
@@ -98,7 +99,18 @@ struct worker {
                             * srv->clients_mu, so CLIENT LIST on another loop may walk it) */
     uint64_t *kills;       /* CLIENT KILL of these connections, from other loops (under mu) */
     size_t nkills, capkills;
+    uv_async_t durable_async; /* the durable position grew (server.on_durable): flush holds */
+    bool durable_open;     /* durable_async may be sent to (under srv->durable_mu) */
+    conn *holding;         /* connections with held replies (loop thread only) */
 };
+
+/* Replies held until the durable position reaches pos (conn.c, "Held replies"). */
+typedef struct held {
+    struct held *next;
+    ochunk *chunks;
+    size_t bytes;
+    uint64_t pos;
+} held;
 
 struct conn {
     uv_tcp_t tcp;          /* first: the handle's address is the connection's */
@@ -124,6 +136,13 @@ struct conn {
     bool close_after_flush;
     bool closing;
     conn *prev, *next;
+    /* held replies (conn.c): oldest first, each waiting for its position to be durable */
+    held *hold_head, *hold_tail;
+    size_t held_bytes;
+    bool hold_listed;      /* on w->holding */
+    bool hold_paused;      /* reading stopped: too much held */
+    conn *hold_prev, *hold_next;
+    uint64_t last_pos;     /* the position of its latest write (WAITAOF) */
     /* MULTI (cmd_multi.c) */
     bool multi;            /* commands are queued in tx */
     bool multi_dirty;      /* one was refused when queued: EXEC fails (EXECABORT) */
@@ -150,6 +169,8 @@ static inline bool worker_on_loop(const worker *w)
 void conn_close_after_flush(conn *c);
 void conn_close(conn *c);
 void conn_flush(conn *c);
+/* The durable position grew (durable_async): flush the connections holding replies. */
+void conn_durable_wakeup(worker *w);
 
 /* commands.c. A parsed command is looked up once (cmd_lookup: NULL if unknown), then offered to
  * the batch and, if not taken, dispatched. */

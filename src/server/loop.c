@@ -41,6 +41,22 @@ static void maybe_close_jobs(worker *w)
         uv_close((uv_handle_t *)&w->jobs_async, NULL);
 }
 
+static void on_durable(uv_async_t *a)
+{
+    conn_durable_wakeup(a->data);
+}
+
+void server_on_durable(void *ctx)
+{
+    server *s = ctx;
+
+    pthread_mutex_lock(&s->durable_mu);
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].durable_open)
+            uv_async_send(&s->workers[i].durable_async);
+    pthread_mutex_unlock(&s->durable_mu);
+}
+
 static void on_jobs(uv_async_t *a)
 {
     worker *w = a->data;
@@ -137,35 +153,48 @@ static void *worker_main(void *arg)
     w->loop_thread = pthread_self(); /* before any callback can ask */
     w->loop_thread_set = true;
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    if (w->stopping) {
+    /* every connection is closed: no more holds to flush */
+    pthread_mutex_lock(&w->srv->durable_mu);
+    w->durable_open = false;
+    pthread_mutex_unlock(&w->srv->durable_mu);
+    uv_close((uv_handle_t *)&w->durable_async, NULL);
+    if (w->stopping)
         uv_close((uv_handle_t *)&w->stop_timer, NULL);
-        uv_run(&w->loop, UV_RUN_DEFAULT);
-    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
     return NULL;
 }
 
 int workers_start(server *s)
 {
     int n = s->cfg->threads;
+    worker *ws = calloc((size_t)n, sizeof *ws);
 
-    s->workers = calloc((size_t)n, sizeof *s->workers);
-    if (!s->workers)
+    if (!ws)
         return -1;
+    pthread_mutex_lock(&s->durable_mu); /* server_on_durable reads them */
+    s->workers = ws;
+    pthread_mutex_unlock(&s->durable_mu);
     for (int i = 0; i < n; i++) {
         worker *w = &s->workers[i];
         w->srv = s;
         w->index = i;
         pthread_mutex_init(&w->mu, NULL);
         if (uv_loop_init(&w->loop) < 0 || uv_async_init(&w->loop, &w->wake, on_wake) < 0 ||
-            uv_async_init(&w->loop, &w->jobs_async, on_jobs) < 0)
+            uv_async_init(&w->loop, &w->jobs_async, on_jobs) < 0 ||
+            uv_async_init(&w->loop, &w->durable_async, on_durable) < 0)
             return -1;
         w->wake.data = w;
         w->jobs_async.data = w;
+        w->durable_async.data = w;
+        uv_unref((uv_handle_t *)&w->durable_async); /* never keeps the loop alive by itself */
+        w->durable_open = true; /* seen once nworkers counts w (under durable_mu) */
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             LOG_ERROR("cannot start loop thread %d", i);
             return -1;
         }
+        pthread_mutex_lock(&s->durable_mu);
         s->nworkers++;
+        pthread_mutex_unlock(&s->durable_mu);
     }
     return 0;
 }
@@ -203,7 +232,9 @@ void workers_stop(server *s)
         free(w->fds);
         free(w->kills);
     }
+    pthread_mutex_lock(&s->durable_mu); /* the engine's sync thread may still call */
     free(s->workers);
     s->workers = NULL;
     s->nworkers = 0;
+    pthread_mutex_unlock(&s->durable_mu);
 }

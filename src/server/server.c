@@ -173,6 +173,7 @@ static int fd_plan(acceptor *a, uint64_t nofile0)
         LOG_INFO("raised the open-file limit from %llu to %llu", (unsigned long long)nofile0,
                  (unsigned long long)soft);
     a->s.maxclients = cfg->maxclients;
+    a->s.hold_replies = cfg->sync == KVS_SYNC_ALWAYS;
     if (soft >= want)
         return 0;
     if (soft <= reserve) {
@@ -424,6 +425,8 @@ static int open_engine(acceptor *a)
     if (cfg->compact_min_bytes)
         opt.compact_min_bytes = cfg->compact_min_bytes;
     opt.max_index_memory = cfg->max_index_memory;
+    opt.on_durable = server_on_durable; /* held replies (conn.c) go when their sync is done */
+    opt.durable_ctx = &a->s;
     if ((rc = kvs_create(&a->s.db)) < 0 || (rc = kvs_configure(a->s.db, &opt)) < 0 ||
         (rc = kvs_open(a->s.db, cfg->dir)) < 0) {
         LOG_ERROR("cannot open the data directory %s: %s%s%s", cfg->dir, kvs_strerror(rc),
@@ -447,8 +450,7 @@ static int start_pool(acceptor *a)
     kvs_stats_get(a->s.db, &st);
     bool offload = cfg->offload == 1 ||
                    (cfg->offload == -1 &&
-                    (cfg->sync == KVS_SYNC_ALWAYS ||
-                     (kvs_engine_find(st.engine)->caps & KVS_ENGINE_WRITES_BLOCK)));
+                    (kvs_engine_find(st.engine)->caps & KVS_ENGINE_WRITES_BLOCK));
     if (!offload)
         return 0;
     if ((rc = kvs_pool_new(cfg->pool, cfg->pool_threads, &a->s.pool)) < 0) {
@@ -477,6 +479,7 @@ int kvs_server_run(const kvs_server_config *cfg)
     a->s.maxclients = cfg->maxclients;
     a->s.start_usec = clock_usec();
     pthread_mutex_init(&a->s.clients_mu, NULL);
+    pthread_mutex_init(&a->s.durable_mu, NULL);
     a->s.request_shutdown = request_shutdown;
     /* Room for the engine to open its files; fd_plan settles the limit once they are counted. */
     nofile_get(&nofile0, &hard);

@@ -85,6 +85,8 @@ struct server {
     struct server_stats st;   /* atomics */
     void (*request_shutdown)(server *s);
     struct kvs_pool *pool;    /* blocking engine work; NULL when commits run inline */
+    bool hold_replies;        /* sync always: a write's reply waits for its sync (conn.c) */
+    pthread_mutex_t durable_mu; /* the workers' durable_open (server_on_durable) */
     pthread_mutex_t clients_mu; /* the workers' connection lists and names (cmd_client.c) */
     /* Writes as WATCH sees them (cmd_multi.c): a count per slot of key hashes, bumped before
      * every write command's ops are committed (atomics). */
@@ -93,6 +95,8 @@ struct server {
 
 /* loop.c */
 int workers_start(server *s);
+/* kvs_options.on_durable (the engine's sync thread): wake every loop to flush held replies. */
+void server_on_durable(void *ctx);
 void workers_hand(server *s, int fd);
 void workers_stop(server *s);
 

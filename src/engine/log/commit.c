@@ -612,7 +612,7 @@ static int write_applied(logdb *db, kvs_op *ops, size_t n, uint64_t *pos, bool *
     pthread_mutex_unlock(&db->qmu);
     if (req.rc < 0 && req.rc != KVS_ENOTFOUND)
         kvs_seterr(req.rc, "%s", err[0] ? err : kvs_strerror(req.rc));
-    *pos = req.pos;
+    *pos = req.applied ? req.pos : 0; /* a batch failed whole acknowledges nothing: no wait */
     *applied = req.applied;
     return req.rc;
 }
