@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "bench/db.h"
-#include "bench/hist.h"
+#include "util/hist.h"
 #include "kvs.h"
 
 enum kind { FILLSEQ, FILLRANDOM, OVERWRITE, READRANDOM, READSEQ, READWHILEWRITING, DELETERANDOM };

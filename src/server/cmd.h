@@ -205,6 +205,9 @@ void tx_queue(conn *c, const command *k, int argc, const char **argv, const size
  * watches refused it (then the bc->tx_n commands after it have no replies). */
 bool exec_begin(conn *c, const batch *b, const batch_cmd *bc);
 
+/* cmd_durable.c */
+void cmd_waitaof(conn *c, int argc, const char **argv, const size_t *lens);
+
 /* cmd_client.c */
 void cmd_client(conn *c, int argc, const char **argv, const size_t *lens);
 void cmd_time(conn *c, int argc, const char **argv, const size_t *lens);

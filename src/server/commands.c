@@ -398,10 +398,35 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
                 (unsigned long long)st.index_max_bytes,
                 st.index_keys_left == UINT64_MAX ? -1ll : (long long)st.index_keys_left);
     }
-    if (want_section(argc, argv, lens, "persistence"))
+    if (want_section(argc, argv, lens, "persistence")) {
+        /* durability: fsyncs, what they covered, what waits now, and how long write batches
+         * took from their commit to their replies' release (conn.c), over all loops */
+        kb_hist *h = malloc(sizeof *h);
+        if (h) {
+            kb_hist_init(h);
+            for (int i = 0; i < s->nworkers; i++) {
+                worker *w = &s->workers[i];
+                pthread_mutex_lock(&w->hist_mu);
+                kb_hist_merge(h, &w->commit_hist);
+                pthread_mutex_unlock(&w->hist_mu);
+            }
+        }
         tprintf(&t, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nsync_mode:%s\r\n"
-                    "syncs:%llu\r\n\r\n",
-                sync, (unsigned long long)st.syncs);
+                    "syncs:%llu\r\nfsyncs:%llu\r\ndurable_syncs:%llu\r\n"
+                    "writes_per_fsync:%.2f\r\ndurable_lag_bytes:%llu\r\n"
+                    "durable_lag_usec:%llu\r\ncommit_batches:%llu\r\n"
+                    "commit_latency_p50_usec:%.1f\r\ncommit_latency_p99_usec:%.1f\r\n"
+                    "commit_latency_p999_usec:%.1f\r\n\r\n",
+                sync, (unsigned long long)st.syncs, (unsigned long long)st.syncs,
+                (unsigned long long)st.durable_syncs,
+                st.durable_syncs ? (double)st.durable_writes / (double)st.durable_syncs : 0.0,
+                (unsigned long long)st.lag_bytes, (unsigned long long)st.lag_usec,
+                (unsigned long long)(h ? h->count : 0),
+                h ? kb_hist_percentile(h, 50) / 1000 : 0.0,
+                h ? kb_hist_percentile(h, 99) / 1000 : 0.0,
+                h ? kb_hist_percentile(h, 99.9) / 1000 : 0.0);
+        free(h);
+    }
     if (want_section(argc, argv, lens, "stats"))
         tprintf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
                     "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
@@ -511,6 +536,7 @@ static const command commands[] = {
     {"auth", -2, CMD_NOAUTH | F, 0, 0, 0, DIRECT(cmd_auth)},
     {"hello", -1, CMD_NOAUTH | F, 0, 0, 0, DIRECT(cmd_hello)},
     {"shutdown", -1, 0, 0, 0, 0, DIRECT(cmd_shutdown)},
+    {"waitaof", 4, 0, 0, 0, 0, DIRECT(cmd_waitaof)},
     {NULL, 0, 0, 0, 0, 0, DIRECT(NULL)},
 };
 #undef W
@@ -843,8 +869,11 @@ static void reply_one(conn *c, const batch *b, const batch_cmd *bc)
         bc->cmd->reply(c, b, bc);
     else if (bc->cmd->read)
         bc->cmd->read(c, bc->argc, bc->argv, bc->lens, bc->st);
-    else
-        bc->cmd->fn(c, bc->argc, bc->argv, bc->lens); /* a direct command queued by MULTI */
+    else {
+        c->in_exec = true; /* a direct command queued by MULTI */
+        bc->cmd->fn(c, bc->argc, bc->argv, bc->lens);
+        c->in_exec = false;
+    }
 }
 
 void cmd_batch_reply(conn *c)

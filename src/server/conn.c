@@ -24,6 +24,7 @@
 
 #include "util/array.h"
 #include "util/clock.h"
+#include "util/dlist.h"
 #include "util/invariant.h"
 #include "util/log.h"
 #include "util/net.h"
@@ -112,13 +113,9 @@ void conn_close(conn *c)
         return;
     c->closing = true;
     hold_list(c, false);
+    waitaof_forget(c);
     pthread_mutex_lock(&c->srv->clients_mu);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        c->w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    DLIST_UNLINK(c->w->conns, c, prev, next);
     pthread_mutex_unlock(&c->srv->clients_mu);
     __atomic_sub_fetch(&c->srv->st.clients, 1, __ATOMIC_RELAXED);
     LOG_DEBUG("connection %llu from %s closed", (unsigned long long)c->id, c->peer);
@@ -161,32 +158,32 @@ static void on_write(uv_write_t *req, int status)
  */
 #define HOLD_READ_MAX (4u << 20)
 
+/* A write batch's commit is done (its replies may go): how long it took, since t0. */
+static void commit_time(worker *w, uint64_t t0)
+{
+    uint64_t now = clock_usec();
+
+    pthread_mutex_lock(&w->hist_mu);
+    kb_hist_add(&w->commit_hist, (now > t0 ? now - t0 : 0) * 1000);
+    pthread_mutex_unlock(&w->hist_mu);
+}
+
 static void hold_list(conn *c, bool on)
 {
     worker *w = c->w;
 
     if (on == c->hold_listed)
         return;
-    if (on) {
-        c->hold_prev = NULL;
-        c->hold_next = w->holding;
-        if (w->holding)
-            w->holding->hold_prev = c;
-        w->holding = c;
-    } else {
-        if (c->hold_prev)
-            c->hold_prev->hold_next = c->hold_next;
-        else
-            w->holding = c->hold_next;
-        if (c->hold_next)
-            c->hold_next->hold_prev = c->hold_prev;
-    }
+    if (on)
+        DLIST_PUSH(w->holding, c, hold_prev, hold_next);
+    else
+        DLIST_UNLINK(w->holding, c, hold_prev, hold_next);
     c->hold_listed = on;
 }
 
 /* Hold every reply now in c->out until the durable position reaches pos (0: only behind the
  * holds before it). False when out of memory (c is then closed). */
-static bool hold_take(conn *c, uint64_t pos)
+static bool hold_take(conn *c, uint64_t pos, uint64_t t0)
 {
     size_t bytes = c->out.bytes;
 
@@ -199,6 +196,7 @@ static bool hold_take(conn *c, uint64_t pos)
             return false;
         }
         t->pos = pos;
+        t->t0 = t0;
         if (c->hold_tail)
             c->hold_tail->next = t;
         else
@@ -225,6 +223,8 @@ static bool hold_release(conn *c, ochunk ***end, size_t *bytes)
     while (c->hold_head && c->hold_head->pos <= durable) {
         held *h = c->hold_head;
         c->hold_head = h->next;
+        if (h->t0)
+            commit_time(c->w, h->t0);
         **end = h->chunks;
         while (**end)
             *end = &(**end)->next;
@@ -384,12 +384,15 @@ static bool batch_done(conn *c)
 
     if (pos > c->last_pos)
         c->last_pos = pos;
-    if (hold && !hold_take(c, 0)) /* the replies before the batch's: not held for it */
+    uint64_t t0 = c->batch.t0;
+    if (hold && !hold_take(c, 0, 0)) /* the replies before the batch's: not held for it */
         return false;
     cmd_batch_reply(c);
     batch_clear(&c->batch);
-    if (hold && !hold_take(c, pos))
+    if (hold && !hold_take(c, pos, t0))
         return false;
+    if (pos && !hold)
+        commit_time(c->w, t0);
     return output_within_limit(c, before, replies);
 }
 
@@ -421,6 +424,7 @@ static bool run_batch(conn *c)
     if (c->batch.ncmds == 0)
         return true;
     watch_touch(c->srv, &c->batch);
+    c->batch.t0 = clock_usec();
     kvs_pool *pool = server_pool(c->srv);
     if (pool) {
         c->job.c = c;
@@ -451,12 +455,7 @@ void conn_job_done(conn *c)
     }
     if (!batch_done(c))
         return;
-    if (!c->w->stopping && !c->close_after_flush &&
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
-        conn_close(c);
-        return;
-    }
-    process(c);
+    conn_resume(c);
 }
 
 /* Parse and run every complete command in the buffer, in order. */
@@ -465,7 +464,7 @@ static void process(conn *c)
     size_t used;
 
     while (!c->closing && !c->close_after_flush && !c->job_running && c->qpos < c->qlen &&
-           c->held_bytes <= HOLD_READ_MAX) {
+           c->held_bytes <= HOLD_READ_MAX && !c->waiting) {
         int r = resp_parse(&c->parser, c->q + c->qpos, c->qlen - c->qpos, &used);
         if (r == RESP_AGAIN)
             break;
@@ -503,6 +502,8 @@ static void process(conn *c)
         return;
     if (!run_batch(c))
         return;
+    if (c->waiting) /* WAITAOF: no reading until it answers (conn_resume) */
+        uv_read_stop((uv_stream_t *)&c->tcp);
     if (c->closing)
         return;
     if (c->qpos > 0) { /* drop finished commands; parser positions are relative: still right */
@@ -530,22 +531,33 @@ static void process(conn *c)
     conn_flush(c);
 }
 
+/* Read and parse again after a pause (a batch on the pool, WAITAOF, too much held). */
+void conn_resume(conn *c)
+{
+    if (c->closing || c->job_running || c->waiting)
+        return;
+    if (!c->w->stopping && !c->close_after_flush && !c->hold_paused &&
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+        conn_close(c);
+        return;
+    }
+    process(c);
+}
+
 /* The durable position grew: send what it released, and read again where holds had stopped
  * it. */
+
 void conn_durable_wakeup(worker *w)
 {
     KVS_ASSERT(worker_on_loop(w));
+    waitaof_wakeup(w);
     for (conn *c = w->holding, *next; c; c = next) {
         next = c->hold_next;
         conn_flush(c);
-        if (c->closing || !c->hold_paused || c->held_bytes > HOLD_READ_MAX || c->job_running)
+        if (c->closing || !c->hold_paused || c->held_bytes > HOLD_READ_MAX)
             continue;
         c->hold_paused = false;
-        if (!w->stopping && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
-            conn_close(c);
-            continue;
-        }
-        process(c);
+        conn_resume(c);
     }
 }
 
@@ -600,10 +612,7 @@ void conn_accept(worker *w, int fd)
     c->fd = fd;
     c->created_ms = c->last_ms = clock_wall_ms();
     pthread_mutex_lock(&s->clients_mu);
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
+    DLIST_PUSH(w->conns, c, prev, next);
     pthread_mutex_unlock(&s->clients_mu);
     __atomic_add_fetch(&s->st.clients, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->st.connections_received, 1, __ATOMIC_RELAXED);

@@ -19,6 +19,7 @@
 #include "server/obuf.h"
 #include "server/resp.h"
 #include "server/server.h"
+#include "util/hist.h"
 
 typedef struct conn conn;
 
@@ -69,6 +70,7 @@ typedef struct batch {
     size_t arg_bytes;  /* a transaction's: its commands' argument bytes (max_multi_bytes) */
     int rc;            /* kvs_write's result */
     uint64_t pos;      /* kvs_write_pos's: the position to wait for (0: wrote nothing) */
+    uint64_t t0;       /* clock_usec() when its commit began (commit latency, INFO) */
     char err[256];     /* and kvs_last_error() of the thread that ran it */
 } batch;
 
@@ -102,6 +104,12 @@ struct worker {
     uv_async_t durable_async; /* the durable position grew (server.on_durable): flush holds */
     bool durable_open;     /* durable_async may be sent to (under srv->durable_mu) */
     conn *holding;         /* connections with held replies (loop thread only) */
+    conn *waiting;         /* connections blocked in WAITAOF (loop thread only) */
+    uv_timer_t wait_timer; /* their timeouts: ticks while one waits */
+    /* commit latency of write batches: from the commit's start to the replies' release, in ns
+     * (INFO persistence; under hist_mu, as INFO reads it from any loop) */
+    pthread_mutex_t hist_mu;
+    kb_hist commit_hist;
 };
 
 /* Replies held until the durable position reaches pos (conn.c, "Held replies"). */
@@ -110,6 +118,7 @@ typedef struct held {
     ochunk *chunks;
     size_t bytes;
     uint64_t pos;
+    uint64_t t0;       /* its batch's commit start (0: replies before a batch, not timed) */
 } held;
 
 struct conn {
@@ -143,6 +152,12 @@ struct conn {
     bool hold_paused;      /* reading stopped: too much held */
     conn *hold_prev, *hold_next;
     uint64_t last_pos;     /* the position of its latest write (WAITAOF) */
+    /* WAITAOF (cmd_durable.c): blocked until wait_pos is durable, or wait_until (ms, 0: never) */
+    bool waiting;
+    bool in_exec;          /* a direct command runs as EXEC replies (commands.c) */
+    bool wait_replicas;    /* asked for replicas too: there are none, so only the timeout ends it */
+    uint64_t wait_pos, wait_until;
+    conn *wait_prev, *wait_next;
     /* MULTI (cmd_multi.c) */
     bool multi;            /* commands are queued in tx */
     bool multi_dirty;      /* one was refused when queued: EXEC fails (EXECABORT) */
@@ -171,6 +186,12 @@ void conn_close(conn *c);
 void conn_flush(conn *c);
 /* The durable position grew (durable_async): flush the connections holding replies. */
 void conn_durable_wakeup(worker *w);
+/* Parse and run what c has buffered (after it was blocked). */
+void conn_resume(conn *c);
+/* cmd_durable.c: WAITAOF's blocked connections — the durable position grew or a timeout tick
+ * came (w's loop); c closes (off the list). */
+void waitaof_wakeup(worker *w);
+void waitaof_forget(conn *c);
 
 /* commands.c. A parsed command is looked up once (cmd_lookup: NULL if unknown), then offered to
  * the batch and, if not taken, dispatched. */

@@ -158,6 +158,7 @@ static void *worker_main(void *arg)
     w->durable_open = false;
     pthread_mutex_unlock(&w->srv->durable_mu);
     uv_close((uv_handle_t *)&w->durable_async, NULL);
+    uv_close((uv_handle_t *)&w->wait_timer, NULL);
     if (w->stopping)
         uv_close((uv_handle_t *)&w->stop_timer, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -179,6 +180,8 @@ int workers_start(server *s)
         w->srv = s;
         w->index = i;
         pthread_mutex_init(&w->mu, NULL);
+        pthread_mutex_init(&w->hist_mu, NULL);
+        kb_hist_init(&w->commit_hist);
         if (uv_loop_init(&w->loop) < 0 || uv_async_init(&w->loop, &w->wake, on_wake) < 0 ||
             uv_async_init(&w->loop, &w->jobs_async, on_jobs) < 0 ||
             uv_async_init(&w->loop, &w->durable_async, on_durable) < 0)
@@ -187,6 +190,9 @@ int workers_start(server *s)
         w->jobs_async.data = w;
         w->durable_async.data = w;
         uv_unref((uv_handle_t *)&w->durable_async); /* never keeps the loop alive by itself */
+        uv_timer_init(&w->loop, &w->wait_timer);
+        w->wait_timer.data = w;
+        uv_unref((uv_handle_t *)&w->wait_timer);
         w->durable_open = true; /* seen once nworkers counts w (under durable_mu) */
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             LOG_ERROR("cannot start loop thread %d", i);
@@ -229,6 +235,7 @@ void workers_stop(server *s)
         pthread_join(w->thread, NULL);
         uv_loop_close(&w->loop);
         pthread_mutex_destroy(&w->mu);
+        pthread_mutex_destroy(&w->hist_mu);
         free(w->fds);
         free(w->kills);
     }

@@ -1,5 +1,5 @@
 /*
- * hist.h — a log-bucketed latency histogram for kvs-bench.
+ * hist.h — a log-bucketed latency histogram: kvs-bench's, and kvs-server's commit latency (INFO).
  *
  * Each benchmark thread keeps one and records every operation's latency in nanoseconds; the
  * threads' histograms are merged at the end (kb_hist_merge), so no thread ever shares a cache line
@@ -10,8 +10,8 @@
  * bound wide. Percentiles interpolate linearly inside the bucket that holds them and are clamped
  * to the exact minimum and maximum, which are kept apart. 1920 buckets cover all of uint64_t.
  */
-#ifndef KVS_BENCH_HIST_H
-#define KVS_BENCH_HIST_H
+#ifndef KVS_UTIL_HIST_H
+#define KVS_UTIL_HIST_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -43,4 +43,4 @@ uint64_t kb_hist_bucket_hi(unsigned idx);
  * percentiles, then one line per non-empty bucket with its share and the cumulative share. */
 void kb_hist_print(const kb_hist *h, FILE *out);
 
-#endif /* KVS_BENCH_HIST_H */
+#endif /* KVS_UTIL_HIST_H */

@@ -5,7 +5,7 @@
  * top = v >> (m - 5) its five bits below that one plus the bit itself (32 ≤ top ≤ 63), the bucket
  * is 64 + (m - 6) * 32 + (top - 32). Its bounds are [top << (m-5), ((top+1) << (m-5)) - 1].
  */
-#include "bench/hist.h"
+#include "util/hist.h"
 
 #include <math.h>
 #include <string.h>
