@@ -84,7 +84,6 @@ static void conn_free(conn *c)
 {
     hold_free(c);
     ochunks_free(c->wchunks);
-    free(c->wbufs);
     obuf_free(&c->out);
     resp_parser_free(&c->parser);
     batch_free(&c->batch);
@@ -128,8 +127,6 @@ static void on_write(uv_write_t *req, int status)
 
     ochunks_free(c->wchunks);
     c->wchunks = NULL;
-    free(c->wbufs);
-    c->wbufs = NULL;
     __atomic_add_fetch(&c->srv->st.net_out, c->inflight, __ATOMIC_RELAXED);
     c->inflight = 0;
     c->writing = false;
@@ -244,10 +241,17 @@ static bool hold_release(conn *c, ochunk ***end, size_t *bytes)
     return true;
 }
 
+#define FLUSH_STACK_BUFS 16
+
+/* Send what may go: the holds now durable, then (once no hold is left) c->out. First with a
+ * write straight from here (uv_try_write: a reply written whole costs one syscall, where
+ * uv_write's request also re-armed the socket's epoll entry, one epoll_ctl per reply); what the
+ * socket does not take goes out through uv_write, and on_write calls back here for the rest. */
 void conn_flush(conn *c)
 {
     size_t n = 0, i = 0, bytes = 0;
     ochunk *list = NULL, **end = &list;
+    uv_buf_t stack[FLUSH_STACK_BUFS], *bufs = stack;
 
     KVS_ASSERT(worker_on_loop(c->w));
     if (c->closing || c->writing)
@@ -263,23 +267,54 @@ void conn_flush(conn *c)
             conn_close(c);
         return;
     }
-    c->inflight = bytes;
-    c->wchunks = list;
-    for (ochunk *k = c->wchunks; k; k = k->next)
+    for (ochunk *k = list; k; k = k->next)
         n++;
-    c->wbufs = malloc(n * sizeof *c->wbufs);
-    if (!c->wbufs) {
+    if (n > FLUSH_STACK_BUFS && !(bufs = malloc(n * sizeof *bufs))) {
+        ochunks_free(list);
         conn_close(c);
         return;
     }
-    for (ochunk *k = c->wchunks; k; k = k->next)
-        c->wbufs[i++] = uv_buf_init(k->data, (unsigned)k->len);
+    for (ochunk *k = list; k; k = k->next)
+        bufs[i++] = uv_buf_init(k->data, (unsigned)k->len);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, (unsigned)n);
+    if (r < 0 && r != UV_EAGAIN) {
+        LOG_DEBUG("connection %llu: write failed: %s", (unsigned long long)c->id, uv_strerror(r));
+        i = n; /* nothing for uv_write: close below */
+    } else {
+        size_t done = r > 0 ? (size_t)r : 0;
+        __atomic_add_fetch(&c->srv->st.net_out, done, __ATOMIC_RELAXED);
+        for (i = 0; i < n && done >= bufs[i].len; i++)
+            done -= bufs[i].len;
+        if (i < n) {
+            bufs[i].base += done;
+            bufs[i].len -= done;
+        }
+    }
+    if (i == n) { /* all written, or failed */
+        ochunks_free(list);
+        if (bufs != stack)
+            free(bufs);
+        if (r < 0 && r != UV_EAGAIN)
+            conn_close(c);
+        else
+            conn_flush(c); /* close_after_flush, or what the holds still keep */
+        return;
+    }
+    c->inflight = 0; /* counted as they go: on_write adds the rest */
+    for (size_t k = i; k < n; k++)
+        c->inflight += bufs[k].len;
+    c->wchunks = list;
     c->wreq.data = c;
     c->writing = true;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)n, on_write) < 0) {
+    /* uv_write copies the buffer descriptors: bufs may go once it returns */
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs + i, (unsigned)(n - i), on_write) < 0) {
         c->writing = false;
+        c->wchunks = NULL;
+        ochunks_free(list);
         conn_close(c);
     }
+    if (bufs != stack)
+        free(bufs);
 }
 
 void conn_close_after_flush(conn *c)

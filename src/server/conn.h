@@ -138,7 +138,6 @@ struct conn {
     obuf out;              /* replies not yet handed to the socket */
     uv_write_t wreq;
     ochunk *wchunks;       /* chunks of the write in flight */
-    uv_buf_t *wbufs;
     size_t inflight;       /* bytes of the write in flight */
     bool writing;
     bool authed;
