@@ -68,6 +68,15 @@ void batch_free(batch *b)
     *b = (batch){0};
 }
 
+/* The failing thread's detail of a failed batch, for its replies (a printf per batch else). */
+static void batch_note_error(batch *b)
+{
+    if (b->rc < 0)
+        snprintf(b->err, sizeof b->err, "%s", kvs_last_error());
+    else
+        b->err[0] = '\0';
+}
+
 static void hold_free(conn *c)
 {
     while (c->hold_head) {
@@ -291,7 +300,7 @@ void conn_flush(conn *c)
         }
     }
     if (i == n) { /* all written, or failed */
-        ochunks_free(list);
+        obuf_recycle(&c->out, list);
         if (bufs != stack)
             free(bufs);
         if (r < 0 && r != UV_EAGAIN)
@@ -442,7 +451,7 @@ static void job_run(void *arg)
     c->batch.rc = c->batch.nops ? kvs_write_pos(c->srv->db, c->batch.ops, c->batch.nops,
                                                 &c->batch.pos)
                                 : 0;
-    snprintf(c->batch.err, sizeof c->batch.err, "%s", c->batch.rc < 0 ? kvs_last_error() : "");
+    batch_note_error(&c->batch);
     pthread_mutex_lock(&w->mu);
     j->next = w->done;
     w->done = j;
@@ -474,7 +483,7 @@ static bool run_batch(conn *c)
     c->batch.rc = c->batch.nops ? kvs_write_pos(c->srv->db, c->batch.ops, c->batch.nops,
                                                 &c->batch.pos)
                                 : 0;
-    snprintf(c->batch.err, sizeof c->batch.err, "%s", c->batch.rc < 0 ? kvs_last_error() : "");
+    batch_note_error(&c->batch);
     return batch_done(c);
 }
 

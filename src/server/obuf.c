@@ -86,6 +86,18 @@ int obuf_add_owned(obuf *b, void *p, size_t n)
     return 0;
 }
 
+void obuf_recycle(obuf *b, ochunk *c)
+{
+    /* the one chunk of a short reply, written: the next replies go into it (no malloc/free of
+     * a 16 KiB chunk per request) */
+    if (c && !c->next && c->cap == CHUNK && !b->head) {
+        c->len = 0;
+        link_chunk(b, c);
+        return;
+    }
+    ochunks_free(c);
+}
+
 ochunk *obuf_take(obuf *b)
 {
     ochunk *c = b->head;

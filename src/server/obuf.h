@@ -33,6 +33,9 @@ int obuf_add(obuf *b, const void *p, size_t n);
 int obuf_add_owned(obuf *b, void *p, size_t n);
 /* Detach every queued chunk (for writing); the obuf is empty afterwards. */
 ochunk *obuf_take(obuf *b);
+/* Chunks taken and written: kept as b's empty tail when it is one ordinary chunk and b is empty,
+ * freed otherwise. */
+void obuf_recycle(obuf *b, ochunk *c);
 void ochunks_free(ochunk *c);
 
 /* RESP2 encoders. */
