@@ -557,6 +557,7 @@ static const command commands[] = {
 #define NAME_MAX_LEN 32 /* longer than any command's name */
 
 static const command *by_name[NAME_SLOTS];
+static unsigned char by_name_len[NAME_SLOTS];
 static pthread_once_t by_name_once = PTHREAD_ONCE_INIT;
 
 static unsigned name_hash(const char *s, size_t n)
@@ -570,11 +571,15 @@ static unsigned name_hash(const char *s, size_t n)
 static void by_name_build(void)
 {
     for (const command *k = commands; k->name; k++) {
-        unsigned h = name_hash(k->name, strlen(k->name));
-        KVS_ASSERT(strlen(k->name) < NAME_MAX_LEN);
+        size_t n = strlen(k->name);
+        unsigned h = name_hash(k->name, n);
+        KVS_ASSERT(n < NAME_MAX_LEN);
+        for (size_t i = 0; i < n; i++) /* what cmd_lookup's comparison relies on */
+            KVS_ASSERT(k->name[i] >= 'a' && k->name[i] <= 'z');
         while (by_name[h])
             h = (h + 1) & (NAME_SLOTS - 1);
         by_name[h] = k;
+        by_name_len[h] = (unsigned char)n;
     }
 }
 
@@ -583,9 +588,18 @@ const command *cmd_lookup(const char *name, size_t n)
     pthread_once(&by_name_once, by_name_build);
     if (n == 0 || n >= NAME_MAX_LEN)
         return NULL;
-    for (unsigned h = name_hash(name, n); by_name[h]; h = (h + 1) & (NAME_SLOTS - 1))
-        if (arg_is(name, n, by_name[h]->name))
+    for (unsigned h = name_hash(name, n); by_name[h]; h = (h + 1) & (NAME_SLOTS - 1)) {
+        if (by_name_len[h] != n)
+            continue;
+        /* names are [a-z]: c | 0x20 equals one only for it and its capital (0x20 sets no
+         * other byte onto a lower-case letter) */
+        const char *k = by_name[h]->name;
+        size_t i = 0;
+        while (i < n && (unsigned char)(name[i] | 0x20) == (unsigned char)k[i])
+            i++;
+        if (i == n)
             return by_name[h];
+    }
     return NULL;
 }
 
