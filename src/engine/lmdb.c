@@ -175,7 +175,8 @@ typedef struct lmdb_db {
 
     /* figures (atomics) */
     uint64_t writes, syncs;
-    uint64_t synced_writes; /* writes as they were when the last sync started */
+    uint64_t synced_writes; /* writes made durable: as they were when the last sync started */
+    uint64_t durable_syncs, durable_writes; /* kvs_stats: syncs that made writes durable */
     uint64_t expiring;      /* as in the format record after the last commit */
     uint64_t expired;       /* expired entries removed since open */
 
@@ -530,6 +531,21 @@ static int lm_fence(lmdb_db *db)
     return fence_raise(&db->fence, db->dir, kvs_last_error());
 }
 
+/* A sync made the first w writes durable: counted once, by the first sync that covers them
+ * (synced_writes only grows, even when a sync that started earlier ends later). */
+static void lm_count_durable(lmdb_db *db, uint64_t w)
+{
+    uint64_t prev = __atomic_load_n(&db->synced_writes, __ATOMIC_RELAXED);
+
+    while (w > prev && !__atomic_compare_exchange_n(&db->synced_writes, &prev, w, false,
+                                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+    if (w <= prev)
+        return;
+    __atomic_add_fetch(&db->durable_syncs, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&db->durable_writes, w - prev, __ATOMIC_RELAXED);
+}
+
 /* mdb_env_sync(force), counted; done by kvs_sync_now, the syncer and close. */
 static int lm_sync(lmdb_db *db)
 {
@@ -543,7 +559,7 @@ static int lm_sync(lmdb_db *db)
         return lm_fence(db);
     }
     __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&db->synced_writes, w, __ATOMIC_RELAXED);
+    lm_count_durable(db, w);
     return 0;
 }
 
@@ -648,9 +664,11 @@ static int lm_write_commit(lmdb_db *db, MDB_txn *txn, lm_wctx *w, bool force_rec
         db->version_lease = w->lease;
         __atomic_store_n(&db->expiring, expiring > 0 ? (uint64_t)expiring : 0, __ATOMIC_RELAXED);
         __atomic_add_fetch(&db->expired, w->expired, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&db->writes, w->written, __ATOMIC_RELAXED);
-        if (db->opt.sync == KVS_SYNC_ALWAYS && w->written) /* LMDB synced data and meta page */
+        uint64_t writes = __atomic_add_fetch(&db->writes, w->written, __ATOMIC_RELAXED);
+        if (db->opt.sync == KVS_SYNC_ALWAYS && w->written) { /* LMDB synced data and meta */
             __atomic_add_fetch(&db->syncs, 1, __ATOMIC_RELAXED);
+            lm_count_durable(db, writes);
+        }
     }
     pthread_mutex_unlock(&db->wmu);
     return rc;
@@ -1212,6 +1230,8 @@ static int lm_stats(void *e, kvs_stats *out)
     out->segments = 0;
     out->writes = __atomic_load_n(&db->writes, __ATOMIC_RELAXED);
     out->syncs = __atomic_load_n(&db->syncs, __ATOMIC_RELAXED);
+    out->durable_syncs = __atomic_load_n(&db->durable_syncs, __ATOMIC_RELAXED);
+    out->durable_writes = __atomic_load_n(&db->durable_writes, __ATOMIC_RELAXED);
     out->expiring_keys = __atomic_load_n(&db->expiring, __ATOMIC_RELAXED);
     out->expired_keys = __atomic_load_n(&db->expired, __ATOMIC_RELAXED);
 out:

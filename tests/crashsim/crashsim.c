@@ -31,6 +31,12 @@
  *                  fallocate fsync fdatasync msync rename unlink; CLASS: log hint hint.tmp
  *                  MANIFEST MANIFEST.tmp ENGINE ENGINE.tmp dir data.mdb lock.mdb other).
  *   faults         one line per injected failure: "N OP NAME ERRNO MODE TIME".
+ *   synced         one line per sync call that returned: "N OP CLASS NAME BEGIN END ERRNO"
+ *                  (N: its number in events; BEGIN, END: when the shim began it, its lock
+ *                  taken, and when it was done, in seconds on CLOCK_MONOTONIC, the clock of
+ *                  Python's time.monotonic(); ERRNO 0 if it succeeded). A test
+ *                  orders what a program did after a sync against its END (a reply to a
+ *                  write must come after the END of a sync whose BEGIN followed the write).
  *   cut            written by a cut the shim makes itself: "N OP NAME TIME" (TIME: seconds on
  *                  CLOCK_MONOTONIC, the clock of Python's time.monotonic()).
  *
@@ -182,7 +188,7 @@ static struct {
     bool has_clean[1 << 16];
     mapping maps[CS_MAXMAPS];
     int nmaps;
-    int events_fd, dirops_fd, faults_fd;
+    int events_fd, dirops_fd, faults_fd, synced_fd;
 } cs = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static fdinfo fds[CS_MAXFD];
@@ -596,6 +602,7 @@ static void sync_dir(void)
 /* fsync/fdatasync/msync(MS_SYNC) of a tracked fd (lock held). Returns 0 or -1 with errno. */
 static int do_sync(const char *op, int fd, int kind, uint64_t uid, const char *name)
 {
+    double begin = now_mono();
     long long n = count_event(op, name);
     int e = maybe_fail(op, name);
 
@@ -609,6 +616,8 @@ static int do_sync(const char *op, int fd, int kind, uint64_t uid, const char *n
     }
     if (!e && cs.real_sync && real_fdatasync(fd) < 0)
         e = errno;
+    linef(cs.synced_fd, "%lld %s %s %s %.6f %.6f %d\n", n, op, name_class(name), name, begin,
+          now_mono(), e);
     maybe_cut(n, op, name);
     if (e) {
         errno = e;
@@ -701,7 +710,7 @@ __attribute__((constructor)) static void crashsim_init(void)
     const char *dir = getenv("CRASHSIM_DIR"), *shadow = getenv("CRASHSIM_SHADOW"), *v;
 
     load_all();
-    cs.events_fd = cs.dirops_fd = cs.faults_fd = -1;
+    cs.events_fd = cs.dirops_fd = cs.faults_fd = cs.synced_fd = -1;
     if (!dir || !*dir || !shadow || !*shadow)
         return;
     snprintf(cs.dir, sizeof cs.dir, "%s", dir);
@@ -716,6 +725,7 @@ __attribute__((constructor)) static void crashsim_init(void)
     cs.events_fd = shadow_log("events");
     cs.dirops_fd = shadow_log("dirops");
     cs.faults_fd = shadow_log("faults");
+    cs.synced_fd = shadow_log("synced");
     if ((v = getenv("CRASHSIM_CUT_AT")))
         cs.cut_at = atoll(v);
     if ((v = getenv("CRASHSIM_CUT_ON")) && *v) {

@@ -141,6 +141,21 @@ def faults(shadow_dir):
     return out
 
 
+def synced(shadow_dir):
+    """The sync calls that returned: [(n, op, class, name, begin, end, errno)], begin and end
+    on CLOCK_MONOTONIC (time.monotonic()). A line cut short by a kill is left out."""
+    out = []
+    for line in (_read(os.path.join(shadow_dir, "synced"), b"") or b"").decode(
+            errors="replace").splitlines():
+        p = line.split(" ")
+        if len(p) == 7 and p[0].isdigit():
+            try:
+                out.append((int(p[0]), p[1], p[2], p[3], float(p[4]), float(p[5]), int(p[6])))
+            except ValueError:
+                pass
+    return out
+
+
 def cut_info(shadow_dir):
     """(n, op, name, time) of a cut the shim made itself, or None."""
     b = _read(os.path.join(shadow_dir, "cut"))
