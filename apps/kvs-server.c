@@ -37,6 +37,10 @@ static const char usage[] =
     "                         (default 8mb, range 4kb .. 1gb)\n"
     "  --compact-min-bytes BYTES   kvs engine: compact once this many dead bytes are\n"
     "                         reclaimable (default 1mb)\n"
+    "  --compact-rate BYTES   kvs engine: background compaction reads at most this much a\n"
+    "                         second (default 32mb; 0: no limit)\n"
+    "  --compact-nice N       kvs engine: the compaction thread's nice value above the\n"
+    "                         server's (default 10, range 0 .. 19)\n"
     "  --max-index-memory BYTES   kvs engine: RAM the key index may take; past it writes\n"
     "                         of new keys fail with -OOM (default: no limit)\n"
     "  -V, --version          print the version\n"
@@ -192,6 +196,16 @@ int main(int argc, char **argv)
             if ((b = parse_bytes(v)) < 1)
                 return bad(f, v, "expected at least 1 byte");
             cfg.compact_min_bytes = (uint64_t)b;
+        } else if (strcmp(f, "--compact-rate") == 0) {
+            if ((b = parse_bytes(v)) < 0)
+                return bad(f, v, "expected bytes a second (0: no limit)");
+            cfg.compact_rate = b;
+        } else if (strcmp(f, "--compact-nice") == 0) {
+            if (strcmp(v, "0") == 0)
+                n = 0;
+            else if ((n = parse_count(v, 19)) < 0)
+                return bad(f, v, "expected 0 .. 19");
+            cfg.compact_nice = (int)n;
         } else {
             return bad("option", f, "unknown");
         }

@@ -139,6 +139,17 @@ typedef struct kvs_options {
     uint64_t expire_effort;     /* expired keys the background sweep may remove per second,
                                    at most; default 20,000 (0: no sweep, only compaction and
                                    reads see expiry) */
+    uint64_t compact_rate;      /* kvs engine: bytes a second that background compaction (the
+                                   maintenance thread's; not kvs_compact) reads from the segments
+                                   it compacts, at most: it sleeps between records to keep to it,
+                                   so its work is spread out rather than taken in bursts that
+                                   delay requests. Default 32 MiB/s (compaction keeps up with
+                                   overwrites at up to half that); 0: no limit */
+    int compact_nice;           /* kvs engine: how much lower than the process's the priority
+                                   (nice value) of the maintenance thread is — compaction, hint
+                                   files, the expiry sweep — so that it takes the cores only
+                                   when the threads serving requests leave them; default 10,
+                                   range 0 (as the process) .. 19 */
 } kvs_options;
 
 typedef struct kvs_stats {
@@ -169,6 +180,8 @@ typedef struct kvs_stats {
     uint64_t durable_writes;    /* records they made durable (/ durable_syncs: writes a sync) */
     uint64_t lag_bytes;         /* bytes applied and not yet durable, now */
     uint64_t lag_usec;          /* how long the oldest of them has waited, now (0: none) */
+    uint64_t compact_paced_usec; /* time background compaction slept to keep to compact_rate,
+                                    since open */
 } kvs_stats;
 
 typedef struct kvs kvs_t;

@@ -59,6 +59,8 @@ void kvs_options_init(kvs_options *opt)
     opt->compact_min_bytes = 1u << 20;
     opt->auto_compact = 1;
     opt->expire_effort = 20000;
+    opt->compact_rate = 32u << 20;
+    opt->compact_nice = 10;
 }
 
 uint64_t kvs_clock_ms(const kvs_options *opt)
@@ -105,6 +107,8 @@ int kvs_configure(kvs_t *db, const kvs_options *opt)
                           (unsigned long long)opt->max_index_memory);
     if (!(opt->compact_ratio > 0.0 && opt->compact_ratio <= 1.0))
         return kvs_seterr(KVS_EINVAL, "compaction ratio %g outside (0, 1]", opt->compact_ratio);
+    if (opt->compact_nice < 0 || opt->compact_nice > 19)
+        return kvs_seterr(KVS_EINVAL, "compaction nice %d outside 0 .. 19", opt->compact_nice);
     if (opt->engine) {
         if (!kvs_engine_find(opt->engine))
             return kvs_seterr(KVS_ENOENGINE, "unknown engine '%s'", opt->engine);

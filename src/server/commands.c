@@ -439,6 +439,7 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
                     "dead_bytes:%llu\r\ndisk_bytes:%llu\r\nsegments:%llu\r\ncompactions:%llu\r\n"
                     "compact_reclaimed_bytes:%llu\r\ncompact_last_usec:%llu\r\n"
                     "compacting:%d\r\ncompact_done_bytes:%llu\r\ncompact_todo_bytes:%llu\r\n"
+                    "compact_paced_usec:%llu\r\n"
                     "writes:%llu\r\nsyncs:%llu\r\ncorrupt_reads:%llu\r\ncorrupt_records:%llu\r\n"
                     "\r\n",
                 st.engine, sync, (unsigned long long)st.keys, (unsigned long long)st.live_bytes,
@@ -447,6 +448,7 @@ static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
                 (unsigned long long)st.compact_reclaimed,
                 (unsigned long long)st.compact_last_usec, st.compacting,
                 (unsigned long long)st.compact_done_bytes, (unsigned long long)st.compact_todo_bytes,
+                (unsigned long long)st.compact_paced_usec,
                 (unsigned long long)st.writes,
                 (unsigned long long)st.syncs, (unsigned long long)st.corrupt_reads,
                 (unsigned long long)st.corrupt_records);

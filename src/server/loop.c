@@ -8,6 +8,7 @@
  * waits for its batches still on the pool, lets each connection write what it has queued
  * (bounded by a timer), closes everything, and its loop ends when the last handle is closed.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -198,6 +199,9 @@ int workers_start(server *s)
             LOG_ERROR("cannot start loop thread %d", i);
             return -1;
         }
+        char name[16];
+        snprintf(name, sizeof name, "kvs-loop-%d", i % 1000);
+        pthread_setname_np(w->thread, name); /* best effort: for top, perf and /proc only */
         pthread_mutex_lock(&s->durable_mu);
         s->nworkers++;
         pthread_mutex_unlock(&s->durable_mu);

@@ -86,6 +86,8 @@ void kvs_server_config_init(kvs_server_config *c)
     c->max_multi_bytes = 1ull << 30; /* Redis's client-query-buffer-limit */
     c->pool = "shared";
     c->pool_threads = 16;
+    c->compact_rate = -1;
+    c->compact_nice = -1;
     c->offload = -1;
 }
 
@@ -425,6 +427,10 @@ static int open_engine(acceptor *a)
     if (cfg->compact_min_bytes)
         opt.compact_min_bytes = cfg->compact_min_bytes;
     opt.max_index_memory = cfg->max_index_memory;
+    if (cfg->compact_rate >= 0)
+        opt.compact_rate = (uint64_t)cfg->compact_rate;
+    if (cfg->compact_nice >= 0)
+        opt.compact_nice = cfg->compact_nice;
     opt.on_durable = server_on_durable; /* held replies (conn.c) go when their sync is done */
     opt.durable_ctx = &a->s;
     if ((rc = kvs_create(&a->s.db)) < 0 || (rc = kvs_configure(a->s.db, &opt)) < 0 ||

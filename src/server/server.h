@@ -50,6 +50,8 @@ typedef struct kvs_server_config {
     uint64_t segment_size;    /* kvs engine: kvs_options.segment_size; 0: the library's default */
     uint64_t compact_min_bytes; /* kvs engine: kvs_options.compact_min_bytes; 0: default */
     uint64_t max_index_memory;  /* kvs engine: kvs_options.max_index_memory; 0: no limit */
+    int64_t compact_rate;     /* kvs engine: kvs_options.compact_rate (0: no limit); -1: default */
+    int compact_nice;         /* kvs engine: kvs_options.compact_nice; -1: default */
 } kvs_server_config;
 
 void kvs_server_config_init(kvs_server_config *c);

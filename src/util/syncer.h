@@ -37,6 +37,7 @@ typedef struct syncer {
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* on CLOCK_MONOTONIC, as the schedule */
     bool running;           /* started, not stopped yet (the owner's) */
+    int nice;               /* added to the thread's nice value as it starts (0: none) */
     bool stopping, kicked;  /* under mu */
     unsigned interval_ms;
     syncer_fn fn;
@@ -44,8 +45,18 @@ typedef struct syncer {
 } syncer;
 
 /* Start the thread (s may be uninitialised). what names it in the error: KVS_ENOMEM, "cannot
- * start the <what> thread", if it cannot be created; s is then not running. */
+ * start the <what> thread", if it cannot be created; s is then not running. The thread is named
+ * "kvs-<what>" (cut to 15 characters) for top, perf and /proc/PID/task/TID/comm. */
 int syncer_start(syncer *s, const char *what, unsigned interval_ms, syncer_fn fn, void *ctx);
+/* The same, the thread's nice value raised by nice (0..19; background work that must not take
+ * the cores from the threads that serve requests). A nice the system refuses is logged once,
+ * and the thread runs at the process's. */
+int syncer_start_nice(syncer *s, const char *what, unsigned interval_ms, syncer_fn fn,
+                      void *ctx, int nice);
+/* From fn, on the syncer's own thread: sleep usec, or less if the syncer is being stopped (a
+ * kick does not cut it short). false if it is: fn should return soon. For work paced by a rate
+ * (compaction) that must not hold up a close. */
+bool syncer_pause(syncer *s, unsigned long usec);
 /* Call fn now (work is waiting); the schedule stays. */
 void syncer_kick(syncer *s);
 /* Stop and join the thread; nothing if it is not running (never started, or stopped already). */

@@ -10,10 +10,14 @@
  * compacting the segment holding the tombstone while an older segment still holds the key's
  * value must keep the tombstone, or the value would come back at the next open.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
 #include "engine/log/logdb.h"
@@ -26,7 +30,13 @@ static void test_course_compaction(void **state)
 {
     (void)state;
     char *dir = tu_mkdtemp(), key[32], val[32];
-    kvs_t *db = tu_open(dir, NULL);
+    kvs_options o;
+    kvs_options_init(&o);
+    /* This thread writes flat out: a paced, low-priority compactor could fall behind it for
+     * the whole loop on a busy machine (the rate limit's own tests are below). */
+    o.compact_rate = 0;
+    o.compact_nice = 0;
+    kvs_t *db = tu_open(dir, &o);
     uint64_t size = tu_dir_size(dir), peak = size;
     int round;
 
@@ -59,7 +69,7 @@ static void test_course_compaction(void **state)
            (unsigned long long)st.compact_last_usec);
     assert_int_equal(kvs_close(db), 0);
 
-    db = tu_open(dir, NULL);
+    db = tu_open(dir, &o);
     snprintf(val, sizeof val, "%d", round);
     for (int k = 0; k < KEYS; k++) {
         snprintf(key, sizeof key, "key%d", k);
@@ -207,6 +217,193 @@ static void test_overwrite_after_compaction_wins(void **state)
     free(dir);
 }
 
+/* ---- the maintenance thread's rate limit and priority (kvs_options.compact_rate, _nice) ---- */
+
+#define PACE_KEYS 512
+#define PACE_VLEN 1000
+
+/* Small segments, compaction on its own once 256 KiB are dead, at rate bytes a second. */
+static kvs_options paced(uint64_t rate)
+{
+    kvs_options o;
+    kvs_options_init(&o);
+    o.segment_size = 64u << 10;
+    o.compact_min_bytes = 256u << 10;
+    o.compact_rate = rate;
+    return o;
+}
+
+/* Write PACE_KEYS keys of PACE_VLEN bytes, rounds times over (value: round's letter). */
+static void write_rounds(kvs_t *db, int rounds)
+{
+    char key[32], val[PACE_VLEN + 1];
+
+    for (int r = 0; r < rounds; r++) {
+        memset(val, 'a' + r, PACE_VLEN);
+        val[PACE_VLEN] = 0;
+        for (int k = 0; k < PACE_KEYS; k++) {
+            snprintf(key, sizeof key, "pace-%d", k);
+            tu_set(db, key, val);
+        }
+    }
+}
+
+static void assert_round(kvs_t *db, int round)
+{
+    char key[32], val[PACE_VLEN + 1];
+
+    memset(val, 'a' + round, PACE_VLEN);
+    val[PACE_VLEN] = 0;
+    for (int k = 0; k < PACE_KEYS; k++) {
+        snprintf(key, sizeof key, "pace-%d", k);
+        tu_assert_value(db, key, val);
+    }
+}
+
+/* Wait (up to 60 s, not a timing assertion: a bound on a hang) until a background run has
+ * finished, and return the stats then. */
+static kvs_stats wait_compacted(kvs_t *db)
+{
+    kvs_stats st;
+
+    for (int i = 0; i < 6000; i++) {
+        st = tu_stats(db);
+        if (st.compactions >= 1 && !st.compacting)
+            return st;
+        usleep(10000);
+    }
+    fail_msg("no background compaction within 60 s");
+    return st;
+}
+
+/* A background run of N input bytes at a limit of L bytes a second sleeps (compact_paced_usec)
+ * and, if it is the only one, lasts at least about N / L: its victims hold more than what it
+ * reclaimed. With no limit it never sleeps. */
+static void test_rate_limit_paces_background_compaction(void **state)
+{
+    (void)state;
+    const uint64_t rate = 1u << 20;
+    char *dir = tu_mkdtemp();
+    kvs_options o = paced(rate);
+    kvs_t *db = tu_open(dir, &o);
+
+    write_rounds(db, 3); /* 1.5 MiB written, 1 MiB of it dead */
+    kvs_stats st = wait_compacted(db);
+    printf("# paced: %llu runs, %llu bytes reclaimed, last run %llu us, slept %llu us\n",
+           (unsigned long long)st.compactions, (unsigned long long)st.compact_reclaimed,
+           (unsigned long long)st.compact_last_usec, (unsigned long long)st.compact_paced_usec);
+    assert_true(st.compact_paced_usec > 0);
+    if (st.compactions == 1) /* less PACE_MIN_USEC: the run may end that far ahead */
+        assert_true(st.compact_last_usec + 2000 >= st.compact_reclaimed * 1000000 / rate);
+    assert_round(db, 2);
+    kvs_close(db);
+    tu_rm_rf(dir);
+
+    o = paced(0);
+    db = tu_open(dir, &o);
+    write_rounds(db, 3);
+    st = wait_compacted(db);
+    assert_int_equal(st.compact_paced_usec, 0);
+    assert_round(db, 2);
+    kvs_close(db);
+    tu_rm_rf(dir);
+    free(dir);
+}
+
+/* A store closed while a paced run sleeps gives it up (its outputs deleted) rather than waiting
+ * for it — at 16 KiB a second it would last about a minute — and holds what it held. */
+static void test_close_cuts_a_paced_run_short(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp();
+    kvs_options o = paced(16u << 10);
+    kvs_t *db = tu_open(dir, &o);
+
+    write_rounds(db, 3);
+    for (int i = 0; i < 6000 && !tu_stats(db).compacting; i++)
+        usleep(10000);
+    assert_int_equal(tu_stats(db).compacting, 1);
+    assert_int_equal(kvs_close(db), 0);
+    o.auto_compact = 0;
+    db = tu_open(dir, &o);
+    assert_round(db, 2);
+    assert_int_equal(tu_stats(db).keys, PACE_KEYS);
+    kvs_close(db);
+    tu_rm_rf(dir);
+    free(dir);
+}
+
+/* The nice value of thread name in this process (/proc/self/task/TID/stat, field 19), or 99 if
+ * no thread has that name. */
+static int nice_of_thread(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int nice = 99;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL && nice == 99) {
+        char path[300], comm[32] = "", stat[1024];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(comm, sizeof comm, f))
+            comm[strcspn(comm, "\n")] = 0;
+        fclose(f);
+        if (strcmp(comm, name) != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = 0;
+        const char *p = strrchr(stat, ')'); /* fields from 3 on follow the name's ')' */
+        assert_non_null(p);
+        for (int field = 2; field < 19 && p; field++)
+            p = strchr(p + 1, ' ');
+        assert_non_null(p);
+        nice = atoi(p + 1);
+    }
+    closedir(d);
+    return nice;
+}
+
+/* compact_nice lowers the maintenance thread's priority by that much, and only its. */
+static void test_compact_nice_applied(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp();
+    kvs_options o;
+    kvs_options_init(&o);
+    o.compact_nice = 7;
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, 0);
+    assert_int_equal(errno, 0);
+    kvs_t *db = tu_open(dir, &o);
+
+    int want = base + 7 > 19 ? 19 : base + 7;
+    assert_int_equal(nice_of_thread("kvs-maintenance"), want);
+    assert_int_equal(nice_of_thread("kvs-sync"), base);
+    kvs_close(db);
+
+    o.compact_nice = 0;
+    db = tu_open(dir, &o);
+    assert_int_equal(nice_of_thread("kvs-maintenance"), base);
+    kvs_close(db);
+
+    o.compact_nice = 20;
+    kvs_t *bad;
+    assert_int_equal(kvs_create(&bad), 0);
+    assert_int_equal(kvs_configure(bad, &o), KVS_EINVAL);
+    kvs_close(bad);
+    tu_rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +411,9 @@ int main(void)
         cmocka_unit_test(test_tombstone_kept_while_older_value_outside),
         cmocka_unit_test(test_tombstone_dropped_when_value_compacted_with_it),
         cmocka_unit_test(test_overwrite_after_compaction_wins),
+        cmocka_unit_test(test_rate_limit_paces_background_compaction),
+        cmocka_unit_test(test_close_cuts_a_paced_run_short),
+        cmocka_unit_test(test_compact_nice_applied),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,10 @@
  *     removal. Rotation and commits that leave work waiting wake it early (ldb_maint_kick,
  *     logdb.h), and so do an open that read a saved index and an async kvs_clear.
  *
+ * The maintenance thread runs opt.compact_nice below the process's priority, and its
+ * compaction runs are paced (compact.c): both so that background work takes the cores the loop
+ * threads leave, not theirs.
+ *
  * The expiry sweep finds expired keys without reading every record: it walks the index with a
  * cursor that hands out only the words carrying IDX_EXPIRES (index.h), reads those records'
  * headers, and removes the expired ones through the write path with the engine's own update op
@@ -291,7 +295,10 @@ static int maint_tick(void *arg)
     LDB_UNLOCK(db, wmu);
     ldb_index_drop_retired(db);
     ldb_write_pending_hints(db);
-    if ((idle ? ldb_compact_all(db) : due ? ldb_compact_auto(db) : 0) < 0)
+    int64_t crc = idle ? ldb_compact_all(db, true) : due ? ldb_compact_auto(db) : 0;
+    if (crc == KVS_ECLOSED)
+        return 0; /* closing: a paced run gave up, the rest waits for the next open */
+    if (crc < 0)
         LOG_WARN("compaction failed: %s", kvs_last_error());
     clear_async_run(db);
     expire_sweep(db);
@@ -305,7 +312,8 @@ static int maint_tick(void *arg)
 
 int ldb_threads_start(logdb *db)
 {
-    int rc = syncer_start(&db->maint, "maintenance", MAINT_TICK_MS, maint_tick, db);
+    int rc = syncer_start_nice(&db->maint, "maintenance", MAINT_TICK_MS, maint_tick, db,
+                               db->opt.compact_nice);
 
     if (rc < 0)
         return rc;

@@ -4,7 +4,11 @@
  *
  * It runs on the maintenance thread (or the caller of kvs_compact) under cmu, and holds wmu
  * only for short steps — choosing victims, taking segment ids, the commit — so reads and writes
- * go on while it scans and copies. It calls sync.c and segs.c below it, nothing above (logdb.h):
+ * go on while it scans and copies. On the maintenance thread it is paced (opt.compact_rate: it
+ * reads its victims no faster, sleeping between records, pace()) and runs at a lower priority
+ * (opt.compact_nice, the whole thread's, background.c): a run unpaced took a core for as long
+ * as it lasted, and requests on a 2-core box queued behind it (GET p99 4-8× its quiet value
+ * while a writer kept compaction busy, bench/latency_bench.py). It calls sync.c and segs.c below it, nothing above (logdb.h):
  * the segment list grows only through segs.c, which reserves the room the swap needs.
  *
  * Victims are sealed segments. Their live records are copied byte for byte — seq and expiry time
@@ -53,6 +57,7 @@
 
 #define OUT_BUF (1u << 20)
 #define MAX_RUN_BYTES (256ull << 20) /* input bytes per automatic run: bounds the pause */
+#define PACE_MIN_USEC 2000 /* a paced run sleeps once it is at least this far ahead */
 
 int kvs_test_crash_point = CRASH_NONE;
 
@@ -84,6 +89,9 @@ typedef struct compactor {
     size_t used;
     move **moves;
     size_t nmoves, capmoves;
+    bool paced;           /* keep to opt.compact_rate (the maintenance thread's runs) */
+    uint64_t pace_t0;     /* when the run started reading (clock_usec) */
+    uint64_t pace_bytes;  /* victim bytes read since */
 } compactor;
 
 static seg *out_last(compactor *c)
@@ -165,6 +173,28 @@ static int add_move(compactor *c, const seg_rec *r, seg *o, uint32_t to_off, uin
     return 0;
 }
 
+/* The rate limit: a run reads its victims' records, copied or not, at opt.compact_rate bytes a
+ * second at most — it sleeps while it is ahead of that, in steps of at least PACE_MIN_USEC, so
+ * that a run is many short slices of work rather than one burst that takes a core from the
+ * loop threads for as long as it lasts. No lock of the store is held while it sleeps (cmu
+ * only, which no request takes). KVS_ECLOSED if the store closes meanwhile. */
+static int pace(compactor *c, uint64_t bytes)
+{
+    uint64_t rate = c->db->opt.compact_rate;
+
+    if (!c->paced || rate == 0)
+        return 0;
+    c->pace_bytes += bytes;
+    uint64_t due = c->pace_t0 + (uint64_t)((double)c->pace_bytes * 1e6 / (double)rate);
+    uint64_t now = clock_usec();
+    if (due < now + PACE_MIN_USEC)
+        return 0;
+    if (!syncer_pause(&c->db->maint, due - now))
+        return kvs_seterr(KVS_ECLOSED, "compaction stopped: the store is closing");
+    __atomic_add_fetch(&c->db->compact_paced_usec, clock_usec() - now, __ATOMIC_RELAXED);
+    return 0;
+}
+
 static int copy_record(void *arg, const seg_rec *r)
 {
     compactor *c = arg;
@@ -172,6 +202,8 @@ static int copy_record(void *arg, const seg_rec *r)
     seg *o;
     int rc;
 
+    if ((rc = pace(c, r->len)) < 0)
+        return rc;
     if (!record_needed(c, r))
         return 0;
     bool expired = !(r->flags & REC_TOMBSTONE) && ldb_expired(r->expire_ms, c->now);
@@ -342,11 +374,12 @@ static void swap_segs(logdb *db, compactor *c, seg **victims, uint32_t n)
         ldb_segs_remove(db, victims[i]);
 }
 
-/* Compact victims; cmu held, wmu not. */
-static int64_t compact_locked(logdb *db, seg **victims, uint32_t n)
+/* Compact victims; cmu held, wmu not. paced: keep to opt.compact_rate (pace). */
+static int64_t compact_locked(logdb *db, seg **victims, uint32_t n, bool paced)
 {
-    compactor c = {.db = db, .min_outside = UINT64_MAX, .now = kvs_clock_ms(&db->opt)};
     uint64_t t0 = clock_usec(), in = 0, out = 0;
+    compactor c = {.db = db, .min_outside = UINT64_MAX, .now = kvs_clock_ms(&db->opt),
+                   .paced = paced, .pace_t0 = t0};
     int rc = 0;
 
     KVS_ASSERT(LDB_HOLDS(db, cmu) && !LDB_HOLDS(db, wmu));
@@ -430,7 +463,7 @@ int64_t ldb_compact_segments(logdb *db, seg **victims, uint32_t n)
 {
     KVS_ASSERT(!LDB_HOLDS(db, cmu) && !LDB_HOLDS(db, wmu));
     LDB_LOCK(db, cmu);
-    int64_t rc = compact_locked(db, victims, n);
+    int64_t rc = compact_locked(db, victims, n, false);
     LDB_UNLOCK(db, cmu);
     return rc;
 }
@@ -478,7 +511,8 @@ bool ldb_compact_due(logdb *db)
 }
 
 /* Choose victims by ratio and compact them; max_bytes bounds one run (0: no bound). */
-static int64_t compact_chosen(logdb *db, double ratio, uint64_t min_dead, uint64_t max_bytes)
+static int64_t compact_chosen(logdb *db, double ratio, uint64_t min_dead, uint64_t max_bytes,
+                              bool paced)
 {
     seg **v = NULL;
     uint64_t dead, bytes = 0;
@@ -498,7 +532,7 @@ static int64_t compact_chosen(logdb *db, double ratio, uint64_t min_dead, uint64
     } else if (n > 0 && dead >= min_dead) {
         while (take < n && (take == 0 || max_bytes == 0 || bytes + v[take]->size <= max_bytes))
             bytes += v[take++]->size;
-        rc = compact_locked(db, v, take);
+        rc = compact_locked(db, v, take, paced);
     }
     LDB_UNLOCK(db, cmu);
     free(v);
@@ -507,12 +541,13 @@ static int64_t compact_chosen(logdb *db, double ratio, uint64_t min_dead, uint64
 
 int64_t ldb_compact_auto(logdb *db)
 {
-    return compact_chosen(db, db->opt.compact_ratio, db->opt.compact_min_bytes, MAX_RUN_BYTES);
+    return compact_chosen(db, db->opt.compact_ratio, db->opt.compact_min_bytes, MAX_RUN_BYTES,
+                          true);
 }
 
-int64_t ldb_compact_all(logdb *db)
+int64_t ldb_compact_all(logdb *db, bool paced)
 {
-    return compact_chosen(db, 0.0, 1, 0);
+    return compact_chosen(db, 0.0, 1, 0, paced);
 }
 
 void ldb_write_pending_hints(logdb *db)

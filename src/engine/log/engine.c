@@ -284,6 +284,7 @@ static int ldb_stats(void *e, kvs_stats *out)
     out->compactions = __atomic_load_n(&db->compactions, __ATOMIC_RELAXED);
     out->compact_reclaimed = __atomic_load_n(&db->compact_reclaimed, __ATOMIC_RELAXED);
     out->compact_last_usec = __atomic_load_n(&db->compact_last_usec, __ATOMIC_RELAXED);
+    out->compact_paced_usec = __atomic_load_n(&db->compact_paced_usec, __ATOMIC_RELAXED);
     out->writes = __atomic_load_n(&db->writes, __ATOMIC_RELAXED);
     out->syncs = __atomic_load_n(&db->syncs, __ATOMIC_RELAXED);
     out->corrupt_reads = __atomic_load_n(&db->corrupt_reads, __ATOMIC_RELAXED);
@@ -304,7 +305,7 @@ static int64_t ldb_compact(void *e)
     logdb *db = e;
     int64_t rc;
 
-    rc = ldb_compact_all(db);
+    rc = ldb_compact_all(db, false);
     ldb_write_pending_hints(db);
     return rc;
 }

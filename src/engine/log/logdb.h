@@ -135,6 +135,7 @@ typedef struct logdb {
     uint64_t clear_cursor;    /* ... from this index cursor on (wmu) */
     int compacting;
     uint64_t compact_done, compact_todo;
+    uint64_t compact_paced_usec; /* slept to keep to opt.compact_rate (kvs_stats) */
 
     /* A sync failed: no more writes, syncs or maintenance (ldb_fence; util/fence.h). */
     kvs_fence fence;
@@ -281,13 +282,15 @@ extern unsigned ldb_manifest_reset_edits;
 int ldb_recover(logdb *db);
 
 /* compact.c — none of these but ldb_compact_due may be called with wmu or cmu held; they take
- * them as needed. */
-/* Compact if the thresholds say so. Returns bytes reclaimed or an error. */
+ * them as needed. A paced run (the maintenance thread's, and only there: it sleeps through
+ * syncer_pause on db->maint) reads its victims at no more than opt.compact_rate bytes a second,
+ * and gives up with KVS_ECLOSED, its outputs deleted, if the store closes meanwhile. */
+/* Compact if the thresholds say so (paced). Returns bytes reclaimed or an error. */
 int64_t ldb_compact_auto(logdb *db);
 /* Compact exactly these (sealed, live) segments. */
 int64_t ldb_compact_segments(logdb *db, seg **victims, uint32_t n);
 /* Compact every sealed segment with dead bytes. */
-int64_t ldb_compact_all(logdb *db);
+int64_t ldb_compact_all(logdb *db, bool paced);
 /* Is compaction due by the thresholds? (under wmu) */
 bool ldb_compact_due(logdb *db);
 /* Write the hint files of sealed segments that lack one. */
