@@ -100,7 +100,7 @@ void cmd_waitaof(conn *c, int argc, const char **argv, const size_t *lens)
         return reply_counts(c, local);
     if (!local && kvs_sync_soon(c->srv->db) < 0)
         return engine_error(c, "WAITAOF", KVS_ESYNC);
-    c->wait_pos = numlocal ? c->last_pos : 0;
+    c->wait_pos = c->last_pos; /* the reply says whether it is durable, whatever numlocal asked */
     c->wait_replicas = numreplicas > 0;
     c->wait_until = timeout ? clock_wall_ms() + (uint64_t)timeout : 0;
     wait_list(c, true);

@@ -452,6 +452,9 @@ class WaitAof(Base):
         self.assertEqual(c.call(("SET", "k", "v1"), ("WAITAOF", 1, 0, 100), ("GET", "k"),
                                 ("WAITAOF", 1, 0, 0)),
                          [OK, [0, 0], b"v1", [1, 0]])
+        # numlocal 0 still answers whether the connection's writes are durable: at the
+        # timeout (numreplicas 1), its SET is not yet
+        self.assertEqual(c.call(("SET", "k", "v2"), ("WAITAOF", 0, 1, 100)), [OK, [0, 0]])
 
     def test_numreplicas_waits_for_its_timeout(self):
         s = self.start(self.path("data"))
