@@ -442,13 +442,12 @@ int kvs_write_pos(kvs_t *db, kvs_op *ops, size_t n, uint64_t *pos)
     if (!pos)
         return kvs_seterr(KVS_EINVAL, "kvs_write_pos: NULL pos");
     *pos = 0;
-    if ((rc = check_open(db)) < 0 && n == 0)
+    if (n > 0)
+        return write_checked(db, ops, n, pos);
+    if ((rc = check_open(db)) < 0)
         return rc;
-    if (n == 0) {
-        applied_pos(db, pos);
-        return 0;
-    }
-    return write_checked(db, ops, n, pos);
+    applied_pos(db, pos);
+    return 0;
 }
 
 int kvs_durable(kvs_t *db, uint64_t *pos)

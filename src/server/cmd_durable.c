@@ -24,12 +24,6 @@
 
 #define WAIT_TICK_MS 10
 
-static bool durable_reached(conn *c, uint64_t pos)
-{
-    uint64_t durable = 0;
-    return kvs_durable(c->srv->db, &durable) == 0 && durable >= pos;
-}
-
 static void reply_counts(conn *c, bool local)
 {
     resp_array(&c->out, 2);
@@ -72,7 +66,7 @@ void waitaof_wakeup(worker *w)
     KVS_ASSERT(worker_on_loop(w));
     for (conn *c = w->waiting, *next; c; c = next) {
         next = c->wait_next;
-        bool local = durable_reached(c, c->wait_pos);
+        bool local = durable_reached(c->srv, c->wait_pos);
         if (!(local && !c->wait_replicas) && !(c->wait_until && now >= c->wait_until))
             continue;
         wait_list(c, false);
@@ -95,7 +89,7 @@ void cmd_waitaof(conn *c, int argc, const char **argv, const size_t *lens)
         return (void)resp_error(&c->out, "ERR timeout is negative");
     if (numlocal < 0 || numreplicas < 0)
         return (void)resp_error(&c->out, "ERR value is out of range, must be positive");
-    bool local = durable_reached(c, c->last_pos);
+    bool local = durable_reached(c->srv, c->last_pos);
     if (c->in_exec || c->close_after_flush || ((local || numlocal == 0) && numreplicas == 0))
         return reply_counts(c, local);
     if (!local && kvs_sync_soon(c->srv->db) < 0)

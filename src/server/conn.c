@@ -114,6 +114,12 @@ static void on_close(uv_handle_t *h)
 
 static void hold_list(conn *c, bool on);
 
+bool durable_reached(server *s, uint64_t pos)
+{
+    uint64_t durable = 0;
+    return kvs_durable(s->db, &durable) == 0 && durable >= pos;
+}
+
 void conn_close(conn *c)
 {
     KVS_ASSERT(worker_on_loop(c->w));
@@ -164,6 +170,13 @@ static void on_write(uv_write_t *req, int status)
  */
 #define HOLD_READ_MAX (4u << 20)
 
+/* Replies waiting for a sync rather than for the client: the holds, and what queued behind
+ * them. They bound reading (HOLD_READ_MAX), not the client's unread output (max_output). */
+static size_t waiting_bytes(const conn *c)
+{
+    return c->held_bytes + (c->hold_head ? c->out.bytes : 0);
+}
+
 /* A write batch's commit is done (its replies may go): how long it took, since t0. */
 static void commit_time(worker *w, uint64_t t0)
 {
@@ -172,6 +185,17 @@ static void commit_time(worker *w, uint64_t t0)
     pthread_mutex_lock(&w->hist_mu);
     kb_hist_add(&w->commit_hist, (now > t0 ? now - t0 : 0) * 1000);
     pthread_mutex_unlock(&w->hist_mu);
+}
+
+/* Link the chunk list more after the list that *end ends (or starts) at; returns its new end. */
+static ochunk **chunks_append(ochunk **end, ochunk *more)
+{
+    while (*end)
+        end = &(*end)->next;
+    *end = more;
+    while (*end)
+        end = &(*end)->next;
+    return end;
 }
 
 static void hold_list(conn *c, bool on)
@@ -209,10 +233,7 @@ static bool hold_take(conn *c, uint64_t pos, uint64_t t0)
             c->hold_head = t;
         c->hold_tail = t;
     }
-    ochunk **end = &t->chunks;
-    while (*end)
-        end = &(*end)->next;
-    *end = obuf_take(&c->out);
+    chunks_append(&t->chunks, obuf_take(&c->out));
     t->bytes += bytes;
     c->held_bytes += bytes;
     hold_list(c, true);
@@ -231,9 +252,7 @@ static bool hold_release(conn *c, ochunk ***end, size_t *bytes)
         c->hold_head = h->next;
         if (h->t0)
             commit_time(c->w, h->t0);
-        **end = h->chunks;
-        while (**end)
-            *end = &(**end)->next;
+        *end = chunks_append(*end, h->chunks);
         *bytes += h->bytes;
         c->held_bytes -= h->bytes;
         free(h);
@@ -359,7 +378,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  * go). before: bytes pending before; replies: how many were just added. */
 static bool output_within_limit(conn *c, size_t before, size_t replies)
 {
-    size_t after = c->out.bytes + c->inflight;
+    size_t after = c->inflight + (c->hold_head ? 0 : c->out.bytes); /* waiting_bytes: not unread */
 
     if (c->closing || (before == 0 && replies <= 1) || after <= c->srv->cfg->max_output)
         return true;
@@ -422,9 +441,8 @@ static bool run_command(conn *c, const args *a)
 static bool batch_done(conn *c)
 {
     size_t before = c->out.bytes + c->inflight, replies = c->batch.ncmds;
-    uint64_t pos = c->batch.pos, durable = 0;
-    bool hold = pos && c->srv->hold_replies &&
-                (kvs_durable(c->srv->db, &durable) < 0 || durable < pos);
+    uint64_t pos = c->batch.pos;
+    bool hold = pos && c->srv->hold_replies && !durable_reached(c->srv, pos);
 
     if (pos > c->last_pos)
         c->last_pos = pos;
@@ -508,7 +526,7 @@ static void process(conn *c)
     size_t used;
 
     while (!c->closing && !c->close_after_flush && !c->job_running && c->qpos < c->qlen &&
-           c->held_bytes <= HOLD_READ_MAX && !c->waiting) {
+           waiting_bytes(c) <= HOLD_READ_MAX && !c->waiting) {
         int r = resp_parse(&c->parser, c->q + c->qpos, c->qlen - c->qpos, &used);
         if (r == RESP_AGAIN)
             break;
@@ -561,7 +579,7 @@ static void process(conn *c)
         conn_close(c);
         return;
     }
-    if (c->held_bytes > HOLD_READ_MAX) { /* until the holds go (after a job, read again) */
+    if (waiting_bytes(c) > HOLD_READ_MAX) { /* until the holds go (after a job, read again) */
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->hold_paused = true;
     }
@@ -598,7 +616,7 @@ void conn_durable_wakeup(worker *w)
     for (conn *c = w->holding, *next; c; c = next) {
         next = c->hold_next;
         conn_flush(c);
-        if (c->closing || !c->hold_paused || c->held_bytes > HOLD_READ_MAX)
+        if (c->closing || !c->hold_paused || waiting_bytes(c) > HOLD_READ_MAX)
             continue;
         c->hold_paused = false;
         conn_resume(c);

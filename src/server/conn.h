@@ -185,6 +185,8 @@ void conn_close(conn *c);
 void conn_flush(conn *c);
 /* The durable position grew (durable_async): flush the connections holding replies. */
 void conn_durable_wakeup(worker *w);
+/* Has the engine made position pos durable (kvs.h "Positions"; false once fenced)? */
+bool durable_reached(server *s, uint64_t pos);
 /* Parse and run what c has buffered (after it was blocked). */
 void conn_resume(conn *c);
 /* cmd_durable.c: WAITAOF's blocked connections — the durable position grew or a timeout tick
