@@ -150,6 +150,12 @@ typedef struct kvs_options {
                                    files, the expiry sweep — so that it takes the cores only
                                    when the threads serving requests leave them; default 10,
                                    range 0 (as the process) .. 19 */
+    int sync_on_request;        /* kvs engine, KVS_SYNC_ALWAYS: 1 and kvs_write_pos does not
+                                   start a sync by itself; the caller calls kvs_sync_soon once it
+                                   has applied what it has at hand (an event loop: at the end of
+                                   each turn), so that one fdatasync covers all of it rather than
+                                   the first batch of it. kvs_write and kvs_wait_durable still
+                                   ask for their sync. Default 0: each applied batch starts one */
 } kvs_options;
 
 typedef struct kvs_stats {
@@ -306,7 +312,8 @@ int kvs_write(kvs_t *db, kvs_op *ops, size_t n);
  * with its position in *pos (n == 0: the position of everything applied so far; a batch that
  * failed whole — every op with the same engine error — has nothing to wait for: 0). The ops are
  * acknowledged only once kvs_durable reaches *pos — under KVS_SYNC_ALWAYS soon, as the store's
- * syncing thread runs back to back while there is anything to sync. */
+ * syncing thread runs back to back while there is anything to sync (with sync_on_request, once
+ * kvs_sync_soon asks). */
 int kvs_write_pos(kvs_t *db, kvs_op *ops, size_t n, uint64_t *pos);
 /* The durable position now into *pos: 0, or KVS_ESYNC when a sync failed (the store is fenced:
  * nothing past *pos will ever be durable). */

@@ -453,6 +453,8 @@ static bool batch_done(conn *c)
     batch_clear(&c->batch);
     if (hold && !hold_take(c, pos, t0))
         return false;
+    if (hold)
+        c->w->sync_asked = true; /* at the turn's end (loop.c) */
     if (pos && !hold)
         commit_time(c->w, t0);
     return output_within_limit(c, before, replies);

@@ -106,6 +106,8 @@ struct worker {
     conn *holding;         /* connections with held replies (loop thread only) */
     conn *waiting;         /* connections blocked in WAITAOF (loop thread only) */
     uv_timer_t wait_timer; /* their timeouts: ticks while one waits */
+    uv_prepare_t turn_end; /* before the loop sleeps: ask for the sync its held writes need */
+    bool sync_asked;       /* a batch was held this turn (loop thread only) */
     /* commit latency of write batches: from the commit's start to the replies' release, in ns
      * (INFO persistence; under hist_mu, as INFO reads it from any loop) */
     pthread_mutex_t hist_mu;

@@ -58,6 +58,19 @@ void server_on_durable(void *ctx)
     pthread_mutex_unlock(&s->durable_mu);
 }
 
+/* The end of a loop turn (before it waits for more): the writes it held replies for get their
+ * sync now, one for all of them (the engine's sync_on_request) — asked for at the first of them,
+ * it would cover only that one and the rest would wait for the next. */
+static void on_turn_end(uv_prepare_t *p)
+{
+    worker *w = p->data;
+
+    if (!w->sync_asked)
+        return;
+    w->sync_asked = false;
+    kvs_sync_soon(w->srv->db); /* a fence: kvs_durable says so to the holds */
+}
+
 static void on_jobs(uv_async_t *a)
 {
     worker *w = a->data;
@@ -160,6 +173,7 @@ static void *worker_main(void *arg)
     pthread_mutex_unlock(&w->srv->durable_mu);
     uv_close((uv_handle_t *)&w->durable_async, NULL);
     uv_close((uv_handle_t *)&w->wait_timer, NULL);
+    uv_close((uv_handle_t *)&w->turn_end, NULL);
     if (w->stopping)
         uv_close((uv_handle_t *)&w->stop_timer, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -194,6 +208,10 @@ int workers_start(server *s)
         uv_timer_init(&w->loop, &w->wait_timer);
         w->wait_timer.data = w;
         uv_unref((uv_handle_t *)&w->wait_timer);
+        uv_prepare_init(&w->loop, &w->turn_end);
+        w->turn_end.data = w;
+        uv_prepare_start(&w->turn_end, on_turn_end);
+        uv_unref((uv_handle_t *)&w->turn_end);
         w->durable_open = true; /* seen once nworkers counts w (under durable_mu) */
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             LOG_ERROR("cannot start loop thread %d", i);

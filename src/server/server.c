@@ -433,6 +433,7 @@ static int open_engine(acceptor *a)
         opt.compact_nice = cfg->compact_nice;
     opt.on_durable = server_on_durable; /* held replies (conn.c) go when their sync is done */
     opt.durable_ctx = &a->s;
+    opt.sync_on_request = 1; /* each loop asks once per turn (loop.c, on_turn_end) */
     if ((rc = kvs_create(&a->s.db)) < 0 || (rc = kvs_configure(a->s.db, &opt)) < 0 ||
         (rc = kvs_open(a->s.db, cfg->dir)) < 0) {
         LOG_ERROR("cannot open the data directory %s: %s%s%s", cfg->dir, kvs_strerror(rc),

@@ -10,7 +10,9 @@
  *     returns with the position durable; a timeout shorter than the sync is KVS_ETIMEDOUT;
  *   - many writers under always share syncs (fewer syncs than writes), every kvs_write returns
  *     with its position durable, and on_durable was called;
- *   - a failed sync (the fence) wakes a waiter with KVS_ESYNC, and the durable position stays.
+ *   - a failed sync (the fence) wakes a waiter with KVS_ESYNC, and the durable position stays;
+ *   - always with sync_on_request: applied batches wait for kvs_sync_soon, and one sync then
+ *     covers all of them; kvs_write and kvs_wait_durable ask for their own.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -75,6 +77,39 @@ static void test_always_visible_before_durable(void **state)
     assert_true(after > pos);
     assert_true(durable_now(f->db) >= after);
     kvs_test_sync_delay_us = 0;
+}
+
+static void test_always_sync_on_request(void **state)
+{
+    tu_fixture *f = *state;
+    kvs_op a = {.type = KVS_OP_SET, .key = "a", .klen = 1, .val = "1", .vlen = 1};
+    kvs_op b = {.type = KVS_OP_SET, .key = "b", .klen = 1, .val = "2", .vlen = 1};
+    uint64_t pa = 0, pb = 0;
+
+    f->opt.sync = KVS_SYNC_ALWAYS;
+    f->opt.sync_on_request = 1;
+    tu_fx_open(f);
+    assert_int_equal(kvs_write_pos(f->db, &a, 1, &pa), 0);
+    uint64_t syncs = tu_stats(f->db).syncs;
+    assert_int_equal(kvs_write_pos(f->db, &b, 1, &pb), 0);
+    assert_true(pb > pa);
+    usleep(100000);
+    if (!is_kvs()) { /* lmdb: durable when applied, the option means nothing to it */
+        assert_true(durable_now(f->db) >= pb);
+        return;
+    }
+    assert_true(durable_now(f->db) < pa); /* no sync of its own accord */
+    assert_int_equal(tu_stats(f->db).syncs, syncs);
+    tu_assert_value(f->db, "b", "2");
+    assert_int_equal(kvs_sync_soon(f->db), 0);
+    assert_int_equal(kvs_wait_durable(f->db, pb, 10000), 0);
+    assert_int_equal(tu_stats(f->db).syncs, syncs + 1); /* one sync for both */
+    /* a wait asks for its sync; so does kvs_write, which returns durable */
+    assert_int_equal(kvs_write_pos(f->db, &a, 1, &pa), 0);
+    assert_int_equal(kvs_wait_durable(f->db, pa, 10000), 0);
+    assert_int_equal(kvs_write(f->db, &b, 1), 0);
+    assert_int_equal(kvs_write_pos(f->db, NULL, 0, &pb), 0);
+    assert_true(durable_now(f->db) >= pb);
 }
 
 static void wait_asks_for_a_sync(tu_fixture *f, kvs_sync mode)
@@ -233,6 +268,7 @@ int main(int argc, char **argv)
     const char *group = tu_engine_from_args(argc, argv);
     const struct CMUnitTest tests[] = {
         TU_CASE_CLOSED(test_always_visible_before_durable),
+        TU_CASE_CLOSED(test_always_sync_on_request),
         TU_CASE_CLOSED(test_everysec_wait),
         TU_CASE_CLOSED(test_never_wait),
         TU_CASE_CLOSED(test_writers_share_syncs),

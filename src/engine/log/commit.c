@@ -550,7 +550,7 @@ static void commit_batch(logdb *db, commit_req *batch)
      * read included). Under always the sync thread now syncs it, outside wmu. */
     uint64_t pos = db->seq;
     __atomic_store_n(&db->applied, pos, __ATOMIC_RELEASE);
-    if (db->opt.sync == KVS_SYNC_ALWAYS && rc == 0) {
+    if (db->opt.sync == KVS_SYNC_ALWAYS && !db->opt.sync_on_request && rc == 0) {
         __atomic_store_n(&db->sync_wanted, true, __ATOMIC_RELEASE);
         syncer_kick(&db->syncer);
     }

@@ -227,7 +227,8 @@ int ldb_wait_durable(logdb *db, uint64_t pos, long timeout_ms)
 
     if (__atomic_load_n(&db->durable, __ATOMIC_ACQUIRE) >= pos)
         return 0;
-    if (db->opt.sync != KVS_SYNC_ALWAYS && (rc = ldb_sync_soon(db)) < 0)
+    bool asks = db->opt.sync != KVS_SYNC_ALWAYS || db->opt.sync_on_request;
+    if (asks && (rc = ldb_sync_soon(db)) < 0)
         return rc;
     if (timeout_ms >= 0) {
         clock_gettime(CLOCK_MONOTONIC, &until);
@@ -256,6 +257,19 @@ int ldb_wait_durable(logdb *db, uint64_t pos, long timeout_ms)
     return ldb_fenced(db);
 }
 
+/* After a sync: go again at once? Under always, while anything applied is not yet durable;
+ * with sync_on_request, only when asked again (kvs_sync_soon) meanwhile — the caller asks when
+ * it has applied what it has at hand, and a sync started earlier would cover only part of it. */
+static bool more_to_sync(logdb *db)
+{
+    if (db->opt.sync != KVS_SYNC_ALWAYS)
+        return false;
+    if (db->opt.sync_on_request)
+        return __atomic_load_n(&db->sync_wanted, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&db->applied, __ATOMIC_ACQUIRE) >
+           __atomic_load_n(&db->durable, __ATOMIC_ACQUIRE);
+}
+
 int ldb_sync_pending(logdb *db)
 {
     int rc;
@@ -265,8 +279,6 @@ int ldb_sync_pending(logdb *db)
         if ((rc = ldb_fenced(db)) < 0)
             return rc;
         rc = ldb_sync_written(db, kvs_test_syncer_delay_us); /* a failure fences the store */
-    } while (rc == 0 && db->opt.sync == KVS_SYNC_ALWAYS &&
-             __atomic_load_n(&db->applied, __ATOMIC_ACQUIRE) >
-                 __atomic_load_n(&db->durable, __ATOMIC_ACQUIRE));
+    } while (rc == 0 && more_to_sync(db));
     return rc;
 }
