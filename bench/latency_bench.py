@@ -18,7 +18,7 @@ Part 2, kvs only: a fresh kvs-server holding the same keyspace plus a churn set 
   compaction  the same writer overwrites the churn set in random order at the same rate, so
               dead bytes pile up and compaction keeps running (INFO engine is sampled every
               50 ms during the run: compactions started, share of samples with compacting:1).
-Reported: p50/p99/p99.9 of each and p99(compaction)/p99(quiet) (target ≤ 2; printed, never
+Reported: p50/p99/p99.9 of each and p99(compaction)/p99(quiet) (target ≤ 1.5, issue 14; printed, never
 asserted), and p99(compaction)/p99(inserts), which takes the writer's own cost out.
 
 Usage: latency_bench.py --kvs-server build/bin/kvs-server [--rounds 2] [--requests 100000]
@@ -246,7 +246,7 @@ def main():
         print(f"{mode:11} {r['rps']:>9.0f} " + " ".join(f"{r[k]:>8.3f}" for k in PCTS) +
               f" {r['compactions']:>11} {r['compacting_share'] * 100:>4.0f}%")
     q, w, c = by["quiet"], by["inserts"], by["compaction"]
-    print(f"p99(compaction)/p99(quiet) = {c['p99_ms'] / q['p99_ms']:.2f} (target <= 2); "
+    print(f"p99(compaction)/p99(quiet) = {c['p99_ms'] / q['p99_ms']:.2f} (target <= 1.5); "
           f"p99(compaction)/p99(inserts) = {c['p99_ms'] / w['p99_ms']:.2f}; "
           f"p99.9(compaction)/p99.9(quiet) = {c['p999_ms'] / q['p999_ms']:.2f}")
     if c["compactions"] == 0 and c["compacting_share"] == 0:
