@@ -18,8 +18,8 @@ Part 2, kvs only: a fresh kvs-server holding the same keyspace plus a churn set 
   compaction  the same writer overwrites the churn set in random order at the same rate, so
               dead bytes pile up and compaction keeps running (INFO engine is sampled every
               50 ms during the run: compactions started, share of samples with compacting:1).
-Reported: p50/p99/p99.9 of each and p99(compaction)/p99(quiet) (target ≤ 1.5, issue 14; printed, never
-asserted), and p99(compaction)/p99(inserts), which takes the writer's own cost out.
+Reported: p50/p99/p99.9 of each and p99(compaction)/p99(quiet) (target ≤ 1.5, issue 14;
+printed, never asserted), and p99(compaction)/p99(inserts), which takes the writer's own cost out.
 
 Usage: latency_bench.py --kvs-server build/bin/kvs-server [--rounds 2] [--requests 100000]
                         [--clients 50] [--keyspace 100000] [--value-size 100]
