@@ -7,6 +7,7 @@ PKGS=(
   build-essential cmake pkg-config
   libxxhash-dev liburcu-dev liblmdb-dev libcmocka-dev
   libuv1-dev librocksdb-dev
+  libsystemd-dev  # kvs-server's sd_notify (systemd Type=notify)
   redis-server redis-tools
   python3 python3-redis iproute2 gnuplot-nox
   # fuzzing (make fuzz, make test-fuzz): clang, libFuzzer's runtime (libclang_rt.fuzzer in

@@ -44,7 +44,8 @@
 
 /* What one connection may hold (a client controls all three, and each costs memory on the
  * server): cfg->max_watch keys watched at once, cfg->max_multi_commands commands queued in one
- * MULTI, cfg->max_multi_bytes bytes of their arguments. */
+ * MULTI, cfg->max_multi_bytes bytes of their arguments. CONFIG SET may change them from another
+ * thread: read atomically. */
 
 typedef struct watched {
     char *key;
@@ -95,7 +96,7 @@ void cmd_watch(conn *c, int argc, const char **argv, const size_t *lens)
 {
     if (c->multi)
         return (void)resp_error(&c->out, "ERR WATCH inside MULTI is not allowed");
-    uint32_t max_watch = c->srv->cfg->max_watch;
+    uint32_t max_watch = __atomic_load_n(&c->srv->cfg->max_watch, __ATOMIC_RELAXED);
     if (c->nwatch + (size_t)(argc - 1) > max_watch)
         return (void)resp_error(&c->out, "ERR too many watched keys (kvs: at most %u per "
                                          "connection)", max_watch);
@@ -175,18 +176,20 @@ void cmd_multi(conn *c, int argc, const char **argv, const size_t *lens)
 void tx_queue(conn *c, const command *k, int argc, const char **argv, const size_t *lens)
 {
     const kvs_server_config *cfg = c->srv->cfg;
-    if (c->tx.ncmds > cfg->max_multi_commands) { /* cmds[0] is the EXEC */
+    uint32_t max_commands = __atomic_load_n(&cfg->max_multi_commands, __ATOMIC_RELAXED);
+    uint64_t max_bytes = __atomic_load_n(&cfg->max_multi_bytes, __ATOMIC_RELAXED);
+    if (c->tx.ncmds > max_commands) { /* cmds[0] is the EXEC */
         c->multi_dirty = true;
         return (void)resp_error(&c->out, "ERR too many commands in one transaction (kvs: at "
-                                         "most %u)", cfg->max_multi_commands);
+                                         "most %u)", max_commands);
     }
     size_t bytes = 0;
     for (int i = 0; i < argc; i++)
         bytes += lens[i];
-    if (c->tx.arg_bytes + bytes > cfg->max_multi_bytes) {
+    if (c->tx.arg_bytes + bytes > max_bytes) {
         c->multi_dirty = true;
         return (void)resp_error(&c->out, "ERR transaction too large (kvs: at most %llu bytes "
-                                         "of arguments)", (unsigned long long)cfg->max_multi_bytes);
+                                         "of arguments)", (unsigned long long)max_bytes);
     }
     if (!batch_add_cmd(c, &c->tx, k, argc, argv, lens, true, true)) {
         c->multi_dirty = true;

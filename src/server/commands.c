@@ -148,11 +148,9 @@ static void cmd_quit(conn *c, int argc, const char **argv, const size_t *lens)
  * (Redis's "nopass" default user), else with exactly that one. */
 static bool check_password(conn *c, const char *user, size_t ulen, const char *pass, size_t plen)
 {
-    const char *want = c->srv->cfg->requirepass;
-
     if (user && !arg_is(user, ulen, "default"))
         return false;
-    return !want || (strlen(want) == plen && memcmp(want, pass, plen) == 0);
+    return server_password_matches(c->srv, pass, plen);
 }
 
 static void authenticated(conn *c)
@@ -167,7 +165,7 @@ static void cmd_auth(conn *c, int argc, const char **argv, const size_t *lens)
         resp_error(&c->out, "ERR syntax error");
         return;
     }
-    if (!c->srv->cfg->requirepass && argc == 2) {
+    if (argc == 2 && !server_password_required(c->srv)) {
         resp_error(&c->out, "ERR AUTH <password> called without any password configured for "
                             "the default user. Are you sure your configuration is correct?");
         return;
@@ -274,39 +272,6 @@ static void cmd_command(conn *c, int argc, const char **argv, const size_t *lens
         resp_error(&c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.", (int)lens[1],
                    argv[1]);
     }
-}
-
-/* CONFIG GET: the few parameters clients ask for (redis-benchmark: save, appendonly). */
-static void cmd_config(conn *c, int argc, const char **argv, const size_t *lens)
-{
-    const kvs_server_config *cfg = c->srv->cfg;
-    char maxclients[24], threads[24];
-    const char *names[] = {"save", "appendonly", "appendfsync", "maxclients", "databases",
-                           "io-threads", "dir"};
-    const char *sync = sync_mode_appendfsync(cfg->sync);
-
-    if (!arg_is(argv[1], lens[1], "GET")) {
-        resp_error(&c->out, "ERR CONFIG subcommand '%.*s' is not supported by kvs (only GET)",
-                   (int)lens[1], argv[1]);
-        return;
-    }
-    if (argc != 3) {
-        resp_error(&c->out, "ERR wrong number of arguments for 'config|get' command");
-        return;
-    }
-    snprintf(maxclients, sizeof maxclients, "%u", c->srv->maxclients);
-    snprintf(threads, sizeof threads, "%d", cfg->threads);
-    const char *values[] = {"", "yes", sync, maxclients, "1", threads, cfg->dir};
-    int n = (int)(sizeof names / sizeof names[0]), hits = 0;
-    bool all = lens[2] == 1 && argv[2][0] == '*';
-    for (int i = 0; i < n; i++)
-        hits += all || arg_is(argv[2], lens[2], names[i]);
-    resp_array(&c->out, 2 * hits);
-    for (int i = 0; i < n; i++)
-        if (all || arg_is(argv[2], lens[2], names[i])) {
-            resp_bulk(&c->out, names[i], strlen(names[i]));
-            resp_bulk(&c->out, values[i], strlen(values[i]));
-        }
 }
 
 static void cmd_shutdown(conn *c, int argc, const char **argv, const size_t *lens)
@@ -954,6 +919,10 @@ void cmd_dispatch(conn *c, const command *k, int argc, const char **argv, const 
         c->multi_dirty |= c->multi;
         return;
     }
+    /* not authenticated: unless CONFIG SET removed the password since (as Redis, which asks
+     * whether the default user still has one) */
+    if (!c->authed && !(k->flags & CMD_NOAUTH) && !server_password_required(c->srv))
+        authenticated(c);
     if (!c->authed && !(k->flags & CMD_NOAUTH)) {
         resp_error(&c->out, "NOAUTH Authentication required.");
         c->multi_dirty |= c->multi;

@@ -380,7 +380,7 @@ static bool output_within_limit(conn *c, size_t before, size_t replies)
 {
     size_t after = c->inflight + (c->hold_head ? 0 : c->out.bytes); /* waiting_bytes: not unread */
 
-    if (c->closing || (before == 0 && replies <= 1) || after <= c->srv->cfg->max_output)
+    if (c->closing || (before == 0 && replies <= 1) || after <= __atomic_load_n(&c->srv->cfg->max_output, __ATOMIC_RELAXED))
         return true;
     LOG_WARN("client %s: output buffer past its limit (%zu bytes unread); closing", c->peer, after);
     conn_close(c);
@@ -576,7 +576,7 @@ static void process(conn *c)
         c->qlen -= c->qpos;
         c->qpos = 0;
     }
-    if (c->qlen > c->srv->cfg->max_query) {
+    if (c->qlen > __atomic_load_n(&c->srv->cfg->max_query, __ATOMIC_RELAXED)) {
         LOG_WARN("client %s: query buffer past its limit (%zu bytes); closing", c->peer, c->qlen);
         conn_close(c);
         return;
@@ -671,7 +671,7 @@ void conn_accept(worker *w, int fd)
     c->id = __atomic_add_fetch(&s->next_conn_id, 1, __ATOMIC_RELAXED);
     resp_parser_init(&c->parser, &s->cfg->limits);
     obuf_init(&c->out);
-    c->authed = s->cfg->requirepass == NULL;
+    c->authed = !server_password_required(s);
     c->parser.unauth = !c->authed;
     c->fd = fd;
     c->created_ms = c->last_ms = clock_wall_ms();
@@ -688,7 +688,8 @@ void conn_accept(worker *w, int fd)
     uv_tcp_nodelay(&c->tcp, 1);
     peer_name(c, &loopback);
     LOG_DEBUG("accepted connection %llu from %s", (unsigned long long)c->id, c->peer);
-    if (__atomic_load_n(&s->st.clients, __ATOMIC_RELAXED) > s->maxclients) {
+    if (__atomic_load_n(&s->st.clients, __ATOMIC_RELAXED) >
+        __atomic_load_n(&s->maxclients, __ATOMIC_RELAXED)) { /* CONFIG SET changes it */
         refuse(c, KVS_ERR_MAXCLIENTS);
         return;
     }

@@ -220,6 +220,14 @@ static int parse_inline(resp_parser *p, const char *buf, size_t len)
     return RESP_DONE;
 }
 
+int resp_split_line(resp_parser *p, const char *s, size_t n)
+{
+    p->argc = 0;
+    p->err[0] = '\0';
+    p->last_kind = 'i'; /* resp_arg_ptr: the arguments are in the arena */
+    return split_inline(p, s, n) < 0 ? RESP_EPROTO : RESP_DONE;
+}
+
 int resp_parse(resp_parser *p, const char *buf, size_t len, size_t *used)
 {
     int r;

@@ -67,6 +67,11 @@ void resp_parser_free(resp_parser *p);
  * are needed (p->need, if non-zero, says how many in all). RESP_EPROTO: p->err says why. */
 int resp_parse(resp_parser *p, const char *buf, size_t len, size_t *used);
 
+/* Split one line (n bytes, no line end) into arguments with the inline rules — Redis's
+ * sdssplitargs, which redis.conf is read with too: RESP_DONE, or RESP_EPROTO (unbalanced quotes)
+ * with p->err set. The arguments are read with resp_arg_ptr(p, NULL, i) until the next call. */
+int resp_split_line(resp_parser *p, const char *s, size_t n);
+
 /* Pointer to argument i of the command just parsed from buf. */
 const char *resp_arg_ptr(const resp_parser *p, const char *buf, size_t i);
 

@@ -37,10 +37,12 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include "engine/engine.h"
 #include "pool/pool.h"
+#include "server/config.h"
 #include "server/conn.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -67,32 +69,9 @@
 #define ACCEPT_RETRY_MS 100 /* while accept4 fails for want of a resource, retry this often */
 #define REFUSE_BATCH 256    /* most waiting clients answered per retry */
 
-void kvs_server_config_init(kvs_server_config *c)
-{
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-
-    memset(c, 0, sizeof *c);
-    c->addr = KVS_SERVER_DEFAULT_ADDR;
-    c->dir = ".";
-    c->threads = cores > 0 ? (int)cores : 1;
-    c->sync = KVS_SYNC_EVERYSEC;
-    c->maxclients = 10000;
-    c->log_level = KVS_LOG_INFO;
-    resp_limits_default(&c->limits);
-    c->max_query = c->limits.max_bulk + (1u << 20);
-    c->max_output = 64u << 20;
-    c->max_watch = 100000;
-    c->max_multi_commands = 1000000;
-    c->max_multi_bytes = 1ull << 30; /* Redis's client-query-buffer-limit */
-    c->pool = "shared";
-    c->pool_threads = 16;
-    c->compact_rate = -1;
-    c->compact_nice = -1;
-    c->offload = -1;
-}
-
 typedef struct acceptor {
     server s;
+    kvs_server_config cfg;    /* the server's own copy (s.cfg) */
     uv_loop_t loop;
     uv_poll_t poll;
     uv_timer_t retry;         /* while accepting is paused: tries again (one-shot, re-armed) */
@@ -291,7 +270,7 @@ static bool server_full(server *s)
 {
     return __atomic_load_n(&s->st.clients, __ATOMIC_RELAXED) +
                __atomic_load_n(&s->handing, __ATOMIC_RELAXED) >=
-           s->maxclients;
+           __atomic_load_n(&s->maxclients, __ATOMIC_RELAXED); /* CONFIG SET changes it */
 }
 
 /* accept4 failed for want of a resource (err). The listening socket stays readable, so polling
@@ -389,6 +368,7 @@ static void begin_shutdown(acceptor *a)
     if (uv_is_closing((uv_handle_t *)&a->shutdown))
         return;
     LOG_INFO("shutting down");
+    sd_notify(0, "STOPPING=1"); /* to systemd, if it started us (Type=notify); else nothing */
     uv_close((uv_handle_t *)&a->poll, NULL);
     uv_close((uv_handle_t *)&a->retry, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -479,14 +459,20 @@ int kvs_server_run(const kvs_server_config *cfg)
 
     if (!a)
         return 1;
+    if (config_copy(&a->cfg, cfg) < 0) {
+        free(a);
+        return 1;
+    }
+    cfg = &a->cfg; /* from here on the server's own, which CONFIG SET changes */
     kvs_log_set_level(cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
     a->fd = a->spare = -1;
-    a->s.cfg = cfg;
+    a->s.cfg = &a->cfg;
     a->s.maxclients = cfg->maxclients;
     a->s.start_usec = clock_usec();
     pthread_mutex_init(&a->s.clients_mu, NULL);
     pthread_mutex_init(&a->s.durable_mu, NULL);
+    pthread_mutex_init(&a->s.cfg_mu, NULL);
     a->s.request_shutdown = request_shutdown;
     /* Room for the engine to open its files; fd_plan settles the limit once they are counted. */
     nofile_get(&nofile0, &hard);
@@ -523,6 +509,7 @@ int kvs_server_run(const kvs_server_config *cfg)
         LOG_WARN("protected mode: bound beyond loopback without --requirepass, so only loopback "
                  "clients are served");
     uv_poll_start(&a->poll, UV_READABLE, on_accept);
+    sd_notify(0, "READY=1"); /* listening: systemd's Type=notify may start what depends on us */
     uv_run(&a->loop, UV_RUN_DEFAULT);
     workers_stop(&a->s);
     status = 0;
@@ -544,6 +531,54 @@ out:
             LOG_INFO("stopped cleanly");
         }
     }
+    pthread_mutex_destroy(&a->s.cfg_mu);
+    kvs_server_config_free(&a->cfg);
     free(a);
     return status;
+}
+
+/* ---- what CONFIG changes at run time (config.c) ---- */
+
+int server_maxclients_check(server *s, uint32_t n, char *why, size_t whylen)
+{
+    uint64_t clients = __atomic_load_n(&s->st.clients, __ATOMIC_RELAXED), open_now = fds_open();
+    /* the descriptors open now that are not clients', and the headroom start-up keeps */
+    uint64_t reserve = (open_now > clients ? open_now - clients : 0) + FD_HEADROOM;
+    uint64_t soft, hard;
+
+    nofile_raise(n + reserve);
+    nofile_get(&soft, &hard);
+    if (soft >= n + reserve)
+        return 0;
+    snprintf(why, whylen, "The operating system is not able to handle the specified number of "
+             "clients, try with %llu (the open-file limit is %llu, hard limit %llu)",
+             (unsigned long long)(soft > reserve ? soft - reserve : 0), (unsigned long long)soft,
+             (unsigned long long)hard);
+    return -1;
+}
+
+void server_stats_reset(server *s)
+{
+    uint64_t *counters[] = {&s->st.connections_received, &s->st.rejected, &s->st.commands,
+                            &s->st.net_in, &s->st.net_out, &s->st.errors};
+
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+        __atomic_store_n(counters[i], 0, __ATOMIC_RELAXED);
+}
+
+bool server_password_required(server *s)
+{
+    pthread_mutex_lock(&s->cfg_mu);
+    bool required = s->cfg->requirepass != NULL;
+    pthread_mutex_unlock(&s->cfg_mu);
+    return required;
+}
+
+bool server_password_matches(server *s, const char *pass, size_t plen)
+{
+    pthread_mutex_lock(&s->cfg_mu);
+    const char *want = s->cfg->requirepass;
+    bool ok = !want || (strlen(want) == plen && memcmp(want, pass, plen) == 0);
+    pthread_mutex_unlock(&s->cfg_mu);
+    return ok;
 }

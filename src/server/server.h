@@ -29,6 +29,11 @@
  * maxclients check (conn.c) and by the acceptor when no file descriptor is free (server.c). */
 #define KVS_ERR_MAXCLIENTS "-ERR max number of clients reached\r\n"
 
+/* Every field but config_file and owned is an option of config.c's table, which gives its name
+ * (flag, config file key, CONFIG parameter), range, default and whether CONFIG SET may change it.
+ * Strings set through the table are copies the config owns (kvs_server_config_free). While the
+ * server runs, the fields CONFIG SET may change are written under server.cfg_mu with atomic
+ * stores: threads that read them without the lock use __atomic_load_n. */
 typedef struct kvs_server_config {
     const char *addr;         /* "IP:PORT" or "[IPv6]:PORT"; port 0 picks a free one */
     const char *engine;       /* NULL: the directory's, else "kvs" */
@@ -52,9 +57,18 @@ typedef struct kvs_server_config {
     uint64_t max_index_memory;  /* kvs engine: kvs_options.max_index_memory; 0: no limit */
     int64_t compact_rate;     /* kvs engine: kvs_options.compact_rate (0: no limit); -1: default */
     int compact_nice;         /* kvs engine: kvs_options.compact_nice; -1: default */
+    const char *config_file;  /* the file read at start (absolute), NULL: none (CONFIG REWRITE) */
+    char **owned;             /* config.c: the strings it allocated, one slot per option */
 } kvs_server_config;
 
+/* Every option at its default (config.c). */
 void kvs_server_config_init(kvs_server_config *c);
+/* Free the strings c owns; c is then as after kvs_server_config_init's memset. */
+void kvs_server_config_free(kvs_server_config *c);
+/* kvs-server's command line (and the --config file it names) into c, which
+ * kvs_server_config_init prepared: -1 if the server is to run, else the exit status (after
+ * --help, --version or --dump-config, or an error printed on stderr). */
+int kvs_server_config_args(kvs_server_config *c, int argc, char **argv);
 /* Run until SIGINT/SIGTERM or SHUTDOWN. Returns 0 on a clean stop, non-zero (after logging why)
  * if the server could not start. */
 int kvs_server_run(const kvs_server_config *cfg);
@@ -72,7 +86,7 @@ struct server_stats {
 };
 
 struct server {
-    const kvs_server_config *cfg;
+    kvs_server_config *cfg;   /* the server's own copy; CONFIG SET changes it (cfg_mu) */
     kvs_t *db;
     worker *workers;
     int nworkers;
@@ -90,6 +104,7 @@ struct server {
     bool hold_replies;        /* sync always: a write's reply waits for its sync (conn.c) */
     pthread_mutex_t durable_mu; /* the workers' durable_open (server_on_durable) */
     pthread_mutex_t clients_mu; /* the workers' connection lists and names (cmd_client.c) */
+    pthread_mutex_t cfg_mu;   /* CONFIG SET/GET/REWRITE, and cfg's strings (requirepass) */
     /* Writes as WATCH sees them (cmd_multi.c): a count per slot of key hashes, bumped before
      * every write command's ops are committed (atomics). */
     uint64_t touched[WATCH_SLOTS];
@@ -101,6 +116,15 @@ int workers_start(server *s);
 void server_on_durable(void *ctx);
 void workers_hand(server *s, int fd);
 void workers_stop(server *s);
+
+/* server.c: CONFIG SET maxclients n — can the open-file limit be made to fit it (raised if
+ * need be)? 0, or -1 with why set. */
+int server_maxclients_check(server *s, uint32_t n, char *why, size_t whylen);
+/* CONFIG RESETSTAT: the counters INFO's stats come from, back to 0. */
+void server_stats_reset(server *s);
+/* Is a password set (requirepass)? Does pass (plen bytes) match it? Either takes cfg_mu. */
+bool server_password_required(server *s);
+bool server_password_matches(server *s, const char *pass, size_t plen);
 
 /* conn.c: a new connection on worker w's loop */
 void conn_accept(worker *w, int fd);

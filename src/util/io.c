@@ -152,6 +152,12 @@ int io_join(char *out, size_t cap, const char *dir, const char *name)
 
 int io_write_file_atomic(const char *dir, const char *name, const void *buf, size_t len)
 {
+    return io_write_file_atomic_mode(dir, name, buf, len, 0644);
+}
+
+int io_write_file_atomic_mode(const char *dir, const char *name, const void *buf, size_t len,
+                              mode_t mode)
+{
     char path[PATH_MAX], tmp[PATH_MAX];
     int fd, rc;
 
@@ -159,9 +165,16 @@ int io_write_file_atomic(const char *dir, const char *name, const void *buf, siz
         return rc;
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return kvs_seterr(KVS_EINVAL, "path too long: %s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
         return kvs_seterr(kvs_errno(errno), "create %s: %s", tmp, strerror(errno));
+    /* exactly mode: the umask may have narrowed it, or a stale tmp file kept its own */
+    if (fchmod(fd, mode) < 0) {
+        rc = kvs_seterr(kvs_errno(errno), "chmod %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
     rc = io_pwrite_full(fd, buf, len, 0, tmp);
     if (rc == 0)
         rc = io_fdatasync(fd, tmp);

@@ -37,6 +37,9 @@ extern int kvs_test_fail_sync;
 bool io_test_sync_fails(void);
 /* Write a whole small file atomically: tmp file, fsync, rename over path, fsync dir. */
 int io_write_file_atomic(const char *dir, const char *name, const void *buf, size_t len);
+/* The same with the file's permissions (a config file that holds a password keeps its own). */
+int io_write_file_atomic_mode(const char *dir, const char *name, const void *buf, size_t len,
+                              mode_t mode);
 /* Read a whole file of at most max bytes into a new buffer (caller frees, NUL-terminated).
  * KVS_ENOTFOUND if it does not exist. */
 int io_read_file(const char *path, size_t max, char **out, size_t *len);

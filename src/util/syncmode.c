@@ -3,6 +3,7 @@
  */
 #include "util/syncmode.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 static const struct sync_mode {
@@ -36,12 +37,23 @@ const char *sync_mode_appendfsync(kvs_sync mode)
     return row(mode)->appendfsync;
 }
 
-int sync_mode_parse(const char *name, kvs_sync *out)
+/* The mode whose kvs name (or, redis, appendfsync value) is name: 0 with *out set, or -1. */
+static int parse(const char *name, bool redis, kvs_sync *out)
 {
     for (size_t i = 0; i < NMODES; i++)
-        if (strcmp(modes[i].name, name) == 0) {
+        if (strcmp(redis ? modes[i].appendfsync : modes[i].name, name) == 0) {
             *out = modes[i].mode;
             return 0;
         }
     return -1;
+}
+
+int sync_mode_parse(const char *name, kvs_sync *out)
+{
+    return parse(name, false, out);
+}
+
+int sync_mode_parse_appendfsync(const char *name, kvs_sync *out)
+{
+    return parse(name, true, out);
 }

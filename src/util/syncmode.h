@@ -24,4 +24,7 @@ const char *sync_mode_appendfsync(kvs_sync mode);
 /* The mode kvs calls name (exactly, case included): 0 with *out set, or -1. */
 int sync_mode_parse(const char *name, kvs_sync *out);
 
+/* The mode Redis's appendfsync calls name ("always", "everysec", "no"): 0 with *out set, or -1. */
+int sync_mode_parse_appendfsync(const char *name, kvs_sync *out);
+
 #endif
