@@ -170,7 +170,7 @@ static const option options[] = {
      .help = "least important log lines written (to stderr)"},
     {"max-bulk", K_BYTES, F_U64, OFF(limits.max_bulk), 1, 512 * MB,
      .help = "largest bulk argument"},
-    {"max-query", K_BYTES, F_U64, OFF(max_query), MB, BYTES_MAX,
+    {"max-query", K_BYTES, F_U64, OFF(max_query), MB, BYTES_MAX, .flags = O_LIVE,
      .help = "query buffer per client: a client that sends more without a whole command in it "
              "is cut off"},
     {"max-output", K_BYTES, F_U64, OFF(max_output), 64 * KB, BYTES_MAX, .def = "64mb",
