@@ -154,6 +154,7 @@ static int fd_plan(acceptor *a, uint64_t nofile0)
         LOG_INFO("raised the open-file limit from %llu to %llu", (unsigned long long)nofile0,
                  (unsigned long long)soft);
     a->s.maxclients = cfg->maxclients;
+    a->s.fds_kept = reserve;
     a->s.hold_replies = cfg->sync == KVS_SYNC_ALWAYS;
     if (soft >= want)
         return 0;
@@ -541,19 +542,16 @@ out:
 
 int server_maxclients_check(server *s, uint32_t n, char *why, size_t whylen)
 {
-    uint64_t clients = __atomic_load_n(&s->st.clients, __ATOMIC_RELAXED), open_now = fds_open();
-    /* the descriptors open now that are not clients', and the headroom start-up keeps */
-    uint64_t reserve = (open_now > clients ? open_now - clients : 0) + FD_HEADROOM;
-    uint64_t soft, hard;
+    uint64_t want = n + s->fds_kept, soft, hard;
 
-    nofile_raise(n + reserve);
+    nofile_raise(want);
     nofile_get(&soft, &hard);
-    if (soft >= n + reserve)
+    if (soft >= want)
         return 0;
     snprintf(why, whylen, "The operating system is not able to handle the specified number of "
              "clients, try with %llu (the open-file limit is %llu, hard limit %llu)",
-             (unsigned long long)(soft > reserve ? soft - reserve : 0), (unsigned long long)soft,
-             (unsigned long long)hard);
+             (unsigned long long)(soft > s->fds_kept ? soft - s->fds_kept : 0),
+             (unsigned long long)soft, (unsigned long long)hard);
     return -1;
 }
 

@@ -94,6 +94,8 @@ struct server {
     char bound[128];          /* the address actually listened on */
     uint32_t maxclients;      /* in force: cfg->maxclients, lowered at start to what the
                                * open-file limit leaves for clients (server.c, fd_plan) */
+    uint64_t fds_kept;        /* the descriptors kvs keeps for itself (fd_plan): what the
+                               * open-file limit must hold besides maxclients */
     uint64_t start_usec;
     uint32_t next_worker;
     uint64_t next_conn_id;    /* atomic */
