@@ -41,8 +41,10 @@ from test_differential import REDIS_SERVER, RedisServer  # noqa: E402
 
 import redis  # noqa: E402  (Debian: python3-redis)
 
-SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "etc",
-                      "kvs-server.conf")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+SAMPLE = os.path.join(ROOT, "etc", "kvs-server.conf")
+DOC = os.path.join(ROOT, "docs", "configuration.md")
+COMMANDS_DOC = os.path.join(ROOT, "docs", "commands.md")
 TIMEOUT = 30
 
 # A value other than the default for every option (the test fails when an option is added
@@ -109,6 +111,20 @@ def sample_options(text):
             k, v = line.split(" ", 1)
             out[k] = unquote(v)
     return out
+
+
+def sample_live(text):
+    """The options the sample marks [CONFIG SET] (in the comment above each option's line)."""
+    live, comment = set(), ""
+    for line in text.splitlines():
+        if line.startswith("# ") and not re.fullmatch(r"# ([a-z-]+) <.*>", line):
+            comment += line
+            continue
+        m = re.match(r"#? ?([a-z-]+) ", line)
+        if m and "[CONFIG SET]" in comment:
+            live.add(m.group(1))
+        comment = ""
+    return live
 
 
 def as_dict(reply):
@@ -209,6 +225,25 @@ class FileTest(ConfigCase):
             self.assertEqual(got[k], to_bytes(v), k)
         self.assertEqual(got["threads"], str(os.cpu_count()))
         self.assertEqual(s.stop(), 0)
+
+    def test_docs_match_the_table(self):
+        dump = dump_config(self.binary)
+        opts, live = sample_options(dump), sample_live(dump)
+        with open(DOC) as f:
+            rows = re.findall(r"^\| `([a-z-]+)` \| (`[^`]*`|\([^)]*\)) \| (yes|no) \|", f.read(),
+                              re.M)
+        self.assertEqual([r[0] for r in rows], list(opts), "docs/configuration.md: every "
+                         "option once, in the table's order")
+        for name, default, is_live in rows:
+            with self.subTest(option=name):
+                want = "(the number of cores)" if opts[name] is None else opts[name]
+                self.assertEqual(unquote(default.strip("`")) if default[0] == "`" else default,
+                                 want)
+                self.assertEqual(is_live == "yes", name in live)
+        with open(COMMANDS_DOC) as f:
+            m = re.search(r"^\| `CONFIG SET .*?\((`.*?`)\)", f.read(), re.M)
+        self.assertTrue(m, "docs/commands.md: CONFIG SET's row lists the live options")
+        self.assertEqual(set(re.findall(r"`([a-z-]+)`", m.group(1))), live)
 
     def test_help_lists_every_option(self):
         r = run([self.binary, "--help"], timeout=TIMEOUT)
