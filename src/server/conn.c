@@ -671,7 +671,8 @@ void conn_accept(worker *w, int fd)
     c->id = __atomic_add_fetch(&s->next_conn_id, 1, __ATOMIC_RELAXED);
     resp_parser_init(&c->parser, &s->cfg->limits);
     obuf_init(&c->out);
-    c->authed = !server_password_required(s);
+    bool password = server_password_required(s);
+    c->authed = !password;
     c->parser.unauth = !c->authed;
     c->fd = fd;
     c->created_ms = c->last_ms = clock_wall_ms();
@@ -693,7 +694,7 @@ void conn_accept(worker *w, int fd)
         refuse(c, KVS_ERR_MAXCLIENTS);
         return;
     }
-    if (s->protected_mode && !loopback) {
+    if (s->beyond_loopback && !loopback && !password) {
         refuse(c, "-DENIED kvs is running in protected mode: it is bound to a non-loopback "
                   "address and no password is set. Connect from loopback, or restart it with "
                   "--requirepass.\r\n");

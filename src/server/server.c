@@ -200,7 +200,7 @@ static int listen_on(acceptor *a, const char *addr)
     len = sizeof ss;
     getsockname(a->fd, (struct sockaddr *)&ss, &len);
     net_addr_name((struct sockaddr *)&ss, a->s.bound, sizeof a->s.bound);
-    a->s.protected_mode = !net_is_loopback((struct sockaddr *)&ss) && !a->s.cfg->requirepass;
+    a->s.beyond_loopback = !net_is_loopback((struct sockaddr *)&ss);
     return 0;
 }
 
@@ -506,7 +506,7 @@ int kvs_server_run(const kvs_server_config *cfg)
              "%llu keys, maxclients %u",
              KVS_VERSION_STRING, st.engine, a->s.bound, cfg->dir, sync_mode_name(cfg->sync),
              cfg->threads, (unsigned long long)st.keys, a->s.maxclients);
-    if (a->s.protected_mode)
+    if (a->s.beyond_loopback && !cfg->requirepass)
         LOG_WARN("protected mode: bound beyond loopback without --requirepass, so only loopback "
                  "clients are served");
     uv_poll_start(&a->poll, UV_READABLE, on_accept);

@@ -90,7 +90,9 @@ struct server {
     kvs_t *db;
     worker *workers;
     int nworkers;
-    bool protected_mode;      /* bound beyond loopback without a password */
+    bool beyond_loopback;     /* bound beyond loopback: without a password (requirepass, which
+                               * CONFIG SET may change) only loopback clients are served
+                               * (Redis's protected mode, conn.c) */
     char bound[128];          /* the address actually listened on */
     uint32_t maxclients;      /* in force: cfg->maxclients, lowered at start to what the
                                * open-file limit leaves for clients (server.c, fd_plan) */

@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvstest  # noqa: E402
 from kvstest import ServerTestCase, run  # noqa: E402
 from test_differential import REDIS_SERVER, RedisServer  # noqa: E402
+import test_hostile  # noqa: E402  (its network namespace, for protected mode)
 
 import redis  # noqa: E402  (Debian: python3-redis)
 
@@ -582,6 +583,26 @@ class ShapesTest(ConfigCase):
                               "max-watch", "3"], capture_output=True, text=True, timeout=TIMEOUT)
         self.assertEqual(out.stdout, "OK\n")
         self.assertEqual(self.kvs.config_get("max-watch"), {"max-watch": "3"})
+
+
+class LiveProtectedModeTest(test_hostile.ProtectedModeTest):
+    """Protected mode follows requirepass as CONFIG SET changes it: a client from another
+    network namespace (test_hostile's veth pair; skipped where namespaces cannot be made)."""
+    test_protected_mode = None  # test_hostile's own cases run there, not twice
+    test_requirepass_instead = None
+
+    def test_protected_mode_follows_requirepass(self):
+        s = self.start("--requirepass", "pw", addr="0.0.0.0:0")
+        got = self.from_ns(s.port, r"PING\r\n")
+        self.assertTrue(got.startswith(b"-NOAUTH"), got)
+        r = self.redis(s, password="pw")
+        r.execute_command("CONFIG", "SET", "requirepass", "")
+        got = self.from_ns(s.port, r"PING\r\n")
+        self.assertTrue(got.startswith(b"-DENIED"), "no password beyond loopback: %r" % got)
+        self.assertTrue(self.redis(s).ping(), "loopback still served")
+        r.execute_command("CONFIG", "SET", "requirepass", "pw2")
+        self.assertEqual(self.from_ns(s.port, r"AUTH pw2\r\nPING\r\n"), b"+OK\r\n+PONG\r\n")
+        self.assertEqual(s.stop(), 0)
 
 
 class NotifyTest(ConfigCase):
