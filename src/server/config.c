@@ -346,6 +346,18 @@ static int parse_size(const option *o, const char *v, size_t n, val *out, char *
     return -1;
 }
 
+/* v (n bytes) lower-cased into word (ENUM_TEXT bytes, NUL-terminated); false if it cannot be
+ * a choice (too long, or a NUL inside). */
+static bool lower_word(const char *v, size_t n, char *word)
+{
+    if (n >= ENUM_TEXT || memchr(v, '\0', n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        word[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] + ('a' - 'A') : v[i]);
+    word[n] = '\0';
+    return true;
+}
+
 /* A choice among names (K_ENUM, K_SYNC, K_APPENDFSYNC, K_STR with choices), any case. */
 static int parse_choice(const option *o, const char *v, size_t n, val *out, char *why,
                         size_t wn)
@@ -353,10 +365,7 @@ static int parse_choice(const option *o, const char *v, size_t n, val *out, char
     char word[ENUM_TEXT], list[128];
     kvs_sync mode;
 
-    for (size_t i = 0; i < n && i < sizeof word - 1; i++)
-        word[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] + ('a' - 'A') : v[i]);
-    word[n < sizeof word ? n : 0] = '\0';
-    if (n < sizeof word && memchr(v, '\0', n) == NULL) {
+    if (lower_word(v, n, word)) {
         if (o->kind == K_SYNC && sync_mode_parse(word, &mode) == 0)
             return out->i = mode, 0;
         if (o->kind == K_APPENDFSYNC && sync_mode_parse_appendfsync(word, &mode) == 0)
@@ -365,13 +374,14 @@ static int parse_choice(const option *o, const char *v, size_t n, val *out, char
             if (strcmp(c->name, word) == 0)
                 return out->i = c->value, 0;
     }
-    if (o->kind == K_SYNC)
+    if (o->kind == K_SYNC) {
         snprintf(why, wn, "expected " SYNC_MODE_CHOICES);
-    else if (o->kind == K_APPENDFSYNC)
+    } else if (o->kind == K_APPENDFSYNC) {
         snprintf(why, wn, "expected always, everysec or no");
-    else
-        choices_text(o->choices, o->nshown, list, sizeof list), snprintf(why, wn, "expected %s",
-                                                                          list);
+    } else {
+        choices_text(o->choices, o->nshown, list, sizeof list);
+        snprintf(why, wn, "expected %s", list);
+    }
     return -1;
 }
 
@@ -800,9 +810,9 @@ static bool next_line(const char *text, size_t len, size_t *pos, const char **li
 /* line trimmed of blanks at both ends (Redis trims " \t\r\n"). */
 static void trim(const char **line, size_t *n)
 {
-    while (*n && strchr(" \t\r", (*line)[0]))
+    while (*n && (*line)[0] && strchr(" \t\r", (*line)[0]))
         (*line)++, (*n)--;
-    while (*n && strchr(" \t\r", (*line)[*n - 1]))
+    while (*n && (*line)[*n - 1] && strchr(" \t\r", (*line)[*n - 1]))
         (*n)--;
 }
 

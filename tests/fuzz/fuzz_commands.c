@@ -358,7 +358,9 @@ static void model_apply(model *m, int argc, const char **a, const size_t *l, exp
                 b_printf(o, "-ERR syntax error\r\n");
                 break;
             }
-    } else { /* info, command, config, hello */
+    } else if (!strcmp(n, "config") && !is(a[1], l[1], "GET")) {
+        m->lost = true; /* CONFIG SET changes what the model assumes (requirepass, limits) */
+    } else { /* info, command, config get, hello */
         if (!strcmp(n, "hello"))
             hello_auth(m, argc, a, l);
         x->kind = X_ANY;
@@ -732,6 +734,7 @@ static void run_input(const uint8_t *data, size_t size)
     }
     m_free(&m);
     free(replies.b);
+    kvs_server_config_free(&scfg); /* what a CONFIG SET of a string left in it */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
