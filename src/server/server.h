@@ -1,10 +1,11 @@
 /*
  * server.h — kvs-server: the Redis-protocol (RESP2) front of libkvs.
  *
- *   server.c    configuration, start-up (engine, listening socket, threads), shutdown, signals
+ *   config.c    the options: one table for flags, the config file, --help and CONFIG
+ *   server.c    start-up (engine, listening socket, threads), shutdown, signals
  *   loop.c      the loop threads: each owns a libuv loop and the connections handed to it
  *   conn.c      one connection: reading, parsing, dispatching, writing, limits
- *   commands.c  the command table and every command
+ *   commands.c  the command table and every command (cmd_*.c: the larger families)
  *   resp.c      the request parser; obuf.c the output queue and reply encoders
  *
  * Threads: the main thread runs the acceptor loop (listening socket, signals); N loop threads
