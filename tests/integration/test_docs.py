@@ -8,6 +8,8 @@ Two checks that keep README.md and docs/ honest as the code moves:
   - every relative link in README.md and docs/*.md ([text](path) and [text](path#anchor))
     names a file or directory that exists in the source tree, and an anchor names a heading of
     that file (GitHub's rule: lower case, punctuation dropped, spaces to dashes);
+  - docs/library.md shows examples/basic.c whole: its ```c block after the heading
+    "The example: examples/basic.c" is the file, byte for byte;
   - the commands in docs/commands.md's tables (the first cell of each row: every `NAME ...` in
     backticks whose first word is upper case) are exactly the commands a kvs-server started on
     a free loopback port lists in COMMAND: none missing from the page, none on the page that
@@ -94,6 +96,18 @@ class Links(unittest.TestCase):
         self.assertIn(os.path.join(ROOT, "docs", "commands.md"), checked)
         bad = [b for p in checked for b in broken_links(p)]
         self.assertEqual(bad, [], "broken relative links in README.md and docs/")
+
+
+class Example(unittest.TestCase):
+    def test_library_page_shows_basic_c(self):
+        with open(os.path.join(ROOT, "docs", "library.md"), encoding="utf-8") as f:
+            page = f.read()
+        m = re.search(r"^## The example: examples/basic\.c\n.*?^```c\n(.*?)^```$", page,
+                      re.S | re.M)
+        self.assertIsNotNone(m, "docs/library.md has no ```c block under its example heading")
+        with open(os.path.join(ROOT, "examples", "basic.c"), encoding="utf-8") as f:
+            self.assertEqual(m.group(1), f.read(),
+                             "docs/library.md's copy of examples/basic.c differs from the file")
 
 
 class CommandTables(kvstest.ServerTestCase):
