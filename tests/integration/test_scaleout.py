@@ -339,6 +339,8 @@ class ScaleOut(kvstest.ServerTestCase):
                          "commands kvs-server has that docs/scale-out.md's table leaves out")
         self.assertEqual(sorted(set(table) - known), [],
                          "commands in docs/scale-out.md's table that kvs-server does not have")
+        self.assertEqual(sorted(set(table) - set(EXAMPLES)), [],
+                         "commands without example arguments in test_scaleout.py's EXAMPLES")
         wrong = []
         for name in sorted(table):
             got = probe(self.nc.port, name.upper(), *EXAMPLES[name])
