@@ -13,6 +13,8 @@ PKGS=(
   # fuzzing (make fuzz, make test-fuzz): clang, libFuzzer's runtime (libclang_rt.fuzzer in
   # libclang-rt-14-dev, pulled in by libclang-rt-dev), llvm-symbolizer for the stack traces
   clang libclang-rt-dev llvm
+  # scale-out test peer (docs/scale-out.md, test_scaleout): twemproxy
+  nutcracker
 )
 
 missing=()

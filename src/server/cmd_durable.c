@@ -61,7 +61,7 @@ void waitaof_forget(conn *c)
 
 void waitaof_wakeup(worker *w)
 {
-    uint64_t now = clock_wall_ms();
+    uint64_t now = clock_usec();
 
     KVS_ASSERT(worker_on_loop(w));
     for (conn *c = w->waiting, *next; c; c = next) {
@@ -96,6 +96,12 @@ void cmd_waitaof(conn *c, int argc, const char **argv, const size_t *lens)
         return engine_error(c, "WAITAOF", KVS_ESYNC);
     c->wait_pos = c->last_pos; /* the reply says whether it is durable, whatever numlocal asked */
     c->wait_replicas = numreplicas > 0;
-    c->wait_until = timeout ? clock_wall_ms() + (uint64_t)timeout : 0;
+    uint64_t now = clock_usec(); /* monotonic, in µs: a timeout never ends a moment early */
+    if (timeout == 0)
+        c->wait_until = 0;
+    else if ((uint64_t)timeout > (UINT64_MAX - now) / 1000)
+        c->wait_until = UINT64_MAX;
+    else
+        c->wait_until = now + (uint64_t)timeout * 1000;
     wait_list(c, true);
 }

@@ -153,7 +153,8 @@ struct conn {
     bool hold_paused;      /* reading stopped: too much held */
     conn *hold_prev, *hold_next;
     uint64_t last_pos;     /* the position of its latest write (WAITAOF) */
-    /* WAITAOF (cmd_durable.c): blocked until wait_pos is durable, or wait_until (ms, 0: never) */
+    /* WAITAOF (cmd_durable.c): blocked until wait_pos is durable, or until wait_until
+     * (clock_usec; 0: never) */
     bool waiting;
     bool in_exec;          /* a direct command runs as EXEC replies (commands.c) */
     bool wait_replicas;    /* asked for replicas too: there are none, so only the timeout ends it */

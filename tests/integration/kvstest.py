@@ -237,6 +237,19 @@ def run(argv, timeout=30, **kw):
                           stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
 
 
+def stop_process(proc, timeout=STOP_TIMEOUT):
+    """Stop a subprocess.Popen a test started (a peer: redis-server, nutcracker): SIGTERM by
+    pid, a bounded wait, then SIGKILL. Nothing if it has already exited."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
 def free_dead_port():
     """(socket, port): a bound but not listening TCP socket on 127.0.0.1. While it is open, the
     port is taken and nothing accepts on it, so a connect there is refused. Close it when done."""
@@ -501,6 +514,16 @@ def read_replies(sock, n, timeout=20.0):
         raise AssertionError("%s, after %d of %d replies; then %s"
                              % (err, len(out), n, show(rd.pending(), 200)))
     return out
+
+
+def command_names(port, timeout=10.0):
+    """The names (lower case) of every command the server on 127.0.0.1:port lists in COMMAND."""
+    c = RespConn(port, timeout=timeout)
+    try:
+        c.send(resp("COMMAND"))
+        return {entry[0].decode().lower() for entry in c.reply(time.monotonic() + timeout)[1]}
+    finally:
+        c.close()
 
 
 class ServerTestCase(unittest.TestCase):

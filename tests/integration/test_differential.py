@@ -58,7 +58,6 @@ check passed; without /usr/bin/redis-server the test cannot run and exits with a
 import argparse
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -67,7 +66,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvstest import ReplyError, RespReader, Server, _die_with_parent, show  # noqa: E402
+from kvstest import (ReplyError, RespReader, Server, _die_with_parent, show,  # noqa: E402
+                     stop_process)
 
 REDIS_SERVER = "/usr/bin/redis-server"
 KVS_MAX_KEY = 65536                   # include/kvs.h
@@ -211,14 +211,7 @@ class RedisServer:
 
     def stop(self):
         """SIGTERM by pid, a bounded wait, then SIGKILL."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=STOP_TIMEOUT)
+        stop_process(self.proc, STOP_TIMEOUT)
 
 
 # ---- commands ----
