@@ -12,6 +12,8 @@ PKGS=(
   # fuzzing (make fuzz, make test-fuzz): clang, libFuzzer's runtime (libclang_rt.fuzzer in
   # libclang-rt-14-dev, pulled in by libclang-rt-dev), llvm-symbolizer for the stack traces
   clang libclang-rt-dev llvm
+  # the man pages' test renders them (groff)
+  groff-base
 )
 
 missing=()
