@@ -14,6 +14,9 @@ PKGS=(
   clang libclang-rt-dev llvm
   # the man pages' test renders them (groff)
   groff-base
+  # the install test reads the installed symbols (nm, readelf); systemd-analyze verify looks up
+  # the unit's Documentation= with man
+  binutils man-db
 )
 
 missing=()
