@@ -87,8 +87,12 @@ class InstallTest(unittest.TestCase):
         cls.stage = os.path.join(WORK, "stage")
         cls.root = cls.stage + PREFIX
         shutil.rmtree(cls.stage, ignore_errors=True)
+        # A make of its own: not a sub-make of the `make test` that may have started ctest.
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
         run(["make", "-C", SRC, "install", f"PREFIX={PREFIX}", f"DESTDIR={cls.stage}",
-             f"INSTALL_BUILD={os.path.join(WORK, 'tree')}", "JOBS=2"], timeout=BUILD_TIMEOUT)
+             f"INSTALL_BUILD={os.path.join(WORK, 'tree')}", "JOBS=2"], timeout=BUILD_TIMEOUT,
+            env=env)
         cls.lib = os.path.join(cls.root, "lib")
         cls.pc_env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(cls.lib, "pkgconfig"),
                           PKG_CONFIG_SYSROOT_DIR=cls.stage)

@@ -94,7 +94,8 @@ class ManPageTest(unittest.TestCase):
                 self.assertIsNotNone(m, f"{prog}.1 has no EXIT STATUS")
                 codes = re.findall(r"^\.TP\n\.B (\d+)$", m.group(1), re.M)
                 self.assertIn(str(r.returncode), codes,
-                              f"{prog} exits {r.returncode} on a usage error; its page lists {codes}")
+                              f"{prog} exits {r.returncode} on a usage error; "
+                              f"its page lists {codes}")
 
     def test_version_matches(self):
         for prog in PROGRAMS:
@@ -129,5 +130,6 @@ if __name__ == "__main__":
         name, path = sys.argv.pop(1).split("=", 1)
         PROGRAMS[name] = os.path.abspath(path)
     if sorted(PROGRAMS) != ["kvs", "kvs-bench", "kvs-client", "kvs-server"]:
-        sys.exit(f"test_man.py: want kvs, kvs-server, kvs-client and kvs-bench, got {sorted(PROGRAMS)}")
+        sys.exit("test_man.py: want kvs, kvs-server, kvs-client and kvs-bench, "
+                 f"got {sorted(PROGRAMS)}")
     unittest.main()
