@@ -17,6 +17,8 @@
 #                 POWERCUT_CUTS=1000 power cuts per sync mode, IOERR_RUNS=400 I/O-fault runs)
 #   make soak     SOAK_SECONDS (default 1800) of mixed load with compaction, kills and power cuts
 #                 (SOAK_CUTS=0: kills only)
+#   make install  the executables, libkvs (.so and .a), headers, kvs.pc, man pages, the sample
+#                 config and the systemd unit under PREFIX (default /usr/local), DESTDIR honoured
 #   make clean
 
 JOBS ?= $(shell nproc)
@@ -143,5 +145,18 @@ fuzz-seeds: fuzz-build
 	rm -rf tests/fuzz/corpus
 	UBSAN_OPTIONS=halt_on_error=1 $(FUZZ_BUILD)/bin/fuzz_seeds tests/fuzz/corpus
 
+# make install [PREFIX=/usr/local] [DESTDIR=/tmp/stage]: what CMakeLists.txt's "Install" lists,
+# built in a tree of its own (INSTALL_BUILD, configured without the tests): the trees of make
+# test compile the test hooks (KVS_TEST_HOOKS), which an installed library or server must not
+# have. The prefix is written into kvs.pc and the systemd unit, so it is given at configure time.
+PREFIX ?= /usr/local
+INSTALL_BUILD ?= build-install
+.PHONY: install
+install: deps
+	@cmake -S . -B $(INSTALL_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF \
+	  -DKVS_TEST_HOOKS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(INSTALL_BUILD) -j $(JOBS)
+	DESTDIR=$(abspath $(DESTDIR)) cmake --install $(INSTALL_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(INSTALL_BUILD)

@@ -68,6 +68,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The library's ABI: it is built with hidden visibility, and exports what is declared between
+ * this push and its pop, nothing else. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -444,5 +450,9 @@ void kvs_log_set_handler(kvs_log_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
 #endif
 #endif /* KVS_H */

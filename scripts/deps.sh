@@ -15,6 +15,11 @@ PKGS=(
   clang libclang-rt-dev llvm
   # scale-out test peer (docs/scale-out.md, test_scaleout): twemproxy
   nutcracker
+  # the man pages' test renders them (groff)
+  groff-base
+  # the install test reads the installed symbols (nm, readelf); systemd-analyze verify looks up
+  # the unit's Documentation= with man
+  binutils man-db
 )
 
 missing=()

@@ -56,6 +56,12 @@
 
 #include <uv.h>
 
+/* The library's ABI: it is built with hidden visibility, and exports what is declared between
+ * this push and its pop, nothing else. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -216,5 +222,9 @@ const char *kvsc_async_last_error(const kvsc_async *a);
 
 #ifdef __cplusplus
 }
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
 #endif
 #endif /* KVS_CLIENT_H */

@@ -3,7 +3,7 @@
  * dispatch through each kind's table, and the shared thread-starting helper (pool_int.h).
  *
  * Nothing here holds state across calls except the test hook's countdown, an atomic long that
- * is negative (off) unless a test arms it.
+ * is negative (off) unless a test arms it; built without KVS_TEST_HOOKS, there is none.
  */
 #include "pool/pool_int.h"
 
@@ -15,6 +15,7 @@
 
 static const pool_ops *const pool_kinds[] = { &pool_naive_ops, &pool_shared_ops, &pool_uv_ops };
 
+#ifdef KVS_TEST_HOOKS
 static long fail_countdown = -1;
 
 void pool_test_fail_threads_after(long after)
@@ -37,6 +38,12 @@ static int fail_injected(void)
             return 0;
     }
 }
+#else
+static int fail_injected(void)
+{
+    return 0;
+}
+#endif
 
 int pool_thread_create(pthread_t *tid, int detached, void *(*fn)(void *), void *arg,
                        const char *what)

@@ -44,9 +44,11 @@ extern const pool_ops pool_uv_ops;
 int pool_thread_create(pthread_t *tid, int detached, void *(*fn)(void *), void *arg,
                        const char *what);
 
-/* Test hook: after `after` more successful pool_thread_create calls, every further call fails
- * with KVS_ENOMEM (as if pthread_create said EAGAIN); a negative value turns the hook off (the
- * default). Safe to call from any thread. */
+#ifdef KVS_TEST_HOOKS
+/* Test hook (test builds only: KVS_TEST_HOOKS): after `after` more successful
+ * pool_thread_create calls, every further call fails with KVS_ENOMEM (as if pthread_create said
+ * EAGAIN); a negative value turns the hook off (the default). Safe to call from any thread. */
 void pool_test_fail_threads_after(long after);
+#endif
 
 #endif /* KVS_POOL_INT_H */

@@ -90,7 +90,6 @@ int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char
 }
 
 static _Thread_local bool sync_failed;
-int kvs_test_fail_sync;
 
 bool io_take_sync_failure(void)
 {
@@ -99,11 +98,15 @@ bool io_take_sync_failure(void)
     return f;
 }
 
+#ifdef KVS_TEST_HOOKS
+int kvs_test_fail_sync;
+
 bool io_test_sync_fails(void)
 {
     return __atomic_load_n(&kvs_test_fail_sync, __ATOMIC_RELAXED) > 0 &&
            __atomic_sub_fetch(&kvs_test_fail_sync, 1, __ATOMIC_RELAXED) == 0;
 }
+#endif
 
 /* fsync or fdatasync fd, retried on EINTR (and only then); errno set on failure. */
 static int sync_fd(int fd, bool data_only)

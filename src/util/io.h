@@ -30,11 +30,17 @@ int io_fsync_dir(const char *dir);
  * trusting later syncs (kvs.h, "Durability"); this tells its callers which failure they got
  * without threading a flag through every function that syncs. */
 bool io_take_sync_failure(void);
+#ifdef KVS_TEST_HOOKS
 /* Test hook: when set to N > 0, the Nth sync from then on (io_fdatasync, io_fsync_dir) fails
  * with EIO without syncing; it counts down to 0, which is off. */
 extern int kvs_test_fail_sync;
 /* Does the test hook fail this sync? (For syncs made elsewhere: the lmdb engine's.) */
 bool io_test_sync_fails(void);
+#else
+/* Built without the test hooks (CMake option KVS_TEST_HOOKS, on in test trees only), no sync
+ * is failed on purpose. */
+static inline bool io_test_sync_fails(void) { return false; }
+#endif
 /* Write a whole small file atomically: tmp file, fsync, rename over path, fsync dir. */
 int io_write_file_atomic(const char *dir, const char *name, const void *buf, size_t len);
 /* The same with the file's permissions (a config file that holds a password keeps its own). */

@@ -59,6 +59,7 @@
 #define MAX_RUN_BYTES (256ull << 20) /* input bytes per automatic run: bounds the pause */
 #define PACE_MIN_USEC 2000 /* a paced run sleeps once it is at least this far ahead */
 
+#ifdef KVS_TEST_HOOKS
 int kvs_test_crash_point = CRASH_NONE;
 
 void ldb_crash_point(int step)
@@ -66,6 +67,9 @@ void ldb_crash_point(int step)
     if (kvs_test_crash_point == step)
         _exit(CRASH_EXIT);
 }
+
+unsigned kvs_test_install_delay_us = 0;
+#endif
 
 /* A record copied forward, to be repointed once the outputs are committed. */
 typedef struct move {
@@ -321,8 +325,6 @@ out:
     free(drop);
     return rc;
 }
-
-unsigned kvs_test_install_delay_us = 0;
 
 /* Step 6 (the victims already left the segment list with the commit): point the index at the
  * copies, then retire the victims and free their index slots. Repointing needs no lock of the

@@ -45,14 +45,17 @@ static void ldb_free(logdb *db)
 
 /* Test knob: KVS_TEST_MANIFEST_RESET_EDITS=N rewrites the manifest every N edits instead of
  * ldb_manifest_reset_edits (1024), so that tests of a live server (the power-cut tests) meet
- * manifest rewrites often. Read once per process. */
+ * manifest rewrites often. Read once per process; only in test builds (KVS_TEST_HOOKS,
+ * logdb.h): an installed server ignores the variable. */
 static void manifest_knob(void)
 {
+#ifdef KVS_TEST_HOOKS
     const char *v = getenv("KVS_TEST_MANIFEST_RESET_EDITS");
     long n = v ? strtol(v, NULL, 10) : 0;
 
     if (n > 0 && n < 1000000)
         ldb_manifest_reset_edits = (unsigned)n;
+#endif
 }
 
 static int ldb_open(const char *dir, const kvs_options *opt, void **out)

@@ -54,9 +54,11 @@
 #include "util/err.h"
 #include "util/invariant.h"
 
+#ifdef KVS_TEST_HOOKS
 uint64_t kvs_test_idx_hash_mask = UINT64_MAX;
 bool kvs_test_idx_count;
 uint64_t kvs_test_idx_absent_lookups, kvs_test_idx_absent_reads;
+#endif
 
 /* ---- words ---- */
 
@@ -415,10 +417,12 @@ int idx_lookup(idx *x, const void *key, size_t klen, idx_loc *out)
         if (slot_key(x, t, i, w, key, klen, out) != KEY_OTHER)
             return 0;
     }
+#ifdef KVS_TEST_HOOKS
     if (__atomic_load_n(&kvs_test_idx_count, __ATOMIC_RELAXED)) {
         __atomic_add_fetch(&kvs_test_idx_absent_lookups, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&kvs_test_idx_absent_reads, reads, __ATOMIC_RELAXED);
     }
+#endif
     return KVS_ENOTFOUND;
 }
 

@@ -225,11 +225,16 @@ uint64_t idx_cursor_next(idx *x, uint64_t cursor, idx_visit_fn fn, void *ctx);
  * the background sweep's walk (background.c). */
 uint64_t idx_expiring_next(idx *x, uint64_t cursor, idx_visit_fn fn, void *ctx);
 
-/* Test hooks. kvs_test_idx_hash_mask is ANDed into every 64-bit hash (set it before the index
- * holds keys, restore UINT64_MAX after): many keys share one tag and home. With kvs_test_idx_count
- * set, lookups that find nothing are counted, and so are the records they read. */
+/* Test hooks (test builds only: KVS_TEST_HOOKS, logdb.h). kvs_test_idx_hash_mask is ANDed into
+ * every 64-bit hash (set it before the index holds keys, restore UINT64_MAX after): many keys
+ * share one tag and home. With kvs_test_idx_count set, lookups that find nothing are counted, and
+ * so are the records they read. */
+#ifdef KVS_TEST_HOOKS
 extern uint64_t kvs_test_idx_hash_mask;
 extern bool kvs_test_idx_count;
 extern uint64_t kvs_test_idx_absent_lookups, kvs_test_idx_absent_reads;
+#else
+#define kvs_test_idx_hash_mask UINT64_MAX
+#endif
 
 #endif

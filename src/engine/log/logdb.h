@@ -320,9 +320,12 @@ int ldb_clear_now(logdb *db);
  * the last seq handed out now (keys written after the call stay), in batches; returns at once. */
 int ldb_clear_async(logdb *db);
 
-/* Test hook: when set to step N (the CRASH_* list), compaction or the saving of the index calls
- * _exit(CRASH_EXIT) right after that step, to simulate a crash there. */
-extern int kvs_test_crash_point;
+/* Test hooks, compiled only with KVS_TEST_HOOKS (the CMake option, on in test trees): an
+ * installed library has none of them. Without it each is a constant that turns its hook off, so
+ * the code that consults one compiles to nothing.
+ *
+ * kvs_test_crash_point: when set to step N (the CRASH_* list), compaction or the saving of the
+ * index calls _exit(CRASH_EXIT) right after that step, to simulate a crash there. */
 #define CRASH_EXIT 77
 enum {
     CRASH_NONE = 0,
@@ -336,6 +339,8 @@ enum {
     CRASH_INDEX_WRITTEN = 7,  /* INDEX.tmp written and synced, not renamed */
     CRASH_INDEX_RENAMED = 8,  /* renamed to INDEX, the directory not synced */
 };
+#ifdef KVS_TEST_HOOKS
+extern int kvs_test_crash_point;
 void ldb_crash_point(int step);
 /* Test hook: sleep this long at the start of each ldb_sync_locked, wmu held (0: off). */
 extern unsigned kvs_test_sync_delay_us;
@@ -344,5 +349,11 @@ extern unsigned kvs_test_install_delay_us;
 /* Test hook: the everysec syncer sleeps this long after its fdatasyncs, and again before it clears
  * the segments' flags (both inside its read section: compaction may retire them meanwhile). */
 extern unsigned kvs_test_syncer_delay_us;
+#else
+static inline void ldb_crash_point(int step) { (void)step; }
+#define kvs_test_sync_delay_us 0u
+#define kvs_test_install_delay_us 0u
+#define kvs_test_syncer_delay_us 0u
+#endif
 
 #endif

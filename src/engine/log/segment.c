@@ -313,7 +313,9 @@ void seg_destroy(seg *s)
     seg_close(s);
 }
 
+#ifdef KVS_TEST_HOOKS
 uint64_t kvs_test_scan_hashed;
+#endif
 
 /* What a scan finds at an offset. */
 enum { AT_INTACT, AT_DAMAGED, AT_CUT, AT_BAD };
@@ -527,7 +529,9 @@ static int scan(const seg *s, uint64_t newer, uint64_t from, seg_scan_fn fn, voi
     if (rc == 0)
         rc = judge_tail(&sc, held || newer == 0 || (newer != UINT64_MAX && last_seq >= newer),
                         off, at, held);
+#ifdef KVS_TEST_HOOKS
     __atomic_add_fetch(&kvs_test_scan_hashed, hashed, __ATOMIC_RELAXED);
+#endif
     munmap(base, size);
     free(sc.held_damaged);
     return rc;

@@ -174,7 +174,10 @@ int seg_scan_active_from(const seg *s, uint64_t from, seg_scan_fn fn, void *ctx,
 int seg_scan_unsynced(const seg *s, uint64_t newest_elsewhere, seg_scan_fn fn, void *ctx,
                       seg_scan_result *res);
 
-/* Test figure: bytes seg_scan has checksummed since the process started. */
+#ifdef KVS_TEST_HOOKS
+/* Test figure: bytes seg_scan has checksummed since the process started (test builds only:
+ * KVS_TEST_HOOKS, logdb.h). */
 extern uint64_t kvs_test_scan_hashed;
+#endif
 
 #endif

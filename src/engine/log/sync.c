@@ -35,8 +35,10 @@
 #include "util/err.h"
 #include "util/io.h"
 
+#ifdef KVS_TEST_HOOKS
 unsigned kvs_test_sync_delay_us = 0;
 unsigned kvs_test_syncer_delay_us = 0;
+#endif
 
 static void durable_notify(logdb *db)
 {
