@@ -98,6 +98,7 @@ typedef struct acceptor {
     uv_timer_t retry;         /* while accepting is paused: tries again (one-shot, re-armed) */
     uv_signal_t sigint, sigterm;
     uv_async_t shutdown;
+    uv_timer_t sample;        /* INFO's instantaneous metrics (info_sample), every 100 ms */
     int fd;
     int spare;                /* /dev/null, given up for a moment to answer waiting clients when
                                * no fd is free; -1 while lost (reopened once accept4 works) */
@@ -394,12 +395,19 @@ static void begin_shutdown(acceptor *a)
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->shutdown, NULL);
+    uv_close((uv_handle_t *)&a->sample, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     LOG_INFO("received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
     begin_shutdown(h->data);
+}
+
+static void on_sample(uv_timer_t *t)
+{
+    acceptor *a = t->data;
+    info_sample(&a->s);
 }
 
 static void on_shutdown(uv_async_t *h)
@@ -485,6 +493,7 @@ int kvs_server_run(const kvs_server_config *cfg)
     a->s.cfg = cfg;
     a->s.maxclients = cfg->maxclients;
     a->s.start_usec = clock_usec();
+    info_init(&a->s);
     pthread_mutex_init(&a->s.clients_mu, NULL);
     pthread_mutex_init(&a->s.durable_mu, NULL);
     a->s.request_shutdown = request_shutdown;
@@ -502,7 +511,8 @@ int kvs_server_run(const kvs_server_config *cfg)
     uv_signal_init(&a->loop, &a->sigint);
     uv_signal_init(&a->loop, &a->sigterm);
     uv_async_init(&a->loop, &a->shutdown, on_shutdown);
-    a->poll.data = a->sigint.data = a->sigterm.data = a->shutdown.data = a;
+    uv_timer_init(&a->loop, &a->sample);
+    a->poll.data = a->sigint.data = a->sigterm.data = a->shutdown.data = a->sample.data = a;
     uv_signal_start(&a->sigint, on_signal, SIGINT);
     uv_signal_start(&a->sigterm, on_signal, SIGTERM);
     if (start_pool(a) < 0)
@@ -523,6 +533,7 @@ int kvs_server_run(const kvs_server_config *cfg)
         LOG_WARN("protected mode: bound beyond loopback without --requirepass, so only loopback "
                  "clients are served");
     uv_poll_start(&a->poll, UV_READABLE, on_accept);
+    uv_timer_start(&a->sample, on_sample, INFO_SAMPLE_MS, INFO_SAMPLE_MS);
     uv_run(&a->loop, UV_RUN_DEFAULT);
     workers_stop(&a->s);
     status = 0;
@@ -544,6 +555,7 @@ out:
             LOG_INFO("stopped cleanly");
         }
     }
+    info_fini(&a->s);
     free(a);
     return status;
 }
