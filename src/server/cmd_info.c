@@ -88,6 +88,39 @@ void stats_run_close(conn *c, uint64_t now)
     kb_hist_add_n(st->lat, ns / n, n);
 }
 
+void stats_buffers(conn *c, uint64_t now)
+{
+    uint64_t sec = now / 1000000000u, in = c->qcap;
+    uint64_t out = c->out.bytes + c->inflight + c->held_bytes;
+    buf_peak *p = &c->w->stats.peak[sec % PEAK_SLOTS];
+
+    if (p->sec != sec) {
+        STAT_ZERO(p->in);
+        STAT_ZERO(p->out);
+        __atomic_store_n(&p->sec, sec, __ATOMIC_RELAXED);
+    }
+    if (in > p->in)
+        __atomic_store_n(&p->in, in, __ATOMIC_RELAXED);
+    if (out > p->out)
+        __atomic_store_n(&p->out, out, __ATOMIC_RELAXED);
+}
+
+/* The largest buffers of the last PEAK_SLOTS seconds, over the loops. */
+static void buffers_recent(server *s, uint64_t *in, uint64_t *out)
+{
+    uint64_t sec = clock_nsec() / 1000000000u;
+
+    *in = *out = 0;
+    for (int i = 0; i < s->nworkers; i++)
+        for (int k = 0; k < PEAK_SLOTS; k++) {
+            buf_peak *p = &s->workers[i].stats.peak[k];
+            if (sec - STAT_GET(p->sec) >= PEAK_SLOTS)
+                continue;
+            *in = STAT_GET(p->in) > *in ? STAT_GET(p->in) : *in;
+            *out = STAT_GET(p->out) > *out ? STAT_GET(p->out) : *out;
+        }
+}
+
 void stats_failed(conn *c, const command *k)
 {
     STAT_ADD(stat_of(c, k)->failed, 1);
@@ -390,15 +423,21 @@ static void sec_server(info *in)
             s->nworkers > 1, s->nworkers);
 }
 
+/* The buffers: a connection's query buffer (allocated) and its output not yet sent, the largest
+ * of the last 8 s, as Redis; noted when the query buffer grows and when a pass over the input
+ * ran commands. */
 static void sec_clients(info *in)
 {
     server *s = in->s;
+    uint64_t max_in, max_out;
 
+    buffers_recent(s, &max_in, &max_out);
     tprintf(&in->t,
             "# Clients\r\nconnected_clients:%llu\r\ncluster_connections:0\r\nmaxclients:%u\r\n"
+            "client_recent_max_input_buffer:%llu\r\nclient_recent_max_output_buffer:%llu\r\n"
             "blocked_clients:%llu\r\ntracking_clients:0\r\n\r\n",
-            U(__atomic_load_n(&s->st.clients, __ATOMIC_RELAXED)), s->maxclients,
-            U(SUM(s, blocked)));
+            U(__atomic_load_n(&s->st.clients, __ATOMIC_RELAXED)), s->maxclients, U(max_in),
+            U(max_out), U(SUM(s, blocked)));
 }
 
 static void sec_memory(info *in)

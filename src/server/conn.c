@@ -356,7 +356,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     conn *c = (conn *)h;
-    size_t want = READ_CHUNK;
+    size_t want = READ_CHUNK, cap = c->qcap;
 
     (void)suggested;
     KVS_ASSERT(c->batch.ncmds == 0); /* no pending batch points into q while it may move */
@@ -370,6 +370,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS; the read closes */
         return;
     }
+    if (c->qcap != cap) /* grown (a large bulk): INFO's recent largest input buffer */
+        stats_buffers(c, clock_nsec());
     *buf = uv_buf_init(c->q + c->qlen, (unsigned)(c->qcap - c->qlen));
 }
 

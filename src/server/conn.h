@@ -191,6 +191,8 @@ static inline bool worker_on_loop(const worker *w)
 
 /* Time the run so far: its calls, each with the run's mean, to c's loop's stats at now (ns). */
 void stats_run_close(conn *c, uint64_t now);
+/* c's query buffer and unsent output, at now (ns), into its loop's peaks. */
+void stats_buffers(conn *c, uint64_t now);
 
 /* A pass over c's input begins: the clock starts for its first command. */
 static inline void stats_pass_begin(conn *c)
@@ -216,10 +218,14 @@ static inline void stats_call(conn *c, const command *k)
     c->run_n = 1;
 }
 
+/* The pass ran commands: time their run, note c's buffers (client_recent_max_*_buffer). */
 static inline void stats_pass_end(conn *c)
 {
-    if (c->run_cmd)
-        stats_run_close(c, clock_nsec());
+    if (!c->run_cmd)
+        return;
+    uint64_t now = clock_nsec();
+    stats_run_close(c, now);
+    stats_buffers(c, now);
     c->run_cmd = NULL;
 }
 

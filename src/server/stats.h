@@ -38,12 +38,20 @@ typedef struct cmd_stat {
     kb_hist *lat;      /* per-call time in ns; made at the command's first run (atomic pointer) */
 } cmd_stat;
 
+/* The largest client buffers seen in one second (Redis's client_recent_max_*_buffer: over the
+ * last PEAK_SLOTS seconds): slot sec % PEAK_SLOTS, valid while its sec is that recent. */
+#define PEAK_SLOTS 8
+typedef struct buf_peak {
+    uint64_t sec, in, out;
+} buf_peak;
+
 typedef struct loop_stats {
     uint64_t commands, rejected; /* over all commands: Σ calls, Σ rejected */
     uint64_t net_in, net_out;    /* bytes read from clients, written to them */
     uint64_t errors;             /* error replies (every resp_error: obuf.errors points here) */
     uint64_t hits, misses;       /* keys read that were there / not (keyspace_hits/misses) */
     uint64_t blocked;            /* connections blocked in WAITAOF now (a gauge: not reset) */
+    buf_peak peak[PEAK_SLOTS];   /* buffers: a connection's query buffer and unsent output */
     bool reset;                  /* CONFIG RESETSTAT asked from another loop (under worker.mu) */
     cmd_stat *cmd;               /* one per command of the table (cmd_index) */
 } loop_stats;

@@ -22,7 +22,8 @@ and GUIs see). Checked:
   5. instantaneous_ops_per_sec > 0 under load, and 0 once Redis's 1.6 s window has passed idle;
      total_net_input/output_bytes grow by at least what was sent and received;
   6. used_memory, used_memory_rss plausible: > 0, rss within 10x of /proc/PID/status VmRSS,
-     peak >= used; blocked_clients counts a client blocked in WAITAOF;
+     peak >= used; blocked_clients counts a client blocked in WAITAOF; the recent largest input
+     and output buffers see a 1 MiB SET and 8 MiB of replies a client leaves unread;
   7. `redis-cli --stat` runs against kvs for a few lines without errors (bounded, killed by pid).
 
 Without /usr/bin/redis-server the test cannot run and exits with a message.
@@ -52,13 +53,12 @@ JEMALLOC = "jemalloc's own statistics; kvs uses glibc's malloc (used_memory is m
 NO_FORK = "kvs never forks: BGSAVE is a checkpoint of hard links, no copy-on-write"
 NO_AOF_REWRITE = "kvs's log is segments compacted in the background (INFO kvs: compactions)"
 NOT_MEASURED = "not measured by kvs"
+NO_DEFRAG = "glibc malloc: no active defragmentation"
 NOT_IN_KVS = {
     # server
     "redis_build_id": "kvs is not a Redis build (kvs_version gives its version)",
     "lru_clock": "kvs keeps no per-key access time (no LRU eviction)",
     # clients
-    "client_recent_max_input_buffer": NOT_MEASURED,
-    "client_recent_max_output_buffer": NOT_MEASURED,
     "clients_in_timeout_table": NOT_MEASURED,
     # memory
     "used_memory_overhead": "Redis's split of memory into dataset and overhead: kvs keeps "
@@ -83,7 +83,7 @@ NOT_IN_KVS = {
     "mem_clients_slaves": NO_REPLICATION, "mem_clients_normal": NOT_MEASURED,
     "mem_cluster_links": "kvs has no cluster mode",
     "mem_aof_buffer": "writes go straight to the log: no AOF buffer",
-    "active_defrag_running": "glibc malloc: no active defragmentation",
+    "active_defrag_running": NO_DEFRAG,
     "lazyfree_pending_objects": "kvs frees nothing lazily (values are on disk)",
     "lazyfreed_objects": "kvs frees nothing lazily (values are on disk)",
     # persistence
@@ -115,11 +115,9 @@ NOT_IN_KVS = {
     "current_eviction_exceeded_time": "kvs does not evict",
     "pubsubshard_channels": "kvs has no pub/sub",
     "migrate_cached_sockets": "kvs has no MIGRATE",
-    "active_defrag_hits": "no active defragmentation", "active_defrag_misses": "no active "
-    "defragmentation", "active_defrag_key_hits": "no active defragmentation",
-    "active_defrag_key_misses": "no active defragmentation",
-    "total_active_defrag_time": "no active defragmentation",
-    "current_active_defrag_time": "no active defragmentation",
+    "active_defrag_hits": NO_DEFRAG, "active_defrag_misses": NO_DEFRAG,
+    "active_defrag_key_hits": NO_DEFRAG, "active_defrag_key_misses": NO_DEFRAG,
+    "total_active_defrag_time": NO_DEFRAG, "current_active_defrag_time": NO_DEFRAG,
     "tracking_total_keys": "kvs has no client-side caching (CLIENT TRACKING)",
     "tracking_total_items": "kvs has no client-side caching (CLIENT TRACKING)",
     "tracking_total_prefixes": "kvs has no client-side caching (CLIENT TRACKING)",
@@ -350,6 +348,20 @@ class InfoTest(kvstest.ServerTestCase):
         self.assertEqual(self.kv.info("clients")["blocked_clients"], 1)
         t.join(10)
         self.assertEqual(self.kv.info("clients")["blocked_clients"], 0)
+
+    def test_client_buffers(self):
+        value = b"x" * (1 << 20)
+        self.kv.set("big", value)  # a 1 MiB bulk in one query buffer
+        self.assertGreaterEqual(self.kv.info("clients")["client_recent_max_input_buffer"],
+                                len(value))
+        k = self.sock(self.srv, rcvbuf=4096)
+        k.sendall(kvstest.resp("GET", "big") * 8)  # 8 MiB of replies it does not read
+        deadline = time.monotonic() + 10
+        while (self.kv.info("clients")["client_recent_max_output_buffer"] < 4 * len(value)
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        self.assertGreaterEqual(self.kv.info("clients")["client_recent_max_output_buffer"],
+                                4 * len(value))
 
     def test_redis_cli_stat(self):
         workload(self.kv)
