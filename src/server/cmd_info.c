@@ -200,12 +200,32 @@ void info_reset_stats(server *s, worker *self)
 
 /* ---- memory ---- */
 
+/* A sanitizer build replaces malloc (glibc's arenas then stay empty): its runtime counts. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZER_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZER_MALLOC 1
+#endif
+#endif
+
+#ifdef SANITIZER_MALLOC
+size_t __sanitizer_get_current_allocated_bytes(void); /* sanitizer/allocator_interface.h */
+#define MEM_ALLOCATOR "sanitizer"
+#else
+#define MEM_ALLOCATOR "libc"
+#endif
+
 /* Bytes the allocator handed out and not taken back (glibc: in use in its arenas, and the
  * chunks it mmapped) — what Redis's used_memory counts through its allocator. */
 static uint64_t used_memory(void)
 {
+#ifdef SANITIZER_MALLOC
+    return __sanitizer_get_current_allocated_bytes();
+#else
     struct mallinfo2 m = mallinfo2();
     return (uint64_t)m.uordblks + (uint64_t)m.hblkhd;
+#endif
 }
 
 static uint64_t rss_bytes(void)
@@ -452,11 +472,11 @@ static void sec_memory(info *in)
             "used_memory_peak_perc:%.2f%%\r\ntotal_system_memory:%llu\r\n"
             "total_system_memory_human:%s\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\n"
             "maxmemory_policy:noeviction\r\nmem_fragmentation_ratio:%.2f\r\n"
-            "mem_fragmentation_bytes:%lld\r\nmem_allocator:libc\r\n\r\n",
+            "mem_fragmentation_bytes:%lld\r\nmem_allocator:%s\r\n\r\n",
             U(used), human(h1, sizeof h1, used), U(rss), human(h2, sizeof h2, rss), U(peak),
             human(h3, sizeof h3, peak), peak ? 100.0 * (double)used / (double)peak : 0.0,
             U(total), human(h4, sizeof h4, total), used ? (double)rss / (double)used : 0.0,
-            (long long)rss - (long long)used);
+            (long long)rss - (long long)used, MEM_ALLOCATOR);
 }
 
 /* The loops' commit latencies (write batches: commit to release of their replies), merged. */
