@@ -26,6 +26,7 @@
  * run's mean (stats.h).
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -189,14 +190,17 @@ void info_reset_stats(server *s, worker *self)
         __atomic_store_n(&s->info.expired_base, st.expired_keys, __ATOMIC_RELAXED);
 }
 
-/* The loops' counters summed (field: a loop_stats member). */
-#define SUM(s, field)                                                                          \
-    ({                                                                                         \
-        uint64_t sum_ = 0;                                                                     \
-        for (int i_ = 0; i_ < (s)->nworkers; i_++)                                             \
-            sum_ += STAT_GET((s)->workers[i_].stats.field);                                    \
-        sum_;                                                                                  \
-    })
+/* A counter of loop_stats (at offset off) summed over the loops. */
+static uint64_t loops_sum(server *s, size_t off)
+{
+    uint64_t sum = 0;
+
+    for (int i = 0; i < s->nworkers; i++)
+        sum += __atomic_load_n((uint64_t *)((char *)&s->workers[i].stats + off), __ATOMIC_RELAXED);
+    return sum;
+}
+
+#define SUM(s, field) loops_sum(s, offsetof(loop_stats, field))
 
 /* ---- memory ---- */
 
@@ -322,7 +326,7 @@ void info_init(server *s)
     uint64_t now = clock_usec() / 1000;
     for (int m = 0; m < INFO_METRICS; m++)
         s->info.metric[m].last_ms = now;
-    pthread_mutex_init(&s->save.mu, NULL);
+    pthread_mutex_init(&s->save_mu, NULL);
     s->save.last_time = (int64_t)time(NULL);
     s->save.last_ok = true;
     s->save.last_secs = -1; /* writes_base 0: the engine counts writes since open */
@@ -330,15 +334,15 @@ void info_init(server *s)
 
 void info_fini(server *s)
 {
-    pthread_mutex_destroy(&s->save.mu);
+    pthread_mutex_destroy(&s->save_mu);
 }
 
 void info_save_begin(server *s)
 {
-    pthread_mutex_lock(&s->save.mu);
+    pthread_mutex_lock(&s->save_mu);
     s->save.in_progress = true;
     s->save.began_usec = clock_usec();
-    pthread_mutex_unlock(&s->save.mu);
+    pthread_mutex_unlock(&s->save_mu);
 }
 
 void info_save_end(server *s, bool ok)
@@ -346,7 +350,7 @@ void info_save_end(server *s, bool ok)
     kvs_stats st;
     int rc = kvs_stats_get(s->db, &st);
 
-    pthread_mutex_lock(&s->save.mu);
+    pthread_mutex_lock(&s->save_mu);
     s->save.in_progress = false;
     s->save.last_ok = ok;
     s->save.last_secs = (int64_t)((clock_usec() - s->save.began_usec) / 1000000);
@@ -356,14 +360,14 @@ void info_save_end(server *s, bool ok)
         if (rc == 0)
             s->save.writes_base = st.writes;
     }
-    pthread_mutex_unlock(&s->save.mu);
+    pthread_mutex_unlock(&s->save_mu);
 }
 
 int64_t info_last_save(server *s)
 {
-    pthread_mutex_lock(&s->save.mu);
+    pthread_mutex_lock(&s->save_mu);
     int64_t t = s->save.last_time;
-    pthread_mutex_unlock(&s->save.mu);
+    pthread_mutex_unlock(&s->save_mu);
     return t;
 }
 
@@ -502,11 +506,11 @@ static void sec_persistence(info *in)
     const kvs_stats *st = &in->st;
     uint64_t durable;
     kb_hist *h = commit_latency(s);
-    save_info sv;
+    save_state sv;
 
-    pthread_mutex_lock(&s->save.mu);
+    pthread_mutex_lock(&s->save_mu);
     sv = s->save;
-    pthread_mutex_unlock(&s->save.mu);
+    pthread_mutex_unlock(&s->save_mu);
     int64_t current = sv.in_progress ? (int64_t)((clock_usec() - sv.began_usec) / 1000000) : -1;
     bool fenced = kvs_durable(s->db, &durable) == KVS_ESYNC;
     tprintf(&in->t,

@@ -75,9 +75,8 @@ struct server_stats {
 
 /* The last save (BGSAVE / SAVE, a checkpoint), as INFO persistence and LASTSAVE give it. Until
  * the first: the server's start, status ok, as Redis reports a server that has not saved yet.
- * Under mu (info_save_begin / info_save_end). */
-typedef struct save_info {
-    pthread_mutex_t mu;
+ * Under server.save_mu (info_save_begin / info_save_end). */
+typedef struct save_state {
     int64_t last_time;     /* unix seconds of the last successful save (rdb_last_save_time) */
     bool in_progress;      /* rdb_bgsave_in_progress */
     bool last_ok;          /* rdb_last_bgsave_status */
@@ -85,7 +84,7 @@ typedef struct save_info {
     uint64_t began_usec;   /* clock_usec() when the running one began */
     uint64_t writes_base;  /* the engine's writes at the last successful save (changes since) */
     uint64_t saves;        /* rdb_saves: successful saves since start */
-} save_info;
+} save_state;
 
 /* Redis's instantaneous metrics: sampled every INFO_SAMPLE_MS, the mean of the last
  * INFO_SAMPLES samples (Redis: 100 ms and 16). Only the acceptor's thread touches the ring. */
@@ -128,7 +127,8 @@ struct server {
      * every write command's ops are committed (atomics). */
     uint64_t touched[WATCH_SLOTS];
     info_state info;          /* cmd_info.c */
-    save_info save;
+    pthread_mutex_t save_mu;
+    save_state save;
 };
 
 /* cmd_info.c */
