@@ -103,6 +103,11 @@ int batch_cmd_error(const batch *b, const batch_cmd *bc);
 /* Run a read command directly: capture each key with kvs_read_meta, then k->read. */
 void cmd_read_direct(conn *c, const command *k, int argc, const char **argv, const size_t *lens);
 
+/* The command table (commands.c): its size, entry i, and k's index in it (per-command counts). */
+size_t cmd_count(void);
+const command *cmd_at(size_t i);
+size_t cmd_index(const command *k);
+
 /* ---- replies and checks (commands.c) ---- */
 
 bool arg_is(const char *a, size_t n, const char *word);
@@ -210,6 +215,9 @@ void cmd_waitaof(conn *c, int argc, const char **argv, const size_t *lens);
 
 /* cmd_config.c */
 void cmd_config(conn *c, int argc, const char **argv, const size_t *lens);
+
+/* cmd_info.c */
+void cmd_info(conn *c, int argc, const char **argv, const size_t *lens);
 
 /* cmd_client.c */
 void cmd_client(conn *c, int argc, const char **argv, const size_t *lens);

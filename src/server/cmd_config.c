@@ -143,7 +143,7 @@ void cmd_config(conn *c, int argc, const char **argv, const size_t *lens)
     } else if (arg_is(argv[1], lens[1], "RESETSTAT")) {
         if (argc != 2)
             return wrong_arity(c, "resetstat");
-        server_stats_reset(s);
+        info_reset_stats(s, c->w);
         resp_ok(&c->out);
     } else if (arg_is(argv[1], lens[1], "HELP") && argc == 2) {
         size_t n = sizeof config_help / sizeof config_help[0];

@@ -42,6 +42,7 @@ static void wait_list(conn *c, bool on)
 
     if (on == c->waiting)
         return;
+    STAT_ADD(w->stats.blocked, on ? 1 : (uint64_t)-1); /* INFO's blocked_clients */
     if (on) {
         DLIST_PUSH(w->waiting, c, wait_prev, wait_next);
         if (!uv_is_active((uv_handle_t *)&w->wait_timer))

@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "server/cmd.h"
@@ -105,6 +103,7 @@ static void cmd_get(conn *c, int argc, const char **argv, const size_t *lens)
     int rc = key_fits(lens[1]) ? kvs_read(c->srv->db, argv[1], lens[1], reply_bulk, c)
                                : KVS_ENOTFOUND;
 
+    stats_lookup(c, rc == 0);
     if (rc == KVS_ENOTFOUND)
         resp_nil(&c->out);
     else if (rc < 0)
@@ -114,9 +113,12 @@ static void cmd_get(conn *c, int argc, const char **argv, const size_t *lens)
 static void cmd_mget(conn *c, int argc, const char **argv, const size_t *lens)
 {
     resp_array(&c->out, argc - 1);
-    for (int i = 1; i < argc; i++)
-        if (!key_fits(lens[i]) || kvs_read(c->srv->db, argv[i], lens[i], reply_bulk, c) < 0)
+    for (int i = 1; i < argc; i++) {
+        bool hit = key_fits(lens[i]) && kvs_read(c->srv->db, argv[i], lens[i], reply_bulk, c) == 0;
+        stats_lookup(c, hit);
+        if (!hit)
             resp_nil(&c->out); /* Redis answers nil for what it cannot give as a string */
+    }
 }
 
 static void cmd_select(conn *c, int argc, const char **argv, const size_t *lens)
@@ -286,147 +288,6 @@ static void cmd_shutdown(conn *c, int argc, const char **argv, const size_t *len
     c->srv->request_shutdown(c->srv);
 }
 
-/* INFO: text in Redis's "# Section" / "field:value" shape. */
-typedef struct text {
-    char *p;
-    size_t len, cap;
-} text;
-
-static void tprintf(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void tprintf(text *t, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        if (ARR_RESERVE(t->p, t->cap, t->len + (size_t)n + 1) < 0)
-            return;
-    }
-}
-
-/* INFO [section ...]: no argument, "all", "everything" and "default" select every section. */
-static bool want_section(int argc, const char **argv, const size_t *lens, const char *name)
-{
-    if (argc < 2)
-        return true;
-    for (int i = 1; i < argc; i++)
-        if (arg_is(argv[i], lens[i], "all") || arg_is(argv[i], lens[i], "everything") ||
-            arg_is(argv[i], lens[i], "default") || arg_is(argv[i], lens[i], name))
-            return true;
-    return false;
-}
-
-static void cmd_info(conn *c, int argc, const char **argv, const size_t *lens)
-{
-    server *s = c->srv;
-    text t = {malloc(4096), 0, 4096};
-    kvs_stats st;
-    struct rusage ru;
-    struct utsname un;
-
-    if (!t.p)
-        return (void)resp_error(&c->out, "ERR out of memory");
-    if (kvs_stats_get(s->db, &st) < 0)
-        memset(&st, 0, sizeof st);
-    uint64_t up = (clock_usec() - s->start_usec) / 1000000;
-    const char *sync = sync_mode_name(st.sync);
-    if (want_section(argc, argv, lens, "server")) {
-        uname(&un);
-        tprintf(&t, "# Server\r\nredis_version:7.0.0\r\nkvs_version:%s\r\nredis_mode:standalone\r\n"
-                    "os:%s %s %s\r\nprocess_id:%d\r\ntcp_port:%s\r\nuptime_in_seconds:%llu\r\n"
-                    "io_threads_active:%d\r\nexecutable:kvs-server\r\n\r\n",
-                KVS_VERSION_STRING, un.sysname, un.release, un.machine, (int)getpid(),
-                strrchr(s->bound, ':') ? strrchr(s->bound, ':') + 1 : s->bound,
-                (unsigned long long)up, s->cfg->threads);
-    }
-    if (want_section(argc, argv, lens, "clients"))
-        tprintf(&t, "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%u\r\n\r\n",
-                (unsigned long long)__atomic_load_n(&s->st.clients, __ATOMIC_RELAXED),
-                s->maxclients);
-    if (want_section(argc, argv, lens, "memory")) {
-        getrusage(RUSAGE_SELF, &ru);
-        /* the key index: its exact bytes, per key, its budget (0: none) and the new keys that
-         * still fit under it (-1: no budget) */
-        tprintf(&t, "# Memory\r\nmaxrss_bytes:%llu\r\nindex_bytes:%llu\r\n"
-                    "index_bytes_per_key:%.2f\r\nindex_max_bytes:%llu\r\nindex_keys_left:%lld\r\n"
-                    "\r\n",
-                (unsigned long long)ru.ru_maxrss * 1024, (unsigned long long)st.index_bytes,
-                st.keys ? (double)st.index_bytes / (double)st.keys : 0.0,
-                (unsigned long long)st.index_max_bytes,
-                st.index_keys_left == UINT64_MAX ? -1ll : (long long)st.index_keys_left);
-    }
-    if (want_section(argc, argv, lens, "persistence")) {
-        /* durability: fsyncs, what they covered, what waits now, and how long write batches
-         * took from their commit to their replies' release (conn.c), over all loops */
-        kb_hist *h = malloc(sizeof *h);
-        if (h) {
-            kb_hist_init(h);
-            for (int i = 0; i < s->nworkers; i++) {
-                worker *w = &s->workers[i];
-                pthread_mutex_lock(&w->hist_mu);
-                kb_hist_merge(h, &w->commit_hist);
-                pthread_mutex_unlock(&w->hist_mu);
-            }
-        }
-        tprintf(&t, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nsync_mode:%s\r\n"
-                    "syncs:%llu\r\nfsyncs:%llu\r\ndurable_syncs:%llu\r\n"
-                    "writes_per_fsync:%.2f\r\ndurable_lag_bytes:%llu\r\n"
-                    "durable_lag_usec:%llu\r\ncommit_batches:%llu\r\n"
-                    "commit_latency_p50_usec:%.1f\r\ncommit_latency_p99_usec:%.1f\r\n"
-                    "commit_latency_p999_usec:%.1f\r\n\r\n",
-                sync, (unsigned long long)st.syncs, (unsigned long long)st.syncs,
-                (unsigned long long)st.durable_syncs,
-                st.durable_syncs ? (double)st.durable_writes / (double)st.durable_syncs : 0.0,
-                (unsigned long long)st.lag_bytes, (unsigned long long)st.lag_usec,
-                (unsigned long long)(h ? h->count : 0),
-                h ? kb_hist_percentile(h, 50) / 1000 : 0.0,
-                h ? kb_hist_percentile(h, 99) / 1000 : 0.0,
-                h ? kb_hist_percentile(h, 99.9) / 1000 : 0.0);
-        free(h);
-    }
-    if (want_section(argc, argv, lens, "stats"))
-        tprintf(&t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
-                    "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\n"
-                    "rejected_connections:%llu\r\n\r\n",
-                (unsigned long long)s->st.connections_received,
-                (unsigned long long)s->st.commands, (unsigned long long)s->st.net_in,
-                (unsigned long long)s->st.net_out, (unsigned long long)s->st.rejected);
-    if (want_section(argc, argv, lens, "engine"))
-        tprintf(&t, "# Engine\r\nengine:%s\r\nsync:%s\r\nkeys:%llu\r\nlive_bytes:%llu\r\n"
-                    "dead_bytes:%llu\r\ndisk_bytes:%llu\r\nsegments:%llu\r\ncompactions:%llu\r\n"
-                    "compact_reclaimed_bytes:%llu\r\ncompact_last_usec:%llu\r\n"
-                    "compacting:%d\r\ncompact_done_bytes:%llu\r\ncompact_todo_bytes:%llu\r\n"
-                    "compact_paced_usec:%llu\r\n"
-                    "writes:%llu\r\nsyncs:%llu\r\ncorrupt_reads:%llu\r\ncorrupt_records:%llu\r\n"
-                    "\r\n",
-                st.engine, sync, (unsigned long long)st.keys, (unsigned long long)st.live_bytes,
-                (unsigned long long)st.dead_bytes, (unsigned long long)st.disk_bytes,
-                (unsigned long long)st.segments, (unsigned long long)st.compactions,
-                (unsigned long long)st.compact_reclaimed,
-                (unsigned long long)st.compact_last_usec, st.compacting,
-                (unsigned long long)st.compact_done_bytes, (unsigned long long)st.compact_todo_bytes,
-                (unsigned long long)st.compact_paced_usec,
-                (unsigned long long)st.writes,
-                (unsigned long long)st.syncs, (unsigned long long)st.corrupt_reads,
-                (unsigned long long)st.corrupt_records);
-    if (want_section(argc, argv, lens, "keyspace")) {
-        tprintf(&t, "# Keyspace\r\n");
-        if (st.keys)
-            tprintf(&t, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)st.keys,
-                    (unsigned long long)st.expiring_keys);
-    }
-    resp_bulk(&c->out, t.p, t.len);
-    free(t.p);
-}
-
 #define W CMD_WRITE
 #define R CMD_READONLY
 #define F CMD_FAST
@@ -517,6 +378,23 @@ static const command commands[] = {
 #undef WRITEV
 #undef READ
 #undef DIRECT
+
+size_t cmd_count(void)
+{
+    return sizeof commands / sizeof commands[0] - 1; /* not the NULL that ends it */
+}
+
+const command *cmd_at(size_t i)
+{
+    KVS_ASSERT(i < cmd_count());
+    return &commands[i];
+}
+
+size_t cmd_index(const command *k)
+{
+    KVS_ASSERT(k >= commands && k < commands + cmd_count());
+    return (size_t)(k - commands);
+}
 
 /* Command names by hash (every request looks its name up: a walk of the table cost ~100
  * instructions a command). Open addressing, built once; names are ASCII, hashed lower-cased. */
@@ -868,7 +746,10 @@ void cmd_batch_reply(conn *c)
                 k += bc->tx_n; /* the transaction was not applied: no replies of its own */
             continue;
         }
+        uint64_t errors = stats_errors(c);
         reply_one(c, b, bc);
+        if (stats_errors(c) != errors)
+            stats_failed(c, bc->cmd);
     }
 }
 
@@ -890,6 +771,8 @@ void cmd_read_direct(conn *c, const command *k, int argc, const char **argv, con
                                                 &caps[i]);
         if (rc == KVS_ENOTFOUND)
             rc = 0;
+        if (rc == 0)
+            stats_lookup(c, caps[i].found);
     }
     if (rc < 0)
         engine_error(c, k->name, rc);
@@ -926,14 +809,17 @@ void cmd_dispatch(conn *c, const command *k, int argc, const char **argv, const 
     if (!c->authed && !(k->flags & CMD_NOAUTH)) {
         resp_error(&c->out, "NOAUTH Authentication required.");
         c->multi_dirty |= c->multi;
+        stats_rejected(c, k);
         return;
     }
     if (!arity_ok(k, argc)) {
         resp_error(&c->out, "ERR wrong number of arguments for '%s' command", k->name);
         c->multi_dirty |= c->multi;
+        stats_rejected(c, k);
         return;
     }
     __atomic_store_n(&c->last_cmd, k->name, __ATOMIC_RELAXED);
+    uint64_t errors = stats_errors(c);
     if (c->multi && !(k->flags & CMD_TX))
         tx_queue(c, k, argc, argv, lens);
     else if (k->fn)
@@ -942,4 +828,6 @@ void cmd_dispatch(conn *c, const command *k, int argc, const char **argv, const 
         cmd_read_direct(c, k, argc, argv, lens);
     else
         resp_error(&c->out, "ERR out of memory"); /* a write the batch could not take */
+    if (stats_errors(c) != errors)
+        stats_failed(c, k);
 }

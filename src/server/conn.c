@@ -142,7 +142,7 @@ static void on_write(uv_write_t *req, int status)
 
     ochunks_free(c->wchunks);
     c->wchunks = NULL;
-    __atomic_add_fetch(&c->srv->st.net_out, c->inflight, __ATOMIC_RELAXED);
+    STAT_ADD(c->w->stats.net_out, c->inflight);
     c->inflight = 0;
     c->writing = false;
     if (c->closing)
@@ -310,7 +310,7 @@ void conn_flush(conn *c)
         i = n; /* nothing for uv_write: close below */
     } else {
         size_t done = r > 0 ? (size_t)r : 0;
-        __atomic_add_fetch(&c->srv->st.net_out, done, __ATOMIC_RELAXED);
+        STAT_ADD(c->w->stats.net_out, done);
         for (i = 0; i < n && done >= bufs[i].len; i++)
             done -= bufs[i].len;
         if (i < n) {
@@ -356,7 +356,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     conn *c = (conn *)h;
-    size_t want = READ_CHUNK;
+    size_t want = READ_CHUNK, cap = c->qcap;
 
     (void)suggested;
     KVS_ASSERT(c->batch.ncmds == 0); /* no pending batch points into q while it may move */
@@ -370,6 +370,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS; the read closes */
         return;
     }
+    if (c->qcap != cap) /* grown (a large bulk): INFO's recent largest input buffer */
+        stats_buffers(c, clock_nsec());
     *buf = uv_buf_init(c->q + c->qlen, (unsigned)(c->qcap - c->qlen));
 }
 
@@ -523,7 +525,7 @@ void conn_job_done(conn *c)
 }
 
 /* Parse and run every complete command in the buffer, in order. */
-static void process(conn *c)
+static void process_input(conn *c)
 {
     size_t used;
 
@@ -554,7 +556,8 @@ static void process(conn *c)
                 args_free(&a);
                 break; /* this command runs after the batch: parsed again then */
             }
-            __atomic_add_fetch(&c->srv->st.commands, 1, __ATOMIC_RELAXED);
+            if (a.cmd)
+                stats_call(c, a.cmd);
             bool ok = queued || run_command(c, &a);
             args_free(&a);
             if (!ok)
@@ -593,6 +596,15 @@ static void process(conn *c)
         }
     }
     conn_flush(c);
+}
+
+/* process_input, its commands timed (stats.h). c is not freed inside: a close frees it from
+ * its close callback, later. */
+static void process(conn *c)
+{
+    stats_pass_begin(c);
+    process_input(c);
+    stats_pass_end(c);
 }
 
 /* Read and parse again after a pause (a batch on the pool, WAITAOF, too much held). */
@@ -638,7 +650,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->qlen += (size_t)nread;
-    __atomic_add_fetch(&c->srv->st.net_in, (uint64_t)nread, __ATOMIC_RELAXED);
+    STAT_ADD(c->w->stats.net_in, (uint64_t)nread);
     process(c);
 }
 
@@ -671,6 +683,7 @@ void conn_accept(worker *w, int fd)
     c->id = __atomic_add_fetch(&s->next_conn_id, 1, __ATOMIC_RELAXED);
     resp_parser_init(&c->parser, &s->cfg->limits);
     obuf_init(&c->out);
+    c->out.errors = &w->stats.errors;
     bool password = server_password_required(s);
     c->authed = !password;
     c->parser.unauth = !c->authed;

@@ -19,6 +19,8 @@
 #include "server/obuf.h"
 #include "server/resp.h"
 #include "server/server.h"
+#include "server/stats.h"
+#include "util/clock.h"
 #include "util/hist.h"
 
 typedef struct conn conn;
@@ -112,6 +114,7 @@ struct worker {
      * (INFO persistence; under hist_mu, as INFO reads it from any loop) */
     pthread_mutex_t hist_mu;
     kb_hist commit_hist;
+    loop_stats stats;      /* INFO's counters of this loop (stats.h: its thread writes them) */
 };
 
 /* Replies held until the durable position reaches pos (conn.c, "Held replies"). */
@@ -173,6 +176,9 @@ struct conn {
     const char *last_cmd;  /* its name, from the command table (atomic) */
     bool kill_posted;      /* CLIENT KILL sent to its loop: no longer listed (clients_mu) */
     int fd;
+    /* the run of commands being timed (stats.h): its command, calls so far, start (ns) */
+    const command *run_cmd;
+    uint64_t run_n, run_t0;
 };
 
 /* Is the caller w's loop thread, the one that may touch w's connections? For KVS_ASSERT; a
@@ -181,6 +187,72 @@ static inline bool worker_on_loop(const worker *w)
 {
     return !w->loop_thread_set || pthread_equal(pthread_self(), w->loop_thread);
 }
+
+/* ---- INFO's counting on the hot path (stats.h; cmd_info.c) ---- */
+
+/* Time the run so far: its calls, each with the run's mean, to c's loop's stats at now (ns). */
+void stats_run_close(conn *c, uint64_t now);
+/* c's query buffer and unsent output, at now (ns), into its loop's peaks. */
+void stats_buffers(conn *c, uint64_t now);
+
+/* A pass over c's input begins: the clock starts for its first command. */
+static inline void stats_pass_begin(conn *c)
+{
+    c->run_cmd = NULL;
+    c->run_n = 0;
+    c->run_t0 = clock_nsec();
+}
+
+/* A call of k begins (run or queued): the same command as before extends the run. */
+static inline void stats_call(conn *c, const command *k)
+{
+    if (k == c->run_cmd) {
+        c->run_n++;
+        return;
+    }
+    if (c->run_cmd) {
+        uint64_t now = clock_nsec();
+        stats_run_close(c, now);
+        c->run_t0 = now;
+    }
+    c->run_cmd = k;
+    c->run_n = 1;
+}
+
+/* The pass ran commands: time their run, note c's buffers (client_recent_max_*_buffer). */
+static inline void stats_pass_end(conn *c)
+{
+    if (!c->run_cmd)
+        return;
+    uint64_t now = clock_nsec();
+    stats_run_close(c, now);
+    stats_buffers(c, now);
+    c->run_cmd = NULL;
+}
+
+/* A key read found (hit) or not (miss), as Redis's keyspace_hits/misses count them. */
+static inline void stats_lookup(conn *c, bool found)
+{
+    if (found)
+        STAT_ADD(c->w->stats.hits, 1);
+    else
+        STAT_ADD(c->w->stats.misses, 1);
+}
+
+/* Error replies so far on c's loop: a command that adds one failed. */
+static inline uint64_t stats_errors(const conn *c)
+{
+    return c->w->stats.errors;
+}
+
+/* k, counted by stats_call, ran and answered an error / was refused before it ran. */
+void stats_failed(conn *c, const command *k);
+void stats_rejected(conn *c, const command *k);
+/* A loop's counters: made and freed with it (workers_start, workers_stop; -1: out of memory),
+ * and at each wake-up a reset asked for by info_reset_stats from another loop. */
+int info_loop_init(worker *w);
+void info_loop_fini(worker *w);
+void info_loop_turn(worker *w);
 
 /* Close c once what it has queued is written (QUIT, protocol errors, shutdown). */
 void conn_close_after_flush(conn *c);

@@ -146,6 +146,7 @@ static void on_wake(uv_async_t *a)
     w->nkills = w->capkills = 0;
     stop = w->stop;
     pthread_mutex_unlock(&w->mu);
+    info_loop_turn(w);
     run_kills(w, kills, nkills);
     free(kills);
     for (size_t i = 0; i < n; i++) {
@@ -197,7 +198,7 @@ int workers_start(server *s)
         pthread_mutex_init(&w->mu, NULL);
         pthread_mutex_init(&w->hist_mu, NULL);
         kb_hist_init(&w->commit_hist);
-        if (uv_loop_init(&w->loop) < 0 || uv_async_init(&w->loop, &w->wake, on_wake) < 0 ||
+        if (info_loop_init(w) < 0 || uv_loop_init(&w->loop) < 0 || uv_async_init(&w->loop, &w->wake, on_wake) < 0 ||
             uv_async_init(&w->loop, &w->jobs_async, on_jobs) < 0 ||
             uv_async_init(&w->loop, &w->durable_async, on_durable) < 0)
             return -1;
@@ -260,6 +261,7 @@ void workers_stop(server *s)
         pthread_mutex_destroy(&w->hist_mu);
         free(w->fds);
         free(w->kills);
+        info_loop_fini(w);
     }
     pthread_mutex_lock(&s->durable_mu); /* the engine's sync thread may still call */
     free(s->workers);

@@ -101,7 +101,10 @@ void obuf_recycle(obuf *b, ochunk *c)
 ochunk *obuf_take(obuf *b)
 {
     ochunk *c = b->head;
+    uint64_t *errors = b->errors; /* the obuf's, not its contents' */
+
     obuf_init(b);
+    b->errors = errors;
     return c;
 }
 
@@ -151,6 +154,8 @@ int resp_error(obuf *b, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     b->replies++;
+    if (b->errors)
+        __atomic_store_n(b->errors, *b->errors + 1, __ATOMIC_RELAXED);
     return add_line(b, '-', "%s", msg);
 }
 

@@ -23,6 +23,7 @@ typedef struct obuf {
     ochunk *head, *tail;
     size_t bytes;   /* bytes queued */
     size_t replies; /* replies queued since the last obuf_take */
+    uint64_t *errors; /* NULL, or where error replies are counted (INFO; one writing thread) */
 } obuf;
 
 void obuf_init(obuf *b);

@@ -77,6 +77,7 @@ typedef struct acceptor {
     uv_timer_t retry;         /* while accepting is paused: tries again (one-shot, re-armed) */
     uv_signal_t sigint, sigterm;
     uv_async_t shutdown;
+    uv_timer_t sample;        /* INFO's instantaneous metrics (info_sample), every 100 ms */
     int fd;
     int spare;                /* /dev/null, given up for a moment to answer waiting clients when
                                * no fd is free; -1 while lost (reopened once accept4 works) */
@@ -375,12 +376,19 @@ static void begin_shutdown(acceptor *a)
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->shutdown, NULL);
+    uv_close((uv_handle_t *)&a->sample, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     LOG_INFO("received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
     begin_shutdown(h->data);
+}
+
+static void on_sample(uv_timer_t *t)
+{
+    acceptor *a = t->data;
+    info_sample(&a->s);
 }
 
 static void on_shutdown(uv_async_t *h)
@@ -471,6 +479,7 @@ int kvs_server_run(const kvs_server_config *cfg)
     a->s.cfg = &a->cfg;
     a->s.maxclients = cfg->maxclients;
     a->s.start_usec = clock_usec();
+    info_init(&a->s);
     pthread_mutex_init(&a->s.clients_mu, NULL);
     pthread_mutex_init(&a->s.durable_mu, NULL);
     pthread_mutex_init(&a->s.cfg_mu, NULL);
@@ -489,7 +498,8 @@ int kvs_server_run(const kvs_server_config *cfg)
     uv_signal_init(&a->loop, &a->sigint);
     uv_signal_init(&a->loop, &a->sigterm);
     uv_async_init(&a->loop, &a->shutdown, on_shutdown);
-    a->poll.data = a->sigint.data = a->sigterm.data = a->shutdown.data = a;
+    uv_timer_init(&a->loop, &a->sample);
+    a->poll.data = a->sigint.data = a->sigterm.data = a->shutdown.data = a->sample.data = a;
     uv_signal_start(&a->sigint, on_signal, SIGINT);
     uv_signal_start(&a->sigterm, on_signal, SIGTERM);
     if (start_pool(a) < 0)
@@ -511,6 +521,7 @@ int kvs_server_run(const kvs_server_config *cfg)
                  "clients are served");
     uv_poll_start(&a->poll, UV_READABLE, on_accept);
     sd_notify(0, "READY=1"); /* listening: systemd's Type=notify may start what depends on us */
+    uv_timer_start(&a->sample, on_sample, INFO_SAMPLE_MS, INFO_SAMPLE_MS);
     uv_run(&a->loop, UV_RUN_DEFAULT);
     workers_stop(&a->s);
     status = 0;
@@ -534,6 +545,7 @@ out:
     }
     pthread_mutex_destroy(&a->s.cfg_mu);
     kvs_server_config_free(&a->cfg);
+    info_fini(&a->s);
     free(a);
     return status;
 }
@@ -553,15 +565,6 @@ int server_maxclients_check(server *s, uint32_t n, char *why, size_t whylen)
              (unsigned long long)(soft > s->fds_kept ? soft - s->fds_kept : 0),
              (unsigned long long)soft, (unsigned long long)hard);
     return -1;
-}
-
-void server_stats_reset(server *s)
-{
-    uint64_t *counters[] = {&s->st.connections_received, &s->st.rejected, &s->st.commands,
-                            &s->st.net_in, &s->st.net_out, &s->st.errors};
-
-    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
-        __atomic_store_n(counters[i], 0, __ATOMIC_RELAXED);
 }
 
 bool server_password_required(server *s)

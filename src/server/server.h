@@ -6,6 +6,7 @@
  *   loop.c      the loop threads: each owns a libuv loop and the connections handed to it
  *   conn.c      one connection: reading, parsing, dispatching, writing, limits
  *   commands.c  the command table and every command (cmd_*.c: the larger families)
+ *   cmd_info.c  INFO: Redis's sections and fields, and what it samples in the background
  *   resp.c      the request parser; obuf.c the output queue and reply encoders
  *
  * Threads: the main thread runs the acceptor loop (listening socket, signals); N loop threads
@@ -81,10 +82,42 @@ typedef struct server server;
 #define WATCH_SLOTS 16384 /* server.touched: 128 KiB, fits a core's L2 */
 typedef struct worker worker;
 
+/* What the acceptor and every loop count together (atomics; the rest is per loop: stats.h). */
 struct server_stats {
-    uint64_t connections_received, rejected, commands, net_in, net_out, errors;
+    uint64_t connections_received, rejected;
     uint64_t clients; /* connected now */
 };
+
+/* The last save (BGSAVE / SAVE, a checkpoint), as INFO persistence and LASTSAVE give it. Until
+ * the first: the server's start, status ok, as Redis reports a server that has not saved yet.
+ * Under server.save_mu (info_save_begin / info_save_end). */
+typedef struct save_state {
+    int64_t last_time;     /* unix seconds of the last successful save (rdb_last_save_time) */
+    bool in_progress;      /* rdb_bgsave_in_progress */
+    bool last_ok;          /* rdb_last_bgsave_status */
+    int64_t last_secs;     /* rdb_last_bgsave_time_sec: how long it took; -1: none yet */
+    uint64_t began_usec;   /* clock_usec() when the running one began */
+    uint64_t writes_base;  /* the engine's writes at the last successful save (changes since) */
+    uint64_t saves;        /* rdb_saves: successful saves since start */
+} save_state;
+
+/* Redis's instantaneous metrics: sampled every INFO_SAMPLE_MS, the mean of the last
+ * INFO_SAMPLES samples (Redis: 100 ms and 16). Only the acceptor's thread touches the ring. */
+#define INFO_SAMPLE_MS 100
+#define INFO_SAMPLES 16
+enum { INFO_OPS, INFO_NET_IN, INFO_NET_OUT, INFO_METRICS };
+
+typedef struct info_state {
+    char run_id[41];             /* 40 random hex digits, new at every start */
+    uint64_t peak_memory;        /* used_memory's highest sample (atomic) */
+    uint64_t rate[INFO_METRICS]; /* per second, the mean of the ring (atomic; the acceptor's) */
+    struct {
+        uint64_t last, last_ms;  /* the counter and the time at the previous sample */
+        uint64_t ring[INFO_SAMPLES];
+    } metric[INFO_METRICS];
+    unsigned idx, ticks;
+    uint64_t expired_base;       /* the engine's expired_keys at CONFIG RESETSTAT (atomic) */
+} info_state;
 
 struct server {
     kvs_server_config *cfg;   /* the server's own copy; CONFIG SET changes it (cfg_mu) */
@@ -113,7 +146,25 @@ struct server {
     /* Writes as WATCH sees them (cmd_multi.c): a count per slot of key hashes, bumped before
      * every write command's ops are committed (atomics). */
     uint64_t touched[WATCH_SLOTS];
+    info_state info;          /* cmd_info.c */
+    pthread_mutex_t save_mu;
+    save_state save;
 };
+
+/* cmd_info.c */
+/* At start, before the loops run: run_id, the save state's "not saved yet". */
+void info_init(server *s);
+void info_fini(server *s);
+/* Every INFO_SAMPLE_MS on the acceptor's thread (server.c): instantaneous metrics, peak memory. */
+void info_sample(server *s);
+/* A save begins / ends (for helper D's BGSAVE and SAVE; thread-safe). */
+void info_save_begin(server *s);
+void info_save_end(server *s, bool ok);
+/* LASTSAVE: unix seconds of the last successful save (the start until one). */
+int64_t info_last_save(server *s);
+/* CONFIG RESETSTAT: zero the statistics Redis zeroes. self: the caller's loop, reset at once;
+ * the others at their next turn (their counters are their own). NULL: no caller loop. */
+void info_reset_stats(server *s, worker *self);
 
 /* loop.c */
 int workers_start(server *s);
@@ -125,8 +176,6 @@ void workers_stop(server *s);
 /* server.c: CONFIG SET maxclients n — can the open-file limit be made to fit it (raised if
  * need be)? 0, or -1 with why set. */
 int server_maxclients_check(server *s, uint32_t n, char *why, size_t whylen);
-/* CONFIG RESETSTAT: the counters INFO's stats come from, back to 0. */
-void server_stats_reset(server *s);
 /* Is a password set (requirepass)? Does pass (plen bytes) match it? Either takes cfg_mu. */
 bool server_password_required(server *s);
 bool server_password_matches(server *s, const char *pass, size_t plen);

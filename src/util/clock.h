@@ -15,6 +15,13 @@ static inline uint64_t clock_usec(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static inline uint64_t clock_nsec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* ms since the Unix epoch: the default clock of expiry times (kvs_options.clock_ms). */
 static inline uint64_t clock_wall_ms(void)
 {

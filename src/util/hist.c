@@ -44,29 +44,70 @@ uint64_t kb_hist_bucket_hi(unsigned idx)
     return kb_hist_bucket_lo(idx + 1) - 1;
 }
 
+/* Relaxed atomic stores and loads: one thread adds, others may merge at the same time (a
+ * loop thread's latencies read by INFO on another loop). On x86 and arm64 they are plain moves;
+ * a reader may see one sample's bucket before its count, which a percentile shrugs off. */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+static double load_d(const double *p)
+{
+    double v;
+    __atomic_load(p, &v, __ATOMIC_RELAXED);
+    return v;
+}
+
+static void store_d(double *p, double v)
+{
+    __atomic_store(p, &v, __ATOMIC_RELAXED);
+}
+
 void kb_hist_add(kb_hist *h, uint64_t ns)
 {
-    h->buckets[kb_hist_index(ns)]++;
-    h->count++;
+    kb_hist_add_n(h, ns, 1);
+}
+
+void kb_hist_add_n(kb_hist *h, uint64_t ns, uint64_t n)
+{
+    unsigned i = kb_hist_index(ns);
+
+    STORE(h->buckets[i], h->buckets[i] + n);
+    STORE(h->count, h->count + n);
     if (ns < h->min)
-        h->min = ns;
+        STORE(h->min, ns);
     if (ns > h->max)
-        h->max = ns;
-    h->sum += (double)ns;
-    h->sumsq += (double)ns * (double)ns;
+        STORE(h->max, ns);
+    store_d(&h->sum, h->sum + (double)ns * (double)n);
+    store_d(&h->sumsq, h->sumsq + (double)ns * (double)ns * (double)n);
+}
+
+void kb_hist_reset(kb_hist *h)
+{
+    for (unsigned i = 0; i < KB_HIST_BUCKETS; i++)
+        STORE(h->buckets[i], 0);
+    STORE(h->count, 0);
+    STORE(h->min, UINT64_MAX);
+    STORE(h->max, 0);
+    store_d(&h->sum, 0);
+    store_d(&h->sumsq, 0);
 }
 
 void kb_hist_merge(kb_hist *dst, const kb_hist *src)
 {
-    for (unsigned i = 0; i < KB_HIST_BUCKETS; i++)
-        dst->buckets[i] += src->buckets[i];
-    dst->count += src->count;
-    if (src->min < dst->min)
-        dst->min = src->min;
-    if (src->max > dst->max)
-        dst->max = src->max;
-    dst->sum += src->sum;
-    dst->sumsq += src->sumsq;
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < KB_HIST_BUCKETS; i++) {
+        uint64_t b = LOAD(src->buckets[i]);
+        dst->buckets[i] += b;
+        n += b;
+    }
+    dst->count += n; /* the buckets' sum: consistent with them even mid-add */
+    if (LOAD(src->min) < dst->min)
+        dst->min = LOAD(src->min);
+    if (LOAD(src->max) > dst->max)
+        dst->max = LOAD(src->max);
+    dst->sum += load_d(&src->sum);
+    dst->sumsq += load_d(&src->sumsq);
 }
 
 double kb_hist_percentile(const kb_hist *h, double p)

@@ -1,5 +1,6 @@
 /*
- * hist.h — a log-bucketed latency histogram: kvs-bench's, and kvs-server's commit latency (INFO).
+ * hist.h — a log-bucketed latency histogram: kvs-bench's, and kvs-server's commit and command
+ * latencies (INFO).
  *
  * Each benchmark thread keeps one and records every operation's latency in nanoseconds; the
  * threads' histograms are merged at the end (kb_hist_merge), so no thread ever shares a cache line
@@ -28,8 +29,15 @@ typedef struct kb_hist {
 } kb_hist;
 
 void kb_hist_init(kb_hist *h);
+/* Adds, resets: one thread at a time per histogram. Each may run while other threads merge
+ * it (kb_hist_merge reads src with atomic loads), so a thread may keep its own and others read
+ * it without a lock. */
 void kb_hist_add(kb_hist *h, uint64_t ns);
-/* Add every sample of src to dst. */
+/* n samples of the same value. */
+void kb_hist_add_n(kb_hist *h, uint64_t ns, uint64_t n);
+/* Empty h again (as kb_hist_init, but safe beside a merge). */
+void kb_hist_reset(kb_hist *h);
+/* Add every sample of src to dst (dst: the caller's alone). */
 void kb_hist_merge(kb_hist *dst, const kb_hist *src);
 /* The p-th percentile (0 < p ≤ 100) in ns; 0 when empty. */
 double kb_hist_percentile(const kb_hist *h, double p);

@@ -541,6 +541,7 @@ static void converse(server *srv, const uint8_t *s, size_t n, int mode, uint32_t
 
     memset(&w, 0, sizeof w);
     w.srv = srv;
+    FZ_CHECK(info_loop_init(&w) == 0, "info_loop_init failed");
     FZ_CHECK(uv_loop_init(&w.loop) == 0, "uv_loop_init failed");
     FZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair: %s",
              strerror(errno));
@@ -568,6 +569,7 @@ static void converse(server *srv, const uint8_t *s, size_t n, int mode, uint32_t
     drain(sv[1], out);
     FZ_CHECK(w.conns == NULL, "the connection is still open after EOF");
     FZ_CHECK(uv_loop_close(&w.loop) == 0, "handles left open on the loop");
+    info_loop_fini(&w);
     close(sv[1]);
 }
 
@@ -718,6 +720,7 @@ static void run_input(const uint8_t *data, size_t size)
     srv.maxclients = 16;
     srv.request_shutdown = request_shutdown;
     snprintf(srv.bound, sizeof srv.bound, "127.0.0.1:0");
+    info_init(&srv);
     FZ_CHECK(store_open(&srv.db, dir, cfg) == 0, "cannot open a fresh store");
 
     converse(&srv, in.p, in.n, (cfg >> 4) & 3, seed, &replies);
@@ -732,6 +735,7 @@ static void run_input(const uint8_t *data, size_t size)
         store_check(db, &m, "after a reopen");
         FZ_CHECK(kvs_close(db) == 0, "kvs_close failed: %s", kvs_last_error());
     }
+    info_fini(&srv);
     m_free(&m);
     free(replies.b);
     kvs_server_config_free(&scfg); /* what a CONFIG SET of a string left in it */

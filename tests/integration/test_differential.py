@@ -160,10 +160,12 @@ class Conn:
 # ---- redis-server ----
 
 class RedisServer:
-    """redis-server on a unix socket only (--port 0): no port to pick, no persistence."""
+    """redis-server on a unix socket only (--port 0): no port to pick, no persistence unless
+    extra (more redis-server flags, after these: they win) asks for it."""
 
-    def __init__(self, dir):
+    def __init__(self, dir, *extra):
         self.dir = dir
+        self.extra = list(extra)
         self.path = os.path.join(dir, "redis.sock")
         self.proc = None
 
@@ -171,7 +173,7 @@ class RedisServer:
         log = open(os.path.join(self.dir, "redis.log"), "wb")
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", "0", "--unixsocket", self.path, "--unixsocketperm", "700",
-             "--save", "", "--appendonly", "no", "--dir", self.dir],
+             "--save", "", "--appendonly", "no", "--dir", self.dir, *self.extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent)
         log.close()

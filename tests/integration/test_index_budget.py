@@ -5,7 +5,7 @@ Usage: python3 test_index_budget.py PATH_TO_kvs-server [unittest options]
 
 A kvs-server with a 1 MiB index budget takes new keys until the index is full, then refuses
 them with Redis's -OOM prefix and a message naming the budget, while overwrites, deletes and
-reads go on; INFO memory reports the index's bytes, its budget and the keys left; a MSET of new
+reads go on; INFO kvs reports the index's bytes, its budget and the keys left; a MSET of new
 keys at the limit is refused whole (none of its keys stored), one that fits goes in; after a
 restart with the same budget every stored key is there, from the index saved at the clean stop,
 and the figures are those of a rebuild after kill -9.
@@ -26,7 +26,8 @@ MAX_KEYS = 400_000
 
 
 def info_memory(r):
-    return r.info("memory")
+    """The index's figures: INFO's kvs section (the engine's, beside Redis's memory fields)."""
+    return r.info("kvs")
 
 
 class IndexBudgetTest(kvstest.ServerTestCase):

@@ -161,15 +161,15 @@ class RedisCliTest(Base):
         self.assertCli(["SET", "key0", "again"], "OK\n")
         ks = self.cli("INFO", "keyspace", extra=["--raw"])
         self.assertRegex(ks, r"db0:keys=7,")
-        eng = self.cli("INFO", "engine", extra=["--raw"])
-        self.assertIn("# Engine", eng)
+        eng = self.cli("INFO", "engine", extra=["--raw"])  # "engine": the kvs section's alias
+        self.assertIn("# kvs", eng)
         self.assertIn("engine:kvs\n", eng)
         self.assertIn("keys:7\n", eng)
         self.assertNotIn("# Keyspace", eng)  # a section asks for that section only
         self.assertCli(["DEL", "key3"], "(integer) 1\n")
         self.assertRegex(self.cli("INFO", "keyspace", extra=["--raw"]), r"db0:keys=6,")
         everything = self.cli("INFO", extra=["--raw"])
-        for section in ("# Server", "# Clients", "# Stats", "# Engine", "# Keyspace"):
+        for section in ("# Server", "# Clients", "# Stats", "# kvs", "# Keyspace"):
             self.assertIn(section, everything)
         self.assertRegex(everything, r"redis_version:\d+\.\d+")
         self.assertIn("tcp_port:%d\n" % self.srv.port, everything)

@@ -187,6 +187,73 @@ static void test_expiry_clock(void **state)
     tally_free(&t);
 }
 
+/* An update that sets the key's expiry to ctx's time (EXPIRE; 0: PERSIST), keeping its value. */
+static int set_expiry_fn(void *ctx, const kvs_cur *cur, kvs_update_out *out)
+{
+    if (!cur->found)
+        return 0;
+    out->type = KVS_OP_SET;
+    out->val = cur->val;
+    out->vlen = cur->vlen;
+    out->expire_ms = *(const uint64_t *)ctx;
+    return 0;
+}
+
+static void update_expiry(kvs_t *db, const char *key, uint64_t expire_ms)
+{
+    kvs_op op = {.type = KVS_OP_UPDATE, .key = key, .klen = strlen(key), .update = set_expiry_fn,
+                 .update_ctx = &expire_ms};
+    assert_int_equal(kvs_write(db, &op, 1), 0);
+}
+
+static uint64_t expiring(kvs_t *db)
+{
+    return tu_stats(db).expiring_keys;
+}
+
+/* INFO keyspace's expires=: the count of live keys with an expiry follows every path that gives
+ * a key one or takes it away, and survives a reopen (and, kvs engine, a compaction). */
+static void test_expiring_count(void **state)
+{
+    tu_fixture *f = *state;
+
+    char big[300];
+
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    use_test_clock(f);
+    f->opt.expire_effort = 0;
+    f->opt.segment_size = 4096; /* the kvs engine: several sealed segments to compact */
+    tu_fx_open(f);
+    set_exp(f->db, "a", "v", 5000000);
+    set_exp(f->db, "b", "v", 5000000);
+    tu_set(f->db, "c", "v");
+    assert_int_equal(expiring(f->db), 2);
+    set_exp(f->db, "a", "v2", 6000000); /* a new time: still one */
+    assert_int_equal(expiring(f->db), 2);
+    tu_set(f->db, "a", "plain"); /* a SET clears it */
+    assert_int_equal(expiring(f->db), 1);
+    update_expiry(f->db, "c", 7000000); /* EXPIRE */
+    assert_int_equal(expiring(f->db), 2);
+    update_expiry(f->db, "b", 0); /* PERSIST */
+    assert_int_equal(expiring(f->db), 1);
+    assert_int_equal(kvs_remove(f->db, "c", 1), 0);
+    assert_int_equal(expiring(f->db), 0);
+    for (int i = 0; i < 50; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "e%d", i);
+        set_exp(f->db, k, big, i < 30 ? 5000000 : 0);
+    }
+    assert_int_equal(expiring(f->db), 30);
+    if (strcmp(tu_engine, "kvs") == 0)
+        assert_true(tu_compact_every_other(f->db) > 0);
+    assert_int_equal(expiring(f->db), 30);
+    tu_fx_reopen(f);
+    assert_int_equal(expiring(f->db), 30);
+    assert_int_equal(kvs_clear(f->db, 0), 0);
+    assert_int_equal(expiring(f->db), 0);
+}
+
 static void wait_for_keys(kvs_t *db, uint64_t keys)
 {
     for (int i = 0; i < 1000 && tu_stats(db).keys != keys; i++)
@@ -571,6 +638,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         TU_CASE_CLOSED(test_expiry_clock),
         TU_CASE_CLOSED(test_expiry_sweep),
+        TU_CASE_CLOSED(test_expiring_count),
         TU_CASE_OPEN(test_versions),
         TU_CASE_OPEN(test_update_sees_batch),
         TU_CASE_OPEN(test_update_conflict),
