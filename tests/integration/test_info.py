@@ -231,6 +231,28 @@ class InfoTest(kvstest.ServerTestCase):
         self.assertEqual(self.kv.info("keyspace")["db0"],
                          {"keys": SET_PLAIN + SET_EX - 2, "expires": SET_EX - 1, "avg_ttl": 0})
 
+    def test_resetstat_resets_every_loop(self):
+        # connections land on the loops in turn: one per loop, each running the workload, so
+        # CONFIG RESETSTAT on one of them must reach the counters of the others
+        others = [self.redis(self.srv) for _ in range(3)]
+        for r in others:
+            self.addCleanup(r.close)
+            workload(r)
+        self.assertGreater(self.kv.info("stats")["total_commands_processed"], 3 * SET_PLAIN)
+        self.assertEqual(self.kv.config_resetstat(), True)
+        deadline = time.monotonic() + 30  # the other loops reset at their next wake-up
+        while True:
+            stats, cmd = self.kv.info("stats"), self.kv.info("commandstats")
+            if stats["total_commands_processed"] <= 2 and "cmdstat_set" not in cmd:
+                break
+            self.assertLess(time.monotonic(), deadline, "not reset: %r %r" % (stats, cmd))
+            time.sleep(0.05)
+        self.assertEqual(stats["keyspace_hits"], 0)
+        self.assertEqual(stats["keyspace_misses"], 0)
+        self.assertEqual(stats["total_connections_received"], 0)
+        others[0].get("k0")  # counting goes on after it
+        self.assertEqual(self.kv.info("stats")["keyspace_hits"], 1)
+
     def test_commandstats(self):
         workload(self.kv)
         workload(self.rd)
