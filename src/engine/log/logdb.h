@@ -320,6 +320,15 @@ int ldb_clear_now(logdb *db);
  * the last seq handed out now (keys written after the call stay), in batches; returns at once. */
 int ldb_clear_async(logdb *db);
 
+/* checkpoint.c — kvs_checkpoint: seal, link the sealed segments and their hints into dest (an
+ * empty directory on the same file system), give dest a MANIFEST of its own. Neither wmu nor
+ * cmu held by the caller. */
+int ldb_checkpoint(logdb *db, const char *dest);
+
+/* verify.c, repair.c — kvs_verify and kvs_repair of a directory no store has open (api.c locks
+ * it shared): apart from the open store, as upgrade.c, reading the files read-only. */
+int ldb_verify(const char *dir, kvs_finding_fn fn, void *ctx, kvs_verify_report *out);
+
 /* Test hook: when set to step N (the CRASH_* list), compaction or the saving of the index calls
  * _exit(CRASH_EXIT) right after that step, to simulate a crash there. */
 extern int kvs_test_crash_point;
