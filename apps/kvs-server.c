@@ -43,6 +43,9 @@ static const char usage[] =
     "                         server's (default 10, range 0 .. 19)\n"
     "  --max-index-memory BYTES   kvs engine: RAM the key index may take; past it writes\n"
     "                         of new keys fail with -OOM (default: no limit)\n"
+    "  --checkpoint-dir DIR   where SAVE and BGSAVE put checkpoints, one directory each,\n"
+    "                         named for its unix time; on the data directory's file\n"
+    "                         system (default: DIR/checkpoints)\n"
     "  -V, --version          print the version\n"
     "  -h, --help             this text\n";
 
@@ -206,6 +209,10 @@ int main(int argc, char **argv)
             else if ((n = parse_count(v, 19)) < 0)
                 return bad(f, v, "expected 0 .. 19");
             cfg.compact_nice = (int)n;
+        } else if (strcmp(f, "--checkpoint-dir") == 0) {
+            if (!*v)
+                return bad(f, v, "must not be empty");
+            cfg.checkpoint_dir = v;
         } else {
             return bad("option", f, "unknown");
         }

@@ -208,6 +208,11 @@ bool exec_begin(conn *c, const batch *b, const batch_cmd *bc);
 /* cmd_durable.c */
 void cmd_waitaof(conn *c, int argc, const char **argv, const size_t *lens);
 
+/* cmd_save.c */
+void cmd_save(conn *c, int argc, const char **argv, const size_t *lens);
+void cmd_bgsave(conn *c, int argc, const char **argv, const size_t *lens);
+void cmd_lastsave(conn *c, int argc, const char **argv, const size_t *lens);
+
 /* cmd_client.c */
 void cmd_client(conn *c, int argc, const char **argv, const size_t *lens);
 void cmd_time(conn *c, int argc, const char **argv, const size_t *lens);

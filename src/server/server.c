@@ -487,6 +487,7 @@ int kvs_server_run(const kvs_server_config *cfg)
     a->s.start_usec = clock_usec();
     pthread_mutex_init(&a->s.clients_mu, NULL);
     pthread_mutex_init(&a->s.durable_mu, NULL);
+    server_save_init(&a->s);
     a->s.request_shutdown = request_shutdown;
     /* Room for the engine to open its files; fd_plan settles the limit once they are counted. */
     nofile_get(&nofile0, &hard);
@@ -525,6 +526,7 @@ int kvs_server_run(const kvs_server_config *cfg)
     uv_poll_start(&a->poll, UV_READABLE, on_accept);
     uv_run(&a->loop, UV_RUN_DEFAULT);
     workers_stop(&a->s);
+    server_save_stop(&a->s);
     status = 0;
 out_loop:
     if (a->s.pool)

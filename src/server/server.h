@@ -52,6 +52,8 @@ typedef struct kvs_server_config {
     uint64_t max_index_memory;  /* kvs engine: kvs_options.max_index_memory; 0: no limit */
     int64_t compact_rate;     /* kvs engine: kvs_options.compact_rate (0: no limit); -1: default */
     int compact_nice;         /* kvs engine: kvs_options.compact_nice; -1: default */
+    const char *checkpoint_dir; /* where SAVE and BGSAVE put checkpoints (each in a directory
+                                   named for its unix time); NULL: DIR/checkpoints */
 } kvs_server_config;
 
 void kvs_server_config_init(kvs_server_config *c);
@@ -62,6 +64,33 @@ int kvs_server_run(const kvs_server_config *cfg);
 /* ---- internal: shared by the files of src/server ---- */
 
 typedef struct server server;
+
+/* Checkpoints (cmd_save.c): SAVE, BGSAVE, LASTSAVE. INFO reads server_save_get's copy, never
+ * these fields (they are under mu). */
+struct server_save {
+    pthread_mutex_t mu;
+    int64_t last_save;        /* unix time of the last checkpoint that succeeded; the server's
+                                 start until one has (Redis's LASTSAVE does the same) */
+    int last_status;          /* 0: the last one succeeded (or none was tried), else its KVS_E* */
+    bool in_progress;         /* a BGSAVE runs */
+    bool joinable;            /* thread was started and not joined yet */
+    uint64_t writes_at_save;  /* kvs_stats.writes as the last successful checkpoint began */
+    int64_t bg_started;       /* unix time the running (or last) BGSAVE started */
+    char last_path[4096];     /* where the last successful checkpoint went ("": none) */
+    pthread_t thread;
+};
+/* What INFO needs of it: rdb_last_save_time = last_save, rdb_bgsave_in_progress = in_progress,
+ * rdb_last_bgsave_status = last_status == 0 ? "ok" : "err", rdb_changes_since_last_save =
+ * changes (records written since the last successful checkpoint began; since start before
+ * one), rdb_current_bgsave_time_sec = in_progress ? now - bg_started : -1. */
+typedef struct server_save_status {
+    int64_t last_save;
+    bool in_progress;
+    int last_status;
+    uint64_t changes;
+    int64_t bg_started;
+    char last_path[4096];
+} server_save_status;
 
 #define WATCH_SLOTS 16384 /* server.touched: 128 KiB, fits a core's L2 */
 typedef struct worker worker;
@@ -93,7 +122,14 @@ struct server {
     /* Writes as WATCH sees them (cmd_multi.c): a count per slot of key hashes, bumped before
      * every write command's ops are committed (atomics). */
     uint64_t touched[WATCH_SLOTS];
+    struct server_save save;  /* cmd_save.c */
 };
+/* cmd_save.c: set up at start (before the loops), and stop — wait for a BGSAVE that runs — after
+ * the loops, before the engine closes. */
+void server_save_init(server *s);
+void server_save_stop(server *s);
+/* A consistent copy of the checkpoint state, for INFO. */
+void server_save_get(server *s, server_save_status *out);
 
 /* loop.c */
 int workers_start(server *s);
