@@ -13,8 +13,8 @@
  * SAVE makes the checkpoint on the calling connection's loop thread and answers +OK: that loop's
  * other clients wait for it (Redis's SAVE stops the whole server), which with the kvs engine is a
  * rotation, some fsyncs and a link per segment. BGSAVE makes it on a thread of its own and
- * answers "+Background saving started" at once; one at a time ("-ERR Background save already in
- * progress", for SAVE too). LASTSAVE answers the unix time of the last one that succeeded — the
+ * answers "+Background saving started" at once. One save at a time, SAVEs included (two in one
+ * second would race for one directory name): "-ERR Background save already in progress". LASTSAVE answers the unix time of the last one that succeeded — the
  * server's start time before any, as Redis does — so a client polls it to see a BGSAVE finish.
  * No fork, so no second copy of memory: the point of the design (DESIGN.md, issue 15).
  *
@@ -119,17 +119,26 @@ static int save_now(server *s)
     return rc;
 }
 
-/* Claim the right to save (none running): false if a BGSAVE runs. */
+/* Claim the right to save: false if a save runs (background: a BGSAVE from now). */
 static bool save_claim(server *s, bool background)
 {
     pthread_mutex_lock(&s->save.mu);
-    bool ok = !s->save.in_progress;
-    if (ok && background) {
-        s->save.in_progress = true;
-        s->save.bg_started = (int64_t)time(NULL);
+    bool ok = !s->save.saving;
+    if (ok) {
+        s->save.saving = true;
+        s->save.in_progress = background;
+        if (background)
+            s->save.bg_started = (int64_t)time(NULL);
     }
     pthread_mutex_unlock(&s->save.mu);
     return ok;
+}
+
+static void save_release(server *s)
+{
+    pthread_mutex_lock(&s->save.mu);
+    s->save.saving = s->save.in_progress = false;
+    pthread_mutex_unlock(&s->save.mu);
 }
 
 static void *bgsave_main(void *arg)
@@ -137,9 +146,7 @@ static void *bgsave_main(void *arg)
     server *s = arg;
 
     save_now(s);
-    pthread_mutex_lock(&s->save.mu);
-    s->save.in_progress = false;
-    pthread_mutex_unlock(&s->save.mu);
+    save_release(s);
     return NULL;
 }
 
@@ -155,6 +162,7 @@ void cmd_save(conn *c, int argc, const char **argv, const size_t *lens)
         return;
     }
     int rc = save_now(c->srv);
+    save_release(c->srv);
     if (rc < 0)
         engine_error(c, "SAVE", rc);
     else
@@ -174,14 +182,14 @@ void cmd_bgsave(conn *c, int argc, const char **argv, const size_t *lens)
         resp_error(&c->out, "ERR Background save already in progress");
         return;
     }
-    /* the last BGSAVE's thread has finished (in_progress was false): reap it first */
+    /* the last BGSAVE's thread has finished (no save ran): reap it first */
     server_save_stop(s);
     pthread_mutex_lock(&s->save.mu);
     int e = pthread_create(&s->save.thread, NULL, bgsave_main, s);
     s->save.joinable = e == 0;
-    if (e != 0)
-        s->save.in_progress = false;
     pthread_mutex_unlock(&s->save.mu);
+    if (e != 0)
+        save_release(s);
     if (e != 0) {
         LOG_WARN("BGSAVE: cannot start a thread: %s", strerror(e));
         resp_error(&c->out, "ERR cannot start the background save: %s", strerror(e));

@@ -72,6 +72,8 @@ struct server_save {
     int64_t last_save;        /* unix time of the last checkpoint that succeeded; the server's
                                  start until one has (Redis's LASTSAVE does the same) */
     int last_status;          /* 0: the last one succeeded (or none was tried), else its KVS_E* */
+    bool saving;              /* a SAVE or a BGSAVE runs: one at a time (they would race for
+                                 the directory of one second) */
     bool in_progress;         /* a BGSAVE runs */
     bool joinable;            /* thread was started and not joined yet */
     uint64_t writes_at_save;  /* kvs_stats.writes as the last successful checkpoint began */

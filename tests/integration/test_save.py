@@ -10,7 +10,8 @@ Usage: python3 test_save.py PATH_TO_kvs-server PATH_TO_kvs [unittest options]
     before the BGSAVE; SAVE answers +OK; a restart of the server on its directory (which now
     holds the checkpoints) serves every key as before.
   * --checkpoint-dir puts checkpoints there; one on another file system fails with an error
-    reply (hard links) and LASTSAVE does not move; SAVE with an argument is a syntax error.
+    reply (hard links) and LASTSAVE does not move; SAVE with an argument is a syntax error;
+    SAVEs from several connections at once each make a whole checkpoint or are refused.
   * kvs verify: exit 0 and "all well" on a clean store; exit 1 naming FILE:OFFSET for a
     damaged value; exit 1 with a message while a server holds the directory; exit 2 on a usage
     error. kvs repair: exit 0, the damaged record listed as dropped, the new store serving the
@@ -119,6 +120,21 @@ class SaveTest(kvstest.ServerTestCase):
         import redis
         with self.assertRaisesRegex(redis.ResponseError, "syntax error"):
             r.execute_command("SAVE", "now")
+        # saves at once from several connections: each made whole, or refused, never mixed
+        conns = [kvstest.RespConn(s.port) for _ in range(4)]
+        for c in conns:
+            self.addCleanup(c.close)
+            c.send(kvstest.resp("SET", "k%d" % len(conns), "v") + kvstest.resp("SAVE"))
+        replies = [c.reply()[0] + c.reply()[0] for c in conns]
+        made = sum(1 for x in replies if x.endswith(b"+OK\r\n"))
+        for x in replies:
+            self.assertIn(x[5:], (b"+OK\r\n", b"-ERR Background save already in progress\r\n"))
+        self.assertGreaterEqual(made, 1)
+        cps = checkpoints(other)
+        self.assertEqual(len(cps), 1 + made)
+        for cp in cps:
+            v = self.kvs("verify", cp)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
         st = os.stat(self.dir)
         if os.path.isdir("/dev/shm") and os.stat("/dev/shm").st_dev != st.st_dev:
             shm = os.path.join("/dev/shm", "kvs-it-%d" % os.getpid())

@@ -74,7 +74,7 @@ static int seal_active(logdb *db)
     LDB_LOCK(db, wmu);
     if (db->stopping)
         rc = kvs_seterr(KVS_ECLOSED, "checkpoint: the store is closing");
-    else if (db->active->size > SEG_HDR)
+    else if ((rc = ldb_fenced(db)) == 0 && db->active->size > SEG_HDR)
         rc = ldb_rotate(db, 0);
     LDB_UNLOCK(db, wmu);
     if (rc == 0)
