@@ -467,7 +467,9 @@ int kvs_checkpoint(kvs_t *db, const char *dest);
  * checksum, the MANIFEST (every edit's checksum and shape, every segment it names present,
  * segment files it does not name explained); lmdb engine: every entry of the database read
  * through a cursor, its value header checked. Each finding goes to fn (may be NULL) as
- * (file, offset, what): bad 1 for damage, 0 for a note (a leftover that recovery removes).
+ * (file, offset, what) — file named as in dir, offset in bytes from its start (lmdb: the
+ * entry's position in key order, LMDB having no offsets of its own to give) — with bad 1 for
+ * damage, 0 for a note (a leftover that the next open removes).
  * Nothing in dir is written: files are opened read-only, and the directory's lock is taken
  * shared, so a store opened meanwhile waits for nothing but gets KVS_EBUSY, and a directory a
  * store (a server) has open is refused with KVS_EBUSY — verify a checkpoint of it instead.

@@ -1,5 +1,13 @@
 /*
  * salvage.c — the newest-record-per-key table of salvage.h, and the writer of the new store.
+ *
+ * The table is open addressing with linear probing on the key's XXH3, kept at most half full,
+ * so a lookup is a probe or two; it only grows (a salvage reads every record once, then writes
+ * once). Per key it keeps the newest intact record and, apart, the seq and place of a damaged
+ * one newer than it: kvs_upgrade leaves such a key out, kvs_repair keeps the older value and
+ * says so — the table serves both rules without choosing between them. The writer goes through
+ * kvs.h with sync never and one sync at the end: a new store half written is removed by the
+ * caller, never used, so syncing each batch would buy nothing.
  */
 #include "engine/log/salvage.h"
 
