@@ -275,8 +275,9 @@ static int judge_unnamed(walk *w, const char *name, uint32_t id)
                      "cut short; the next open removes it)");
         return 0;
     }
-    walk_finding(w, 1, name, 0, "a segment file the MANIFEST does not name%s",
-                 w->salvage ? ": read, its records newer than others kept" : "");
+    /* for a salvage it is what a lost edit may have added: read, so not a loss (a note) */
+    walk_finding(w, !w->salvage, name, 0, "a segment file the MANIFEST does not name%s",
+                 w->salvage ? ": its records are read with the others" : "");
     return w->salvage ? walk_segment(w, id, false) : 0;
 }
 
