@@ -5,29 +5,36 @@
  * appended to only while it is active, a hint is written once through a temporary file and a
  * rename, and both are only ever unlinked (compaction's last step). So a hard link of a sealed
  * segment is a copy of it that costs a directory entry, and a store whose MANIFEST names such
- * links and nothing else holds exactly the writes those segments hold. The steps:
+ * links and nothing else holds exactly the writes those segments hold — provided no compaction
+ * ran since the last rotation. Compaction judges a record dead by the index, which knows the
+ * writes in the active segment too: run after a rotation, it may drop from a sealed segment a
+ * record whose only newer version is in the new active segment, which a checkpoint leaves out
+ * (a key overwritten after the rotation would be missing from it altogether — seen under
+ * ThreadSanitizer's slow motion in test_backup). So cmu, which compaction and hint writing hold
+ * for the whole of their work, deletions included, is taken before the rotation and held until
+ * the links are made:
  *
- *   1. under wmu, seal the active segment (ldb_rotate) if it holds a record: every write
- *      applied before the call — every write acknowledged before it — is now in a sealed
- *      segment; then write the hint files sealed segments lack (ldb_write_pending_hints, which
- *      syncs each segment before its hint), so that the copy starts without scans;
- *   2. take cmu, then wmu for a moment: list the live sealed segments. cmu is what compaction
- *      and hint writing hold for the whole of their work, deletions included, so while it is
- *      held no listed segment (nor its hint) is deleted or replaced. Holding it is the simpler
- *      of the two ways (a pin count per segment, checked by compaction, is the other): the
- *      links take milliseconds, compaction only waits for them, and no other path frees a
- *      segment of an open store. Reads and writes take neither lock meanwhile but for wmu's
- *      moment, so they go on;
- *   3. sync each listed segment (ldb_sync_seg: a segment sealed by writers since step 1 may not
- *      be synced yet; a failed sync fences the store as any would), and link it and its hint
- *      (if it has one) into dest; release cmu;
+ *   1. take cmu, then wmu: seal the active segment (ldb_rotate) if it holds a record — every
+ *      write applied before the call, so every write acknowledged before it, is now in a sealed
+ *      segment; release wmu;
+ *   2. write the hint files sealed segments lack (ldb_write_pending_hints_locked, which syncs
+ *      each segment before its hint), so that the copy opens without scans;
+ *   3. wmu for a moment: list the live sealed segments; sync each (ldb_sync_seg: one sealed by
+ *      writers since step 1 may not be synced yet; a failed sync fences the store as any would)
+ *      and link it and its hint (if it has one) into dest; release cmu;
  *   4. in dest, create an empty segment of its own, with an id past every linked one, and a
  *      MANIFEST naming the linked segments and that one as active, then sync dest. The new
  *      store's appends go to its own file, never to a linked one.
  *
+ * Holding cmu is also what keeps every listed segment (and its hint) from being deleted or
+ * replaced while it is linked — the simpler of the two ways (a pin count per segment, checked by
+ * compaction, is the other): it is held for milliseconds, compaction only waits, and no other
+ * path frees a segment of an open store. Reads and writes take neither lock meanwhile but for
+ * wmu's moments, so they go on.
+ *
  * What the copy holds is what the listed segments hold: everything up to the last rotation
- * before step 2 — a prefix of the commit order, whole groups (a group never spans segments) —
- * which includes every write applied before step 1. Hard links cannot cross file systems:
+ * before step 3 — a prefix of the commit order, whole groups (a group never spans segments), no
+ * compaction having looked past it — which includes every write applied before step 1. Hard links cannot cross file systems:
  * EXDEV is refused with a clear error rather than copying (a copy would be the second copy of
  * the data this exists to avoid; `cp -a` of a checkpoint makes one where one is wanted).
  * api.c owns dest's creation, its ENGINE file, and its removal on failure.
@@ -66,11 +73,12 @@ static int link_file(const char *dir, const char *dest, uint32_t id, const char 
                       strerror(errno));
 }
 
-/* Step 1: seal what the active segment holds, and hint what is sealed. */
+/* Steps 1 and 2 (cmu held): seal what the active segment holds, and hint what is sealed. */
 static int seal_active(logdb *db)
 {
     int rc = 0;
 
+    KVS_ASSERT(LDB_HOLDS(db, cmu));
     LDB_LOCK(db, wmu);
     if (db->stopping)
         rc = kvs_seterr(KVS_ECLOSED, "checkpoint: the store is closing");
@@ -78,11 +86,11 @@ static int seal_active(logdb *db)
         rc = ldb_rotate(db, 0);
     LDB_UNLOCK(db, wmu);
     if (rc == 0)
-        ldb_write_pending_hints(db);
+        ldb_write_pending_hints_locked(db);
     return rc < 0 ? rc : ldb_fenced(db);
 }
 
-/* Step 2 (cmu held): the live sealed segments into *out (n of them), and the id dest's active
+/* Step 3 (cmu held): the live sealed segments into *out (n of them), and the id dest's active
  * segment takes. */
 static int list_sealed(logdb *db, seg ***out, uint32_t *n, uint32_t *active)
 {
@@ -151,10 +159,8 @@ int ldb_checkpoint(logdb *db, const char *dest)
     int rc;
 
     KVS_ASSERT(!LDB_HOLDS(db, cmu) && !LDB_HOLDS(db, wmu));
-    if ((rc = seal_active(db)) < 0)
-        return rc;
-    LDB_LOCK(db, cmu);
-    if ((rc = list_sealed(db, &v, &n, &active)) == 0)
+    LDB_LOCK(db, cmu); /* from before the rotation: see above */
+    if ((rc = seal_active(db)) == 0 && (rc = list_sealed(db, &v, &n, &active)) == 0)
         rc = link_sealed(db, dest, v, n);
     LDB_UNLOCK(db, cmu);
     if (rc == 0)

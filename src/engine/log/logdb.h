@@ -295,6 +295,8 @@ int64_t ldb_compact_all(logdb *db, bool paced);
 bool ldb_compact_due(logdb *db);
 /* Write the hint files of sealed segments that lack one. */
 void ldb_write_pending_hints(logdb *db);
+/* The same with cmu held by the caller (kvs_checkpoint), wmu not. */
+void ldb_write_pending_hints_locked(logdb *db);
 
 /* commit.c */
 /* Commit ops (checked by api.c) through the group-commit queue; each op's rc is set. */
