@@ -448,8 +448,9 @@ int kvs_upgrade(const char *dir, kvs_upgrade_fn progress, void *ctx, kvs_upgrade
  *     (a rotation), every sealed segment is synced and hard-linked into dest with its hint
  *     file, and dest gets a MANIFEST of its own naming exactly those segments and a new empty
  *     active segment (its own file: writes to an opened checkpoint never reach the source's
- *     files, which neither store ever changes in place). Compaction waits while the links are
- *     made (it cannot delete a segment being linked) and goes on after. Hard links need dest
+ *     files, which neither store ever changes in place). Compaction waits from the seal until
+ *     the links are made (it may neither delete a segment being linked nor drop a record in
+ *     view of writes the checkpoint leaves out) and goes on after. Hard links need dest
  *     on the same file system as the store: otherwise KVS_EINVAL ("on another file system"),
  *     never a silent copy. The linked files are shared: their space is freed once neither
  *     store needs them.
