@@ -11,6 +11,15 @@
  *                        place, keeping the old one as DIR.format2 (kvs_upgrade in kvs.h):
  *                        progress and the counts on stdout, damage found on stderr; a store
  *                        already of the current format is left alone ("nothing to do", exit 0)
+ *   kvs checkpoint DIR DEST   a checkpoint of the store in DIR (which no server may hold) in
+ *                        DEST, new or empty (kvs_checkpoint: hard links, same file system)
+ *   kvs verify [DIR]     check every record, hint and manifest edit of DIR (else --dir's),
+ *                        offline: each problem as "DIR/FILE:OFFSET: what", notes as
+ *                        "...: note: what", then a summary; exit 0 if all is well, 1 if not
+ *                        (or if DIR cannot be checked: a server holds it, no store there)
+ *   kvs repair DIR DEST  write a new store in DEST from every intact record of DIR, newest
+ *                        version of each key; each thing dropped as "dropped: DIR/FILE:OFFSET:
+ *                        why", then the counts; exit 0 once DEST is written
  *   kvs -V               print the version
  *   --dir DIR            the data directory (default: the current directory), anywhere on the line
  *
@@ -31,6 +40,9 @@ static const char usage[] =
     "       kvs [--dir DIR] rm KEY\n"
     "       kvs [--dir DIR] scan [PATTERN]   list the keys (matching a Redis glob)\n"
     "       kvs [--dir DIR] upgrade [DIR]   convert a store of an earlier format\n"
+    "       kvs checkpoint DIR DEST         a checkpoint of DIR in DEST (new or empty)\n"
+    "       kvs [--dir DIR] verify [DIR]    check every record, hint and manifest edit\n"
+    "       kvs repair DIR DEST             salvage DIR's intact records into DEST\n"
     "       kvs -V | --version\n"
     "       kvs -h | --help\n";
 
@@ -83,6 +95,72 @@ static int upgrade(const char *dir)
     if (r.damaged_keys)
         printf("%llu keys left out: their newest record is damaged\n",
                (unsigned long long)r.damaged_keys);
+    return 0;
+}
+
+static int checkpoint(const char *dir, const char *dest)
+{
+    kvs_t *db = NULL;
+    int rc, status = 0;
+
+    if ((rc = kvs_create(&db)) < 0 || (rc = kvs_open(db, dir)) < 0)
+        status = fail("cannot open the store", rc);
+    else if ((rc = kvs_checkpoint(db, dest)) < 0)
+        status = fail("checkpoint", rc);
+    else
+        printf("%s: checkpoint written to %s\n", dir, dest);
+    if ((rc = kvs_close(db)) < 0 && status == 0)
+        status = fail("close", rc);
+    return status;
+}
+
+/* A finding of kvs_verify or kvs_repair, one line on stdout. */
+typedef struct finding_ctx {
+    const char *dir;
+    const char *prefix; /* before bad findings: "" (verify), "dropped: " (repair) */
+} finding_ctx;
+
+static void print_finding(void *ctx, int bad, const char *file, uint64_t off, const char *what)
+{
+    const finding_ctx *f = ctx;
+    printf("%s%s/%s:%llu: %s%s\n", bad ? f->prefix : "", f->dir, file, (unsigned long long)off,
+           bad ? "" : "note: ", what);
+}
+
+static int verify(const char *dir)
+{
+    finding_ctx f = {dir, ""};
+    kvs_verify_report r;
+    int rc = kvs_verify(dir, print_finding, &f, &r);
+
+    if (rc < 0 && rc != KVS_ECORRUPT)
+        return fail("verify", rc);
+    printf("%s: %llu segments, %llu records, %llu keys, %llu bytes, %llu hint entries, %llu "
+           "manifest edits: %s",
+           dir, (unsigned long long)r.segments, (unsigned long long)r.records,
+           (unsigned long long)r.keys, (unsigned long long)r.bytes,
+           (unsigned long long)r.hint_entries, (unsigned long long)r.manifest_edits,
+           r.bad ? "" : "all well\n");
+    if (r.bad)
+        printf("%llu problems\n", (unsigned long long)r.bad);
+    return r.bad ? 1 : 0;
+}
+
+static int repair(const char *dir, const char *dest)
+{
+    finding_ctx f = {dir, "dropped: "};
+    kvs_repair_report r;
+    int rc = kvs_repair(dir, dest, print_finding, &f, &r);
+
+    if (rc < 0)
+        return fail("repair", rc);
+    printf("%s: repaired into %s: %llu keys written from %llu records of %llu segments; dropped "
+           "%llu damaged records or unreadable regions (%llu bytes); %llu keys whose newest "
+           "record is damaged; left out %llu removed and %llu expired keys\n",
+           dir, dest, (unsigned long long)r.keys, (unsigned long long)r.records,
+           (unsigned long long)r.segments, (unsigned long long)r.dropped,
+           (unsigned long long)r.dropped_bytes, (unsigned long long)r.damaged_keys,
+           (unsigned long long)r.removed, (unsigned long long)r.expired);
     return 0;
 }
 
@@ -148,6 +226,16 @@ int main(int argc, char **argv)
         if (nargs > 2)
             return usage_error("too many arguments");
         return upgrade(nargs == 2 ? args[1] : dir);
+    }
+    if (strcmp(cmd, "checkpoint") == 0 || strcmp(cmd, "repair") == 0) {
+        if (nargs != 3)
+            return usage_error(nargs < 3 ? "missing argument" : "too many arguments");
+        return cmd[0] == 'c' ? checkpoint(args[1], args[2]) : repair(args[1], args[2]);
+    }
+    if (strcmp(cmd, "verify") == 0) {
+        if (nargs > 2)
+            return usage_error("too many arguments");
+        return verify(nargs == 2 ? args[1] : dir);
     }
     bool is_scan = strcmp(cmd, "scan") == 0;
     int want = strcmp(cmd, "set") == 0 ? 3 : (strcmp(cmd, "get") == 0 || strcmp(cmd, "rm") == 0) ? 2 : 0;

@@ -440,6 +440,92 @@ typedef struct kvs_upgrade_report {
 typedef void (*kvs_upgrade_fn)(void *ctx, const kvs_upgrade_report *so_far);
 int kvs_upgrade(const char *dir, kvs_upgrade_fn progress, void *ctx, kvs_upgrade_report *report);
 
+/*
+ * Backups, checking, salvage.
+ *
+ * kvs_checkpoint(db, dest): a consistent copy of the open store in dest, taken while the store
+ * keeps serving, that kvs_open opens as an ordinary data directory. It holds every write that
+ * was acknowledged (kvs_write returned) before the call began; writes made during the call may
+ * or may not be in it, and what it holds is a prefix of the commit order (whole groups). dest
+ * must be absent (it is created; its parent must exist) or an empty directory; anything else is
+ * KVS_EINVAL, and nothing is written then. The ENGINE file is written into it too, and
+ * everything in it is synced (files and directory entries) before the call returns.
+ *   - kvs engine: instant and without a second copy of the data. The active segment is sealed
+ *     (a rotation), every sealed segment is synced and hard-linked into dest with its hint
+ *     file, and dest gets a MANIFEST of its own naming exactly those segments and a new empty
+ *     active segment (its own file: writes to an opened checkpoint never reach the source's
+ *     files, which neither store ever changes in place). Compaction waits from the seal until
+ *     the links are made (it may neither delete a segment being linked nor drop a record in
+ *     view of writes the checkpoint leaves out) and goes on after. Hard links need dest
+ *     on the same file system as the store: otherwise KVS_EINVAL ("on another file system"),
+ *     never a silent copy. The linked files are shared: their space is freed once neither
+ *     store needs them.
+ *   - lmdb engine: a copy of the environment (mdb_env_copy2, without compaction: a page-for-
+ *     page copy under one read transaction, so as consistent as any reader's view, and no
+ *     slower for a store that has little free space) — a real copy, as LMDB cannot share pages.
+ * On failure the files the call made in dest are removed (and dest, if the call created it).
+ */
+int kvs_checkpoint(kvs_t *db, const char *dest);
+
+/*
+ * kvs_verify(dir, fn, ctx, report): read a data directory offline and check everything in it —
+ * kvs engine: every record of every live segment (both checksums, lengths, seq order in the
+ * active segment, the tail), every hint entry against the record it names and each hint's
+ * checksum, the MANIFEST (every edit's checksum and shape, every segment it names present,
+ * segment files it does not name explained); lmdb engine: every entry of the database read
+ * through a cursor, its value header checked. Each finding goes to fn (may be NULL) as
+ * (file, offset, what) — file named as in dir, offset in bytes from its start (lmdb: the
+ * entry's position in key order, LMDB having no offsets of its own to give) — with bad 1 for
+ * damage, 0 for a note (a leftover that the next open removes).
+ * Nothing in dir is written: files are opened read-only, and the directory's lock is taken
+ * shared, so a store opened meanwhile waits for nothing but gets KVS_EBUSY, and a directory a
+ * store (a server) has open is refused with KVS_EBUSY — verify a checkpoint of it instead.
+ * Returns 0 when nothing bad was found, KVS_ECORRUPT when something was (report->bad counts
+ * them), another negative code when the check could not run (no store there: KVS_EINVAL).
+ */
+typedef void (*kvs_finding_fn)(void *ctx, int bad, const char *file, uint64_t off,
+                               const char *what);
+typedef struct kvs_verify_report {
+    uint64_t segments;        /* segment files read (kvs), 1 for lmdb's data file */
+    uint64_t records;         /* records read, damaged ones included (lmdb: entries) */
+    uint64_t keys;            /* distinct keys whose newest record is an intact set */
+    uint64_t bytes;           /* bytes of the records read */
+    uint64_t hint_entries;    /* hint entries checked */
+    uint64_t manifest_edits;  /* manifest edits read */
+    uint64_t bad;             /* findings that are damage */
+    uint64_t notes;           /* findings that are not */
+} kvs_verify_report;
+int kvs_verify(const char *dir, kvs_finding_fn fn, void *ctx, kvs_verify_report *report);
+
+/*
+ * kvs_repair(dir, dest, fn, ctx, report): salvage the kvs engine's store in dir into a new
+ * store in dest (absent, or an empty directory), reading dir as kvs_verify does (read-only,
+ * shared lock). It reads every segment the MANIFEST's valid edits name, and every segment file
+ * no edit names or dropped (the segment of a lost edit), keeping every record whose checksums
+ * hold and, of each key, the newest of those (highest seq): a key whose newest intact record is
+ * a removal, or has expired (as recovery judges it, by the clock now), is left out. A damaged
+ * record is dropped; where it was its key's newest, the key's newest intact record stands in
+ * (said in a finding: it is an older value) or, with none, the key is left out. Bytes after a
+ * damaged record header cannot be read (records are never looked for inside values) and are
+ * dropped whole. Each thing dropped goes to fn as (file, offset, reason) with bad 1. dest is
+ * written through kvs_open/kvs_write (expiry times kept), synced, and opens normally. 0 when
+ * dest is written (report says what was dropped), or a negative code. The lmdb engine:
+ * KVS_EINVAL (mdb_dump and mdb_load salvage what LMDB can read).
+ */
+typedef struct kvs_repair_report {
+    uint64_t segments;        /* segment files read */
+    uint64_t records;         /* records read, damaged ones included */
+    uint64_t keys;            /* keys written to dest */
+    uint64_t removed;         /* keys left out: their newest record is a removal */
+    uint64_t expired;         /* keys left out: their time has passed */
+    uint64_t dropped;         /* damaged records and unreadable regions dropped */
+    uint64_t dropped_bytes;   /* ... their bytes */
+    uint64_t damaged_keys;    /* keys whose newest record is damaged (an older one kept, or
+                                 the key left out) */
+} kvs_repair_report;
+int kvs_repair(const char *dir, const char *dest, kvs_finding_fn fn, void *ctx,
+               kvs_repair_report *report);
+
 /* Logging. libkvs reports what an operator should know (a torn tail truncated, a corrupt record
  * skipped) through one process-wide handler; by default lines go to stderr at level ≥ WARN. */
 enum { KVS_LOG_DEBUG = 0, KVS_LOG_INFO = 1, KVS_LOG_WARN = 2, KVS_LOG_ERROR = 3, KVS_LOG_OFF = 4 };

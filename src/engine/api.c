@@ -15,9 +15,11 @@
  *     that contradicts the data beside it (it says lmdb, a kvs MANIFEST is there) is refused
  *     too, rather than opening an empty store of the wrong engine over the data.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,13 +126,13 @@ int kvs_configure(kvs_t *db, const kvs_options *opt)
  * delete that, and the next process would lock a new file of the same name while the first
  * still writes — two writers on one log. A directory cannot be deleted while it holds the data.
  * (Directories of earlier versions may still hold a LOCK file; it is no longer used.) */
-int kvs_dir_lock(const char *dir)
+static int dir_flock(const char *dir, int how)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
     if (fd < 0)
         return kvs_seterr(kvs_errno(errno), "open directory %s: %s", dir, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    if (flock(fd, how | LOCK_NB) < 0) {
         int e = errno;
         close(fd);
         if (e == EWOULDBLOCK)
@@ -138,6 +140,16 @@ int kvs_dir_lock(const char *dir)
         return kvs_seterr(kvs_errno(e), "lock %s: %s", dir, strerror(e));
     }
     return fd;
+}
+
+int kvs_dir_lock(const char *dir)
+{
+    return dir_flock(dir, LOCK_EX);
+}
+
+int kvs_dir_lock_shared(const char *dir)
+{
+    return dir_flock(dir, LOCK_SH);
 }
 
 int kvs_dir_engine(const char *dir, char *name, size_t cap)
@@ -785,6 +797,122 @@ int kvs_close(kvs_t *db)
     if (db->lock_fd >= 0)
         close(db->lock_fd);
     free(db);
+    return rc;
+}
+
+/* ---- backups, checking, salvage (kvs.h) ---- */
+
+/* Is dir an empty directory? 1 yes, 0 no (something in it), or an error. */
+static int dir_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int empty = 1;
+
+    if (!d)
+        return kvs_seterr(kvs_errno(errno), "open directory %s: %s", dir, strerror(errno));
+    while (empty && (de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            empty = 0;
+    closedir(d);
+    return empty;
+}
+
+int kvs_dest_prepare(const char *dest, bool *made)
+{
+    struct stat st;
+    int rc;
+
+    *made = false;
+    if (!dest || !*dest)
+        return kvs_seterr(KVS_EINVAL, "no destination directory");
+    if (mkdir(dest, 0755) == 0) {
+        *made = true;
+        return 0;
+    }
+    if (errno != EEXIST)
+        return kvs_seterr(kvs_errno(errno), "create directory %s: %s", dest, strerror(errno));
+    if (stat(dest, &st) < 0 || !S_ISDIR(st.st_mode))
+        return kvs_seterr(KVS_EINVAL, "%s exists and is not a directory", dest);
+    if ((rc = dir_empty(dest)) < 0)
+        return rc;
+    return rc ? 0 : kvs_seterr(KVS_EINVAL, "%s is not empty: the destination must be a new "
+                               "or an empty directory", dest);
+}
+
+void kvs_dest_remove(const char *dest, bool made)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    DIR *d = opendir(dest);
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_type != DT_DIR && io_join(path, sizeof path, dest, de->d_name) == 0)
+            unlink(path);
+    closedir(d);
+    if (made)
+        rmdir(dest);
+}
+
+/* dest's ENGINE file (as kvs_open writes it) and its entry synced. */
+static int write_engine_file(const char *dest, const char *name)
+{
+    char line[ENGINE_NAME_MAX + 1];
+    int n = snprintf(line, sizeof line, "%s\n", name);
+
+    return io_write_file_atomic(dest, ENGINE_FILE, line, (size_t)n);
+}
+
+int kvs_checkpoint(kvs_t *db, const char *dest)
+{
+    bool made;
+    int rc;
+
+    kvs_clearerr();
+    if ((rc = check_open(db)) < 0)
+        return rc;
+    if (!db->ops->checkpoint)
+        return unsupported(db, "checkpoints");
+    if ((rc = kvs_dest_prepare(dest, &made)) < 0)
+        return rc;
+    if ((rc = db->ops->checkpoint(db->impl, dest)) == 0 &&
+        (rc = write_engine_file(dest, db->ops->name)) == 0)
+        rc = io_fsync_dir(dest);
+    if (rc < 0) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", kvs_last_error());
+        kvs_dest_remove(dest, made);
+        kvs_seterr(rc, "%s", why);
+    }
+    return rc;
+}
+
+int kvs_verify(const char *dir, kvs_finding_fn fn, void *ctx, kvs_verify_report *report)
+{
+    kvs_verify_report local;
+    char name[ENGINE_NAME_MAX];
+    int fd, rc;
+
+    kvs_clearerr();
+    if (!report)
+        report = &local;
+    memset(report, 0, sizeof *report);
+    if (!dir || !*dir)
+        return kvs_seterr(KVS_EINVAL, "kvs_verify: no directory");
+    if ((fd = kvs_dir_lock_shared(dir)) < 0)
+        return fd == KVS_EBUSY ? kvs_seterr(KVS_EBUSY, "%s is open in a running store (a server?): "
+                                            "verify a checkpoint of it instead", dir)
+                               : fd;
+    if ((rc = kvs_dir_engine(dir, name, sizeof name)) == 0 && !name[0])
+        rc = kvs_seterr(KVS_EINVAL, "%s holds no store", dir);
+    if (rc == 0) {
+        const kvs_engine_ops *e = kvs_engine_find(name);
+        rc = e->verify ? e->verify(dir, fn, ctx, report)
+                       : kvs_seterr(KVS_EINVAL, "engine %s cannot verify", name);
+    }
+    close(fd);
     return rc;
 }
 

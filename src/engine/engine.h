@@ -13,6 +13,7 @@
 #ifndef KVS_ENGINE_H
 #define KVS_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +84,11 @@ typedef struct kvs_engine_ops {
     int (*stats)(void *e, kvs_stats *out);
     int64_t (*compact)(void *e);
     int (*sync)(void *e);
+    /* kvs_checkpoint into dest, an empty directory that exists (api.c makes it, writes the
+     * ENGINE file, syncs dest, and cleans up on failure). */
+    int (*checkpoint)(void *e, const char *dest);
+    /* kvs_verify of dir, locked shared by api.c, known to be this engine's; out zeroed. */
+    int (*verify)(const char *dir, kvs_finding_fn fn, void *ctx, kvs_verify_report *out);
     /* Does dir look like this engine's data (for directories made before the ENGINE file)? */
     int (*owns_dir)(const char *dir);
 } kvs_engine_ops;
@@ -97,6 +103,14 @@ const kvs_engine_ops *const *kvs_engine_list(void);
 /* Lock dir as kvs_open does — flock on the directory itself, so that no store is opened in it
  * meanwhile — and return the locked fd (closing it unlocks), or KVS_EBUSY if it is in use. */
 int kvs_dir_lock(const char *dir);
+/* The same with a shared lock (kvs_verify, kvs_repair: readers that must not run beside a
+ * writer, and need not keep each other out). */
+int kvs_dir_lock_shared(const char *dir);
+/* A destination directory for kvs_checkpoint and kvs_repair: made if absent (*made), else it
+ * must be an empty directory (KVS_EINVAL otherwise). */
+int kvs_dest_prepare(const char *dest, bool *made);
+/* After a failure: remove the files made in dest (it was empty), and dest itself if made. */
+void kvs_dest_remove(const char *dest, bool made);
 /* Which engine owns dir, into name: its ENGINE file, else the engine whose data it holds, else
  * "" (none). An ENGINE file naming an unknown engine, or contradicting the data, is an error. */
 int kvs_dir_engine(const char *dir, char *name, size_t cap);

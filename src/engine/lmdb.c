@@ -109,6 +109,7 @@
  * never revisits the step's keys forever, and every key the step did not reach is at or after p.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -118,6 +119,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "engine/engine.h"
@@ -1251,6 +1253,138 @@ static int lm_sync_op(void *e)
     return lm_sync(e);
 }
 
+/* ---- checkpoints and verification (kvs.h) ---- */
+
+/* kvs_checkpoint: a copy of the environment under one read transaction. Not MDB_CP_COMPACT: a
+ * page-for-page copy is LMDB's plain path, as fast as the disk for a store with little free
+ * space (the common case: LMDB reuses freed pages), where a compacting copy walks the tree and
+ * rewrites every page. The copy is synced here; api.c syncs dest's directory. */
+static int lm_checkpoint(void *e, const char *dest)
+{
+    lmdb_db *db = e;
+    char path[PATH_MAX];
+    int rc = mdb_env_copy2(db->env, dest, 0), fd;
+
+    if (rc != 0)
+        return lm_err(db, rc, "copy the environment");
+    if ((rc = io_join(path, sizeof path, dest, LM_DATA_FILE)) < 0)
+        return rc;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return kvs_seterr(kvs_errno(errno), "open %s: %s", path, strerror(errno));
+    rc = fsync(fd) < 0 ? kvs_seterr(kvs_errno(errno), "fsync %s: %s", path, strerror(errno)) : 0;
+    close(fd);
+    return rc;
+}
+
+typedef struct lm_verifier {
+    lmdb_db *db;
+    kvs_finding_fn fn;
+    void *ctx;
+    kvs_verify_report *out;
+} lm_verifier;
+
+static void lm_finding(lm_verifier *v, uint64_t entry, const char *what)
+{
+    v->out->bad++;
+    if (v->fn)
+        v->fn(v->ctx, 1, LM_DATA_FILE, entry, what);
+}
+
+/* One entry of the walk (its position in key order: the "offset" of its findings). */
+static void lm_verify_entry(lm_verifier *v, uint64_t i, const MDB_val *k, const MDB_val *d)
+{
+    const unsigned char *kb = k->mv_data;
+    lm_ent ent;
+    lm_key want;
+
+    v->out->records++;
+    v->out->bytes += k->mv_size + d->mv_size;
+    if (k->mv_size == 1 && kb[0] == TAG_FORMAT)
+        return; /* read at the start */
+    bool hashed = kb[0] == TAG_HASHED;
+    if ((kb[0] != TAG_INLINE && !hashed) ||
+        (hashed ? k->mv_size != 1 + LM_HASH_LEN : k->mv_size > 1 + (size_t)v->db->inline_max)) {
+        lm_finding(v, i, "stored key of an unknown kind or length");
+        return;
+    }
+    if (lm_parse(v->db, hashed, d, &ent) < 0) {
+        lm_finding(v, i, "malformed value header");
+        return;
+    }
+    if (hashed) {
+        key_encode(v->db, ent.key, ent.klen, &want);
+        if (!want.hashed || memcmp(want.buf, kb, k->mv_size) != 0) {
+            lm_finding(v, i, "the key stored with the value does not hash to its entry's key");
+            return;
+        }
+    }
+    if (ent.version == 0)
+        lm_finding(v, i, "version 0");
+    else
+        v->out->keys++;
+}
+
+/* kvs_verify for lmdb: open the environment read-only without its lock file (api.c holds the
+ * directory's lock, so nothing writes meanwhile, and nothing here writes lock.mdb), read the
+ * format record, and walk every entry with a cursor — LMDB checks each page it reads on the
+ * way (MDB_CORRUPTED, MDB_PAGE_NOTFOUND). */
+static int lm_verify(const char *dir, kvs_finding_fn fn, void *ctx, kvs_verify_report *out)
+{
+    lmdb_db *db = calloc(1, sizeof *db);
+    lm_verifier v = {db, fn, ctx, out};
+    unsigned char tag = TAG_FORMAT;
+    MDB_val fkey = {1, &tag}, k, d;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    bool old;
+    int rc;
+
+    if (!db)
+        return KVS_ENOMEM;
+    pthread_mutex_init(&db->wmu, NULL);
+    snprintf(db->dir, sizeof db->dir, "%s", dir);
+    out->segments = 1;
+    if ((rc = lm_env_open(db, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS)) < 0 ||
+        (rc = lm_begin(db, MDB_RDONLY, &txn)) < 0)
+        goto out;
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &db->dbi)) != 0 ||
+        (rc = mdb_get(txn, db->dbi, &fkey, &d)) != 0) {
+        rc = lm_err(db, rc, "read the format record");
+        goto out;
+    }
+    if ((rc = lm_format_read(db, &d, &old)) < 0)
+        goto out;
+    if ((rc = mdb_cursor_open(txn, db->dbi, &cur)) != 0) {
+        rc = lm_err(db, rc, "open a cursor");
+        goto out;
+    }
+    uint64_t i = 0;
+    while ((rc = mdb_cursor_get(cur, &k, &d, i ? MDB_NEXT : MDB_FIRST)) == 0)
+        lm_verify_entry(&v, i++, &k, &d);
+    if (rc != MDB_NOTFOUND) {
+        char what[256];
+        snprintf(what, sizeof what, "the walk stopped after %llu entries: %s",
+                 (unsigned long long)i, mdb_strerror(rc));
+        lm_finding(&v, i, what);
+    }
+    rc = out->bad ? kvs_seterr(KVS_ECORRUPT, "%s: %llu problems found", dir,
+                               (unsigned long long)out->bad) : 0;
+out:
+    if (rc < 0 && rc != KVS_ECORRUPT && !out->bad) {
+        /* the environment or its format record cannot be read: that is the finding */
+        char what[512];
+        snprintf(what, sizeof what, "%s", kvs_last_error());
+        lm_finding(&v, 0, what);
+        rc = kvs_seterr(KVS_ECORRUPT, "%s", what);
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    lm_free(db);
+    return rc;
+}
+
 static int lm_owns_dir(const char *dir)
 {
     char path[PATH_MAX];
@@ -1280,5 +1414,7 @@ const kvs_engine_ops kvs_lmdb_engine = {
     .stats = lm_stats,
     .compact = lm_compact,
     .sync = lm_sync_op,
+    .checkpoint = lm_checkpoint,
+    .verify = lm_verify,
     .owns_dir = lm_owns_dir,
 };

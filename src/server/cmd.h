@@ -218,6 +218,10 @@ void cmd_config(conn *c, int argc, const char **argv, const size_t *lens);
 
 /* cmd_info.c */
 void cmd_info(conn *c, int argc, const char **argv, const size_t *lens);
+/* cmd_save.c */
+void cmd_save(conn *c, int argc, const char **argv, const size_t *lens);
+void cmd_bgsave(conn *c, int argc, const char **argv, const size_t *lens);
+void cmd_lastsave(conn *c, int argc, const char **argv, const size_t *lens);
 
 /* cmd_client.c */
 void cmd_client(conn *c, int argc, const char **argv, const size_t *lens);

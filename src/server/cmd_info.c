@@ -310,7 +310,7 @@ void info_sample(server *s)
         peak_update(s, used_memory());
 }
 
-/* ---- saves (helper D's BGSAVE / SAVE) ---- */
+/* ---- start ---- */
 
 void info_init(server *s)
 {
@@ -326,49 +326,6 @@ void info_init(server *s)
     uint64_t now = clock_usec() / 1000;
     for (int m = 0; m < INFO_METRICS; m++)
         s->info.metric[m].last_ms = now;
-    pthread_mutex_init(&s->save_mu, NULL);
-    s->save.last_time = (int64_t)time(NULL);
-    s->save.last_ok = true;
-    s->save.last_secs = -1; /* writes_base 0: the engine counts writes since open */
-}
-
-void info_fini(server *s)
-{
-    pthread_mutex_destroy(&s->save_mu);
-}
-
-void info_save_begin(server *s)
-{
-    pthread_mutex_lock(&s->save_mu);
-    s->save.in_progress = true;
-    s->save.began_usec = clock_usec();
-    pthread_mutex_unlock(&s->save_mu);
-}
-
-void info_save_end(server *s, bool ok)
-{
-    kvs_stats st;
-    int rc = kvs_stats_get(s->db, &st);
-
-    pthread_mutex_lock(&s->save_mu);
-    s->save.in_progress = false;
-    s->save.last_ok = ok;
-    s->save.last_secs = (int64_t)((clock_usec() - s->save.began_usec) / 1000000);
-    if (ok) {
-        s->save.last_time = (int64_t)time(NULL);
-        s->save.saves++;
-        if (rc == 0)
-            s->save.writes_base = st.writes;
-    }
-    pthread_mutex_unlock(&s->save_mu);
-}
-
-int64_t info_last_save(server *s)
-{
-    pthread_mutex_lock(&s->save_mu);
-    int64_t t = s->save.last_time;
-    pthread_mutex_unlock(&s->save_mu);
-    return t;
 }
 
 /* ---- the reply's text ---- */
@@ -506,12 +463,10 @@ static void sec_persistence(info *in)
     const kvs_stats *st = &in->st;
     uint64_t durable;
     kb_hist *h = commit_latency(s);
-    save_state sv;
+    server_save_status sv;
 
-    pthread_mutex_lock(&s->save_mu);
-    sv = s->save;
-    pthread_mutex_unlock(&s->save_mu);
-    int64_t current = sv.in_progress ? (int64_t)((clock_usec() - sv.began_usec) / 1000000) : -1;
+    server_save_get(s, &sv);
+    int64_t current = sv.in_progress ? (int64_t)time(NULL) - sv.bg_started : -1;
     bool fenced = kvs_durable(s->db, &durable) == KVS_ESYNC;
     tprintf(&in->t,
             "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:%llu\r\n"
@@ -523,8 +478,8 @@ static void sec_persistence(info *in)
             "writes_per_fsync:%.2f\r\ndurable_lag_bytes:%llu\r\ndurable_lag_usec:%llu\r\n"
             "commit_batches:%llu\r\ncommit_latency_p50_usec:%.1f\r\n"
             "commit_latency_p99_usec:%.1f\r\ncommit_latency_p999_usec:%.1f\r\n\r\n",
-            U(st->writes > sv.writes_base ? st->writes - sv.writes_base : 0), sv.in_progress,
-            (long long)sv.last_time, sv.last_ok ? "ok" : "err", (long long)sv.last_secs,
+            U(sv.changes), sv.in_progress, (long long)sv.last_save,
+            sv.last_status == 0 ? "ok" : "err", (long long)sv.last_secs,
             (long long)current, U(sv.saves), fenced ? "err" : "ok", sync_mode_name(st->sync),
             U(st->syncs), U(st->syncs), U(st->durable_syncs),
             st->durable_syncs ? (double)st->durable_writes / (double)st->durable_syncs : 0.0,

@@ -365,6 +365,9 @@ static const command commands[] = {
     {"hello", -1, CMD_NOAUTH | F, 0, 0, 0, DIRECT(cmd_hello)},
     {"shutdown", -1, 0, 0, 0, 0, DIRECT(cmd_shutdown)},
     {"waitaof", 4, 0, 0, 0, 0, DIRECT(cmd_waitaof)},
+    {"save", -1, 0, 0, 0, 0, DIRECT(cmd_save)},
+    {"bgsave", -1, 0, 0, 0, 0, DIRECT(cmd_bgsave)},
+    {"lastsave", 1, F, 0, 0, 0, DIRECT(cmd_lastsave)},
     {NULL, 0, 0, 0, 0, 0, DIRECT(NULL)},
 };
 #undef W

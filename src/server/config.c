@@ -200,6 +200,10 @@ static const option options[] = {
      .flags = O_ZERO_NONE,
      .help = "kvs engine: RAM the key index may take; past it writes of new keys fail with "
              "-OOM (0: no limit)"},
+    {"checkpoint-dir", K_STR, F_STR, OFF(checkpoint_dir), .def = "", .arg = "DIR",
+     .flags = O_EMPTY_NONE, .def_doc = "DIR/checkpoints",
+     .help = "where SAVE and BGSAVE put checkpoints, a directory each named for its unix "
+             "time; on the data directory's file system"},
     /* Redis's names, for the tools that ask CONFIG GET for them */
     {"loglevel", K_ALIAS, .of = "log-level"},
     {"io-threads", K_ALIAS, .of = "threads"},

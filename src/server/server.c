@@ -483,6 +483,7 @@ int kvs_server_run(const kvs_server_config *cfg)
     pthread_mutex_init(&a->s.clients_mu, NULL);
     pthread_mutex_init(&a->s.durable_mu, NULL);
     pthread_mutex_init(&a->s.cfg_mu, NULL);
+    server_save_init(&a->s);
     a->s.request_shutdown = request_shutdown;
     /* Room for the engine to open its files; fd_plan settles the limit once they are counted. */
     nofile_get(&nofile0, &hard);
@@ -524,6 +525,7 @@ int kvs_server_run(const kvs_server_config *cfg)
     uv_timer_start(&a->sample, on_sample, INFO_SAMPLE_MS, INFO_SAMPLE_MS);
     uv_run(&a->loop, UV_RUN_DEFAULT);
     workers_stop(&a->s);
+    server_save_stop(&a->s);
     status = 0;
 out_loop:
     if (a->s.pool)
@@ -545,7 +547,6 @@ out:
     }
     pthread_mutex_destroy(&a->s.cfg_mu);
     kvs_server_config_free(&a->cfg);
-    info_fini(&a->s);
     free(a);
     return status;
 }

@@ -61,6 +61,8 @@ typedef struct kvs_server_config {
     int compact_nice;         /* kvs engine: kvs_options.compact_nice; -1: default */
     const char *config_file;  /* the file read at start (absolute), NULL: none (CONFIG REWRITE) */
     char **owned;             /* config.c: the strings it allocated, one slot per option */
+    const char *checkpoint_dir; /* where SAVE and BGSAVE put checkpoints (each in a directory
+                                   named for its unix time); NULL: DIR/checkpoints */
 } kvs_server_config;
 
 /* Every option at its default (config.c). */
@@ -79,6 +81,40 @@ int kvs_server_run(const kvs_server_config *cfg);
 
 typedef struct server server;
 
+/* Checkpoints (cmd_save.c): SAVE, BGSAVE, LASTSAVE. INFO reads server_save_get's copy, never
+ * these fields (they are under mu). */
+struct server_save {
+    pthread_mutex_t mu;
+    int64_t last_save;        /* unix time of the last checkpoint that succeeded; the server's
+                                 start until one has (Redis's LASTSAVE does the same) */
+    int last_status;          /* 0: the last one succeeded (or none was tried), else its KVS_E* */
+    bool saving;              /* a SAVE or a BGSAVE runs: one at a time (they would race for
+                                 the directory of one second) */
+    bool in_progress;         /* a BGSAVE runs */
+    bool joinable;            /* thread was started and not joined yet */
+    uint64_t writes_at_save;  /* kvs_stats.writes as the last successful checkpoint began */
+    int64_t last_secs;        /* how long the last checkpoint took, s; -1: none yet */
+    uint64_t saves;           /* checkpoints that succeeded since start */
+    int64_t bg_started;       /* unix time the running (or last) BGSAVE started */
+    char last_path[4096];     /* where the last successful checkpoint went ("": none) */
+    pthread_t thread;
+};
+/* What INFO needs of it: rdb_last_save_time = last_save, rdb_bgsave_in_progress = in_progress,
+ * rdb_last_bgsave_status = last_status == 0 ? "ok" : "err", rdb_changes_since_last_save =
+ * changes (records written since the last successful checkpoint began; since start before
+ * one), rdb_current_bgsave_time_sec = in_progress ? now - bg_started : -1,
+ * rdb_last_bgsave_time_sec = last_secs, rdb_saves = saves. */
+typedef struct server_save_status {
+    int64_t last_save;
+    bool in_progress;
+    int last_status;
+    uint64_t changes;
+    int64_t bg_started;
+    int64_t last_secs;
+    uint64_t saves;
+    char last_path[4096];
+} server_save_status;
+
 #define WATCH_SLOTS 16384 /* server.touched: 128 KiB, fits a core's L2 */
 typedef struct worker worker;
 
@@ -87,19 +123,6 @@ struct server_stats {
     uint64_t connections_received, rejected;
     uint64_t clients; /* connected now */
 };
-
-/* The last save (BGSAVE / SAVE, a checkpoint), as INFO persistence and LASTSAVE give it. Until
- * the first: the server's start, status ok, as Redis reports a server that has not saved yet.
- * Under server.save_mu (info_save_begin / info_save_end). */
-typedef struct save_state {
-    int64_t last_time;     /* unix seconds of the last successful save (rdb_last_save_time) */
-    bool in_progress;      /* rdb_bgsave_in_progress */
-    bool last_ok;          /* rdb_last_bgsave_status */
-    int64_t last_secs;     /* rdb_last_bgsave_time_sec: how long it took; -1: none yet */
-    uint64_t began_usec;   /* clock_usec() when the running one began */
-    uint64_t writes_base;  /* the engine's writes at the last successful save (changes since) */
-    uint64_t saves;        /* rdb_saves: successful saves since start */
-} save_state;
 
 /* Redis's instantaneous metrics: sampled every INFO_SAMPLE_MS, the mean of the last
  * INFO_SAMPLES samples (Redis: 100 ms and 16). Only the acceptor's thread touches the ring. */
@@ -147,21 +170,20 @@ struct server {
      * every write command's ops are committed (atomics). */
     uint64_t touched[WATCH_SLOTS];
     info_state info;          /* cmd_info.c */
-    pthread_mutex_t save_mu;
-    save_state save;
+    struct server_save save;  /* cmd_save.c */
 };
+/* cmd_save.c: set up at start (before the loops), and stop — wait for a BGSAVE that runs — after
+ * the loops, before the engine closes. */
+void server_save_init(server *s);
+void server_save_stop(server *s);
+/* A consistent copy of the checkpoint state, for INFO. */
+void server_save_get(server *s, server_save_status *out);
 
 /* cmd_info.c */
-/* At start, before the loops run: run_id, the save state's "not saved yet". */
+/* At start, before the loops run: run_id. */
 void info_init(server *s);
-void info_fini(server *s);
 /* Every INFO_SAMPLE_MS on the acceptor's thread (server.c): instantaneous metrics, peak memory. */
 void info_sample(server *s);
-/* A save begins / ends (for helper D's BGSAVE and SAVE; thread-safe). */
-void info_save_begin(server *s);
-void info_save_end(server *s, bool ok);
-/* LASTSAVE: unix seconds of the last successful save (the start until one). */
-int64_t info_last_save(server *s);
 /* CONFIG RESETSTAT: zero the statistics Redis zeroes. self: the caller's loop, reset at once;
  * the others at their next turn (their counters are their own). NULL: no caller loop. */
 void info_reset_stats(server *s, worker *self);

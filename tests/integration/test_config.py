@@ -71,6 +71,7 @@ NON_DEFAULT = {
     "compact-rate": ("1gb", str(1 << 30)),
     "compact-nice": ("5", "5"),
     "max-index-memory": ("16mb", str(16 << 20)),
+    "checkpoint-dir": ("/tmp/kvs-checkpoints-unused", "/tmp/kvs-checkpoints-unused"),
 }
 # given on the command line by the harness (kvstest.Server: --addr, --dir)
 FLAGGED = ("addr", "dir")

@@ -131,6 +131,7 @@ EXAMPLES = {
     "ping": [], "echo": ["hi"], "info": [], "select": ["0"], "quit": [], "command": [],
     "config": ["get", "maxclients"], "auth": ["secret"], "hello": ["2"],
     "shutdown": ["nosave"], "waitaof": ["1", "0", "100"],
+    "save": [], "bgsave": [], "lastsave": [],
 }
 
 

@@ -554,13 +554,20 @@ int64_t ldb_compact_all(logdb *db, bool paced)
 
 void ldb_write_pending_hints(logdb *db)
 {
+    KVS_ASSERT(!LDB_HOLDS(db, cmu) && !LDB_HOLDS(db, wmu));
+    LDB_LOCK(db, cmu);
+    ldb_write_pending_hints_locked(db);
+    LDB_UNLOCK(db, cmu);
+}
+
+void ldb_write_pending_hints_locked(logdb *db)
+{
     seg **v;
     uint32_t n = 0;
 
-    KVS_ASSERT(!LDB_HOLDS(db, cmu) && !LDB_HOLDS(db, wmu));
+    KVS_ASSERT(LDB_HOLDS(db, cmu) && !LDB_HOLDS(db, wmu));
     if (ldb_is_fenced(db))
         return; /* a hint's segment is synced first: nothing syncs after a failed sync */
-    LDB_LOCK(db, cmu);
     LDB_LOCK(db, wmu);
     v = malloc((db->nsegs + 1) * sizeof *v);
     for (uint32_t i = 0; v && i < db->nsegs; i++)
@@ -586,6 +593,5 @@ void ldb_write_pending_hints(logdb *db)
     for (uint32_t i = 0; i < n; i++)
         v[i]->needs_hint = false; /* a failed one is not retried until the next open */
     LDB_UNLOCK(db, wmu);
-    LDB_UNLOCK(db, cmu);
     free(v);
 }

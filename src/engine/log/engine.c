@@ -318,6 +318,11 @@ static int ldb_sync_op(void *e)
     return ldb_sync(e);
 }
 
+static int ldb_checkpoint_op(void *e, const char *dest)
+{
+    return ldb_checkpoint(e, dest);
+}
+
 static int ldb_owns_dir(const char *dir)
 {
     char path[PATH_MAX];
@@ -344,5 +349,7 @@ const kvs_engine_ops kvs_logdb_engine = {
     .stats = ldb_stats,
     .compact = ldb_compact,
     .sync = ldb_sync_op,
+    .checkpoint = ldb_checkpoint_op,
+    .verify = ldb_verify,
     .owns_dir = ldb_owns_dir,
 };

@@ -117,6 +117,28 @@ int hint_write(const char *dir, const seg *s)
     return rc;
 }
 
+int hint_entry_decode(const unsigned char *p, size_t room, uint64_t seg_size, seg_rec *r)
+{
+    if (room < HINT_ENTRY)
+        return -1;
+    r->seq = le_get64(p);
+    r->off = le_get32(p + 8);
+    r->vlen = le_get32(p + 12);
+    r->klen = le_get32(p + 16);
+    r->flags = p[20];
+    r->expire_ms = le_get64(p + 21);
+    r->damaged = false; /* unknown here: the read that fetches the record verifies it */
+    r->len = rec_len(r->klen, r->vlen);
+    r->key = p + HINT_ENTRY;
+    r->val = NULL;
+    if (room - HINT_ENTRY < r->klen)
+        return -1;
+    if (!rec_fields_ok(r->seq, r->flags, r->klen, r->vlen) || r->off < SEG_HDR ||
+        r->off + r->len > seg_size)
+        return 0;
+    return 1;
+}
+
 /* Walk the entries of a verified hint; with fn NULL only check bounds. */
 static int hint_walk(const unsigned char *m, size_t n, const seg *s, uint32_t count,
                      seg_scan_fn fn, void *ctx, const char *path)
@@ -126,22 +148,11 @@ static int hint_walk(const unsigned char *m, size_t n, const seg *s, uint32_t co
     int rc;
 
     for (uint32_t i = 0; i < count; i++) {
-        if (end - p < HINT_ENTRY)
+        int ok = hint_entry_decode(m + p, end - p, s->size, &r);
+        if (ok < 0)
             return kvs_seterr(KVS_ECORRUPT, "%s: entry %u runs past the end", path, i);
-        r.seq = le_get64(m + p);
-        r.off = le_get32(m + p + 8);
-        r.vlen = le_get32(m + p + 12);
-        r.klen = le_get32(m + p + 16);
-        r.flags = m[p + 20];
-        r.expire_ms = le_get64(m + p + 21);
-        r.damaged = false; /* unknown here: the read that fetches the record verifies it */
-        r.len = rec_len(r.klen, r.vlen);
-        if (!rec_fields_ok(r.seq, r.flags, r.klen, r.vlen) || end - p - HINT_ENTRY < r.klen ||
-            r.off < SEG_HDR ||
-            r.off + r.len > s->size)
+        if (ok == 0)
             return kvs_seterr(KVS_ECORRUPT, "%s: entry %u is out of bounds", path, i);
-        r.key = m + p + HINT_ENTRY;
-        r.val = NULL;
         if (fn && (rc = fn(ctx, &r)) < 0)
             return rc;
         p += HINT_ENTRY + r.klen;
@@ -149,6 +160,16 @@ static int hint_walk(const unsigned char *m, size_t n, const seg *s, uint32_t co
     if (p != end)
         return kvs_seterr(KVS_ECORRUPT, "%s: %zu bytes after the last entry", path, end - p);
     return 0;
+}
+
+bool hint_sum_ok(const unsigned char *m, size_t n)
+{
+    XXH3_state_t sum;
+
+    XXH3_64bits_reset(&sum);
+    XXH3_64bits_update(&sum, m + HINT_HDR, n - 8 - HINT_HDR);
+    XXH3_64bits_update(&sum, m, HINT_HDR);
+    return le_get64(m + n - 8) == XXH3_64bits_digest(&sum);
 }
 
 int hint_load_kept(const char *dir, const seg *s, seg_scan_fn fn, void *ctx, hint_map *kept)
@@ -175,11 +196,7 @@ int hint_load_kept(const char *dir, const seg *s, seg_scan_fn fn, void *ctx, hin
     if (m == MAP_FAILED)
         return kvs_seterr(kvs_errno(errno), "mmap %s: %s", path, strerror(errno));
     size_t n = (size_t)size;
-    XXH3_state_t sum;
-    XXH3_64bits_reset(&sum);
-    XXH3_64bits_update(&sum, m + HINT_HDR, n - 8 - HINT_HDR);
-    XXH3_64bits_update(&sum, m, HINT_HDR);
-    if (le_get64(m + n - 8) != XXH3_64bits_digest(&sum))
+    if (!hint_sum_ok(m, n))
         rc = kvs_seterr(KVS_ECORRUPT, "%s: checksum mismatch", path);
     else if (le_get32(m) == HINT_MAGIC && le_get16(m + 4) != HINT_VERSION)
         rc = kvs_seterr(KVS_ECORRUPT, "%s: hint format version %u; this build reads %u", path,

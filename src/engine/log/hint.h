@@ -62,5 +62,11 @@ typedef struct hint_map {
  * idx_recovery_end) — also when fn failed. The caller releases it with hint_unmap. */
 int hint_load_kept(const char *dir, const seg *s, seg_scan_fn fn, void *ctx, hint_map *kept);
 void hint_unmap(hint_map *m);
+/* Decode the entry at p (room bytes left before the footer) into *r (val NULL, damaged false)
+ * for a segment of seg_size bytes: 1, 0 if its fields are out of bounds (r is filled as far as
+ * the bytes go), -1 if it runs past room. For the walks here and kvs_verify's (verify.c). */
+int hint_entry_decode(const unsigned char *p, size_t room, uint64_t seg_size, seg_rec *r);
+/* The footer checksum of a hint file's bytes m[0, n), n >= HINT_HDR + 8: true if it holds. */
+bool hint_sum_ok(const unsigned char *m, size_t n);
 
 #endif

@@ -295,6 +295,8 @@ int64_t ldb_compact_all(logdb *db, bool paced);
 bool ldb_compact_due(logdb *db);
 /* Write the hint files of sealed segments that lack one. */
 void ldb_write_pending_hints(logdb *db);
+/* The same with cmu held by the caller (kvs_checkpoint), wmu not. */
+void ldb_write_pending_hints_locked(logdb *db);
 
 /* commit.c */
 /* Commit ops (checked by api.c) through the group-commit queue; each op's rc is set. */
@@ -319,6 +321,15 @@ int ldb_clear_now(logdb *db);
 /* kvs_clear with async: the maintenance thread removes every key whose record is not newer than
  * the last seq handed out now (keys written after the call stay), in batches; returns at once. */
 int ldb_clear_async(logdb *db);
+
+/* checkpoint.c — kvs_checkpoint: seal, link the sealed segments and their hints into dest (an
+ * empty directory on the same file system), give dest a MANIFEST of its own. Neither wmu nor
+ * cmu held by the caller. */
+int ldb_checkpoint(logdb *db, const char *dest);
+
+/* verify.c, repair.c — kvs_verify and kvs_repair of a directory no store has open (api.c locks
+ * it shared): apart from the open store, as upgrade.c, reading the files read-only. */
+int ldb_verify(const char *dir, kvs_finding_fn fn, void *ctx, kvs_verify_report *out);
 
 /* Test hooks, compiled only with KVS_TEST_HOOKS (the CMake option, on in test trees): an
  * installed library has none of them. Without it each is a constant that turns its hook off, so

@@ -232,6 +232,54 @@ out:
     return rc;
 }
 
+int man_walk(const char *dir, man_bad_fn bad, void *ctx, man_state *st, uint32_t *edits)
+{
+    char path[PATH_MAX], *buf = NULL, what[512];
+    size_t len;
+    uint32_t plen;
+    int rc;
+
+    memset(st, 0, sizeof *st);
+    *edits = 0;
+    if ((rc = io_join(path, sizeof path, dir, MAN_FILE)) < 0 ||
+        (rc = io_read_file(path, MAN_MAX_SIZE, &buf, &len)) < 0)
+        return rc;
+    const unsigned char *b = (const unsigned char *)buf;
+    if (len < MAN_HDR || le_get32(b) != MAN_MAGIC || le_get16(b + 4) != MAN_VERSION) {
+        bad(ctx, 0, len < MAN_HDR || le_get32(b) != MAN_MAGIC ? "not a kvs manifest (header)"
+                                                              : "manifest version unknown");
+        free(buf);
+        return kvs_seterr(KVS_ECORRUPT, "%s: bad header", path);
+    }
+    for (uint64_t off = MAN_HDR; off < len;) {
+        if (!edit_at(b, len, off, &plen)) {
+            uint64_t next = off + 1;
+            while (next + MAN_EDIT_HDR <= len && !edit_at(b, len, next, &plen))
+                next++;
+            if (next + MAN_EDIT_HDR > len)
+                next = len;
+            snprintf(what, sizeof what, "%s edit: %llu bytes that are not a valid edit (its "
+                     "checksum or length fails)%s", next == len ? "torn or damaged last" :
+                     "damaged", (unsigned long long)(next - off),
+                     next == len ? "" : "; valid edits follow it");
+            bad(ctx, off, what);
+            off = next;
+            continue;
+        }
+        if ((rc = apply_edit(st, b + off + 8, plen, path, off)) == KVS_ENOMEM)
+            break;
+        if (rc < 0)
+            bad(ctx, off, kvs_last_error());
+        else
+            (*edits)++;
+        off += 8 + (uint64_t)plen;
+    }
+    free(buf);
+    if (rc == KVS_ENOMEM)
+        man_state_free(st);
+    return rc == KVS_ENOMEM ? rc : 0;
+}
+
 int man_drop_tail(manifest *m)
 {
     LOG_WARN("%s: cutting off the lost edit at offset %llu", m->path,

@@ -78,6 +78,13 @@ typedef struct manifest {
  * last edit is reported in st (lost_off, lost_bytes) and left in the file: the caller decides,
  * then calls man_drop_tail or man_reset before the first man_append. */
 int man_open(const char *dir, manifest *m, man_state *st);
+/* Replay dir's MANIFEST leniently, read-only, for readers of a store no one has open
+ * (kvs_verify, kvs_repair): each edit that is not whole and valid, or does not apply (drops an
+ * unknown segment...), goes to bad(ctx, offset, what) and is skipped, the walk going on at the
+ * next valid edit; the valid edits are replayed into st (the caller frees it), *edits counts
+ * them. A bad header is reported and is KVS_ECORRUPT; no MANIFEST is KVS_ENOTFOUND. */
+typedef void (*man_bad_fn)(void *ctx, uint64_t off, const char *what);
+int man_walk(const char *dir, man_bad_fn bad, void *ctx, man_state *st, uint32_t *edits);
 /* Cut the file back to the end of its last valid edit, synced. */
 int man_drop_tail(manifest *m);
 /* Write a manifest holding one edit (active, ids) atomically over any old one, and append to it

@@ -20,9 +20,9 @@
  * with file and offset, and counted.
  *
  * Memory: every live segment stays mapped read-only for the run (its descriptor closed), and
- * the newest record of each key is kept in a hash table of its own, about 48 bytes a key,
- * pointing into the mappings: no key or value is copied. The key index (index.h) cannot serve
- * here: it reads keys from records of the current format.
+ * the newest record of each key is kept in salvage.h's table, pointing into the mappings: no key
+ * or value is copied. The key index (index.h) cannot serve here: it reads keys from records of
+ * the current format.
  *
  * Order on disk: the new store is complete and synced (kvs_sync_now, kvs_close) before the
  * first rename; each rename is made durable (the parent directory synced) before the next step.
@@ -43,6 +43,7 @@
 #include "engine/engine.h"
 #include "engine/log/manifest.h"
 #include "engine/log/record.h"
+#include "engine/log/salvage.h"
 #include "engine/log/segment.h"
 #include "kvs.h"
 #include "util/checksum.h"
@@ -52,20 +53,10 @@
 
 #define F2_HDR 25u /* format 2's record header: record.h's table up to val_len, the key at 25 */
 #define F2_FIELDS 8u /* where the fields its hcrc covers begin (as in format 3) */
-#define BATCH_OPS 1024u
-#define BATCH_BYTES (4u << 20)
 #define PROGRESS_KEYS 100000u
 
-/* A format-2 record as found: where it lies, and what its header says. */
-typedef struct f2_rec {
-    const unsigned char *key, *val;
-    uint64_t seq; /* > 0; 0 marks a free slot of the table */
-    uint64_t off;
-    uint32_t klen, vlen;
-    uint32_t seg; /* index into the upgrader's segments, for messages */
-    uint8_t flags;
-    bool damaged;
-} f2_rec;
+/* A format-2 record as found: where it lies, and what its header says (expire_ms always 0). */
+typedef salv_rec f2_rec;
 
 typedef struct upgrader {
     kvs_upgrade_report *rep;
@@ -75,8 +66,7 @@ typedef struct upgrader {
     seg **segs; /* the live segments, mapped */
     uint32_t nsegs;
     uint32_t active; /* the MANIFEST's active segment id */
-    f2_rec *tab;     /* newest record per key: open addressing, linear probing */
-    size_t cap, n;
+    salv_table tab;  /* newest record per key */
 } upgrader;
 
 static void report(upgrader *u, int phase)
@@ -280,6 +270,7 @@ static int f2_at(const seg *s, uint64_t off, f2_rec *r)
         (uint64_t)F2_HDR + r->klen + r->vlen > room)
         return AT_BAD;
     r->off = off;
+    r->expire_ms = 0;
     r->key = p + F2_HDR;
     r->val = r->key + r->klen;
     r->damaged = le_get32(p + 4) != cksum32(r->val, r->vlen);
@@ -289,50 +280,6 @@ static int f2_at(const seg *s, uint64_t off, f2_rec *r)
 static uint64_t f2_len(const f2_rec *r)
 {
     return (uint64_t)F2_HDR + r->klen + r->vlen;
-}
-
-static int table_grow(upgrader *u)
-{
-    size_t cap = u->cap ? u->cap * 2 : 1024;
-    f2_rec *t = calloc(cap, sizeof *t);
-
-    if (!t)
-        return kvs_seterr(KVS_ENOMEM, "no memory for a table of %zu keys", cap / 2);
-    for (size_t i = 0; i < u->cap; i++) {
-        if (!u->tab[i].seq)
-            continue;
-        size_t j = cksum64(u->tab[i].key, u->tab[i].klen) & (cap - 1);
-        while (t[j].seq)
-            j = (j + 1) & (cap - 1);
-        t[j] = u->tab[i];
-    }
-    free(u->tab);
-    u->tab = t;
-    u->cap = cap;
-    return 0;
-}
-
-/* Keep r if it is the newest record of its key found so far. */
-static int table_put(upgrader *u, const f2_rec *r)
-{
-    int rc;
-
-    if ((u->n + 1) * 2 > u->cap && (rc = table_grow(u)) < 0)
-        return rc;
-    size_t i = cksum64(r->key, r->klen) & (u->cap - 1);
-    for (;; i = (i + 1) & (u->cap - 1)) {
-        f2_rec *e = &u->tab[i];
-        if (!e->seq) {
-            *e = *r;
-            u->n++;
-            return 0;
-        }
-        if (e->klen == r->klen && memcmp(e->key, r->key, r->klen) == 0) {
-            if (r->seq > e->seq)
-                *e = *r;
-            return 0;
-        }
-    }
 }
 
 static int take(upgrader *u, const f2_rec *r)
@@ -345,7 +292,7 @@ static int take(upgrader *u, const f2_rec *r)
                  u->segs[r->seg]->path, (unsigned long long)r->off, r->klen,
                  (unsigned long long)r->seq);
     }
-    return table_put(u, r);
+    return salv_put(&u->tab, r);
 }
 
 static bool zeros(const unsigned char *p, uint64_t n)
@@ -401,38 +348,32 @@ static int read_segment(upgrader *u, uint32_t i)
     return 0;
 }
 
-static int by_seq(const void *a, const void *b)
-{
-    uint64_t x = ((const f2_rec *)a)->seq, y = ((const f2_rec *)b)->seq;
-    return x < y ? -1 : x > y;
-}
-
 /* The keys to write, oldest write first; the others counted (and the damaged ones logged). */
 static int choose(upgrader *u, f2_rec **out, size_t *n)
 {
-    f2_rec *v = malloc((u->n ? u->n : 1) * sizeof *v);
+    f2_rec *v = malloc((u->tab.n ? u->tab.n : 1) * sizeof *v);
     size_t k = 0;
 
     if (!v)
-        return kvs_seterr(KVS_ENOMEM, "no memory for %zu keys", u->n);
-    for (size_t i = 0; i < u->cap; i++) {
-        const f2_rec *e = &u->tab[i];
-        if (!e->seq)
+        return kvs_seterr(KVS_ENOMEM, "no memory for %zu keys", u->tab.n);
+    for (size_t i = 0; i < u->tab.cap; i++) {
+        const salv_key *e = &u->tab.tab[i];
+        if (!e->best.key)
             continue;
-        if (e->damaged) {
+        if (e->dseq) { /* the newest record, wherever an intact older one lies */
             u->rep->damaged_keys++;
             LOG_WARN("%s: the record at offset %llu, the newest of its key (%u bytes, seq %llu), "
                      "is damaged: the key is left out",
-                     u->segs[e->seg]->path, (unsigned long long)e->off, e->klen,
-                     (unsigned long long)e->seq);
-        } else if (e->flags & REC_TOMBSTONE) {
+                     u->segs[e->dseg]->path, (unsigned long long)e->doff, e->best.klen,
+                     (unsigned long long)e->dseq);
+        } else if (e->best.flags & REC_TOMBSTONE) {
             u->rep->tombstones++;
         } else {
-            v[k++] = *e;
+            v[k++] = e->best;
         }
     }
     /* the new store holds them in the order they were written */
-    qsort(v, k, sizeof *v, by_seq);
+    qsort(v, k, sizeof *v, salv_by_seq);
     *out = v;
     *n = k;
     u->rep->keys_total = k;
@@ -441,58 +382,15 @@ static int choose(upgrader *u, f2_rec **out, size_t *n)
 
 /* ---- writing the new store ---- */
 
-static int write_batch(kvs_t *db, kvs_op *ops, size_t n)
+/* salv_write_store's tick: progress as the keys go in. */
+static void written(void *ctx, uint64_t keys)
 {
-    int rc = kvs_write(db, ops, n);
+    upgrader *u = ctx;
+    uint64_t before = u->rep->keys;
 
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = ops[i].rc;
-    return rc;
-}
-
-/* Write v (n keys) into a new store at u->tmp, synced, closed. */
-static int write_store(upgrader *u, const f2_rec *v, size_t n)
-{
-    kvs_op *ops = malloc(BATCH_OPS * sizeof *ops);
-    kvs_options opt;
-    kvs_t *db = NULL;
-    size_t k = 0, bytes = 0;
-    int rc;
-
-    kvs_options_init(&opt);
-    opt.engine = "kvs";
-    opt.sync = KVS_SYNC_NEVER; /* one sync at the end */
-    opt.auto_compact = 0;      /* nothing is dead */
-    if (!ops)
-        return KVS_ENOMEM;
-    if ((rc = kvs_create(&db)) < 0 || (rc = kvs_configure(db, &opt)) < 0 ||
-        (rc = kvs_open(db, u->tmp)) < 0)
-        goto out;
-    report(u, KVS_UPGRADE_WRITING);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        ops[k++] = (kvs_op){.type = KVS_OP_SET, .key = v[i].key, .klen = v[i].klen,
-                            .val = v[i].val, .vlen = v[i].vlen};
-        bytes += v[i].klen + v[i].vlen;
-        if (k < BATCH_OPS && bytes < BATCH_BYTES && i + 1 < n)
-            continue;
-        if ((rc = write_batch(db, ops, k)) < 0)
-            break;
-        uint64_t before = u->rep->keys;
-        u->rep->keys += k;
-        k = bytes = 0;
-        if (u->rep->keys / PROGRESS_KEYS != before / PROGRESS_KEYS || i + 1 == n)
-            report(u, KVS_UPGRADE_WRITING);
-    }
-    if (rc == 0)
-        rc = kvs_sync_now(db);
-out:
-    if (db) {
-        int crc = kvs_close(db); /* syncs too */
-        if (rc == 0)
-            rc = crc;
-    }
-    free(ops);
-    return rc;
+    u->rep->keys = keys;
+    if (keys == 0 || keys / PROGRESS_KEYS != before / PROGRESS_KEYS || keys == u->rep->keys_total)
+        report(u, KVS_UPGRADE_WRITING);
 }
 
 /* The new directory gets the old one's permissions (kvs_open made it 0755). */
@@ -525,7 +423,7 @@ static int convert(upgrader *u)
     if (rc == 0 && is_dir(u->tmp))
         rc = remove_leftover(u->tmp);
     if (rc == 0) {
-        rc = write_store(u, v, n);
+        rc = salv_write_store(u->tmp, v, n, written, u);
         if (rc < 0) {
             char why[512];
             snprintf(why, sizeof why, "%s", kvs_last_error());
@@ -619,6 +517,6 @@ int kvs_upgrade(const char *dir, kvs_upgrade_fn progress, void *ctx, kvs_upgrade
                                         "store: rename it back to restore the old store)"
                                       : "");
     close_segs(&u);
-    free(u.tab);
+    salv_free(&u.tab);
     return rc;
 }
