@@ -241,14 +241,17 @@ class InfoTest(kvstest.ServerTestCase):
         self.assertGreater(self.kv.info("stats")["total_commands_processed"], 3 * SET_PLAIN)
         self.assertEqual(self.kv.config_resetstat(), True)
         deadline = time.monotonic() + 30  # the other loops reset at their next wake-up
-        while True:
+        while True:  # then only this loop's INFO and CONFIG calls are counted, and none failed
             stats, cmd = self.kv.info("stats"), self.kv.info("commandstats")
-            if stats["total_commands_processed"] <= 2 and "cmdstat_set" not in cmd:
+            if set(cmd) <= {"cmdstat_info", "cmdstat_config"} and \
+                    stats["total_commands_processed"] <= sum(v["calls"] for v in cmd.values()):
                 break
             self.assertLess(time.monotonic(), deadline, "not reset: %r %r" % (stats, cmd))
             time.sleep(0.05)
         self.assertEqual(stats["keyspace_hits"], 0)
         self.assertEqual(stats["keyspace_misses"], 0)
+        self.assertEqual(stats["total_error_replies"], 0)
+        self.assertEqual(cmd["cmdstat_config"]["failed_calls"], 0)  # RESETSTAT did not fail
         self.assertEqual(stats["total_connections_received"], 0)
         others[0].get("k0")  # counting goes on after it
         self.assertEqual(self.kv.info("stats")["keyspace_hits"], 1)
