@@ -721,6 +721,7 @@ static void run_input(const uint8_t *data, size_t size)
     srv.request_shutdown = request_shutdown;
     snprintf(srv.bound, sizeof srv.bound, "127.0.0.1:0");
     info_init(&srv);
+    server_save_init(&srv); /* a BGSAVE the input asks for runs, and is waited for below */
     FZ_CHECK(store_open(&srv.db, dir, cfg) == 0, "cannot open a fresh store");
 
     converse(&srv, in.p, in.n, (cfg >> 4) & 3, seed, &replies);
@@ -728,6 +729,7 @@ static void run_input(const uint8_t *data, size_t size)
     m.authed = m.pass == NULL;
     check_replies(in.p, in.n, &srv, &replies, &m);
     store_check(srv.db, &m, "after the connection");
+    server_save_stop(&srv);
     FZ_CHECK(kvs_close(srv.db) == 0, "kvs_close failed: %s", kvs_last_error());
     if (cfg & 8) {
         kvs_t *db;
@@ -735,7 +737,7 @@ static void run_input(const uint8_t *data, size_t size)
         store_check(db, &m, "after a reopen");
         FZ_CHECK(kvs_close(db) == 0, "kvs_close failed: %s", kvs_last_error());
     }
-    info_fini(&srv);
+    pthread_mutex_destroy(&srv.save.mu);
     m_free(&m);
     free(replies.b);
     kvs_server_config_free(&scfg); /* what a CONFIG SET of a string left in it */
