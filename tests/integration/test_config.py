@@ -205,7 +205,7 @@ class FileTest(ConfigCase):
         want.update(CONSTANTS)
         self.assertEqual(got, want)
         # and they are in force: the start-up line says what it runs
-        self.assertTrue(s.wait_for_stderr(r"engine lmdb, .* sync always, 3 threads", 1),
+        self.assertTrue(s.wait_for_stderr(r"engine lmdb, .* sync always, 3 threads", 30),
                         s.stderr_text())
         self.assertEqual(s.stop(), 0)
 
@@ -307,7 +307,7 @@ class SetTest(ConfigCase):
         with s.connect() as k:
             k.sendall(b"PING\r\n")
             self.assertEqual(kvstest.read_reply(k), b"+PONG\r\n")
-        self.assertTrue(s.wait_for_stderr("debug: accepted connection", 5), s.stderr_text())
+        self.assertTrue(s.wait_for_stderr("debug: accepted connection", 30), s.stderr_text())
         self.assertEqual(r.execute_command("CONFIG", "SET", "log-level", "warning"), b"OK")
         n = s.stderr_text().count("accepted connection")
         with s.connect() as k:

@@ -147,7 +147,9 @@ class SaveTest(kvstest.ServerTestCase):
                 with self.assertRaises(redis.ResponseError):
                     r2.save()
                 self.assertEqual(r2.lastsave().timestamp(), t)
-                self.assertIn("another file system", s2.stderr_text())
+                # logged before the reply, but read from the server's stderr by a thread
+                self.assertTrue(s2.wait_for_stderr("another file system", timeout=30),
+                                s2.stderr_text())
             finally:
                 run(["rm", "-rf", shm])
 
